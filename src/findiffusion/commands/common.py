@@ -1,0 +1,95 @@
+"""Argument groups and validators shared by subcommands."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from findiffusion.errors import InputError
+
+
+def positive_int(name: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {text!r}") from None
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {v}")
+        return v
+
+    return parse
+
+
+def positive_float(name: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a positive number, got {text!r}") from None
+        if not v > 0 or v == float("inf"):
+            raise argparse.ArgumentTypeError(f"{name} must be a positive number, got {text}")
+        return v
+
+    return parse
+
+
+def float_list(name: str) -> Callable[[str], list[float]]:
+    def parse(text: str) -> list[float]:
+        try:
+            return [float(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be comma-separated numbers, got {text!r}") from None
+
+    return parse
+
+
+def int_list(name: str) -> Callable[[str], list[int]]:
+    def parse(text: str) -> list[int]:
+        try:
+            vals = [int(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be comma-separated integers, got {text!r}") from None
+        if not vals or min(vals) <= 0:
+            raise argparse.ArgumentTypeError(f"{name} must be positive integers, got {text!r}")
+        return vals
+
+    return parse
+
+
+def add_data_args(p: argparse.ArgumentParser, default: str | None = "sp500") -> None:
+    """--data/--column/--date-column/--returns/--start/--end."""
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default=default, required=default is None,
+                   help="'sp500' (embedded S&P 500, default), 'nasdaq', 'wti', or a CSV/Parquet file")
+    g.add_argument("--column", help="value column (detected when the file has one numeric column)")
+    g.add_argument("--date-column", help="date column (detected by name or content)")
+    g.add_argument("--returns", action="store_true", help="the column holds log returns, not prices")
+    g.add_argument("--start", help="first date to use, YYYY-MM-DD")
+    g.add_argument("--end", help="last date to use, YYYY-MM-DD")
+
+
+def load_data(args: argparse.Namespace):
+    """Load the series named by :func:`add_data_args` options: (returns, info)."""
+    from findiffusion.data import load_series
+
+    return load_series(args.data, column=args.column, date_column=args.date_column, returns=args.returns,
+                       start=args.start, end=args.end)
+
+
+def add_model_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="model directory written by 'findiffusion fit'")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run (default: auto)")
+
+
+def load_model(args: argparse.Namespace):
+    from findiffusion.model import load
+    from findiffusion.training import resolve_device
+
+    return load(args.model, device=str(resolve_device(args.device)))
+
+
+def require(cond: bool, message: str) -> None:
+    """Raise :class:`InputError` with ``message`` unless ``cond``."""
+    if not cond:
+        raise InputError(message)

@@ -1,0 +1,63 @@
+"""``findiffusion fit``: train a model on a return series."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from findiffusion.commands.common import add_data_args, load_data, positive_int
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("fit", help="train a diffusion model on daily returns",
+                       description="Train a diffusion model on daily log returns and save it to --out.")
+    add_data_args(p)
+    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda when present")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.add_argument("--steps", type=positive_int("--steps"), help="optimisation steps (default: the tuned default)")
+    p.add_argument("--window", type=positive_int("--window"), help="days per training window (default 64)")
+    p.add_argument("--config", help="JSON file with a full FitConfig (overrides the defaults)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def make_config(args: argparse.Namespace):
+    import dataclasses
+
+    from findiffusion.config import from_json
+    from findiffusion.errors import InputError
+    from findiffusion.training import FitConfig
+
+    cfg = FitConfig()
+    if args.config:
+        try:
+            cfg = from_json(FitConfig, Path(args.config).read_text())
+        except FileNotFoundError:
+            raise InputError(f"config file {args.config!r} does not exist") from None
+        except ValueError as exc:
+            raise InputError(f"config file {args.config!r} is invalid: {exc}") from None
+    train = cfg.train
+    if args.steps:
+        train = dataclasses.replace(train, steps=args.steps)
+    if args.window:
+        train = dataclasses.replace(train, window=args.window)
+        cfg = dataclasses.replace(cfg, stitch_context=min(cfg.stitch_context, max(1, args.window // 2)))
+    return dataclasses.replace(cfg, train=train, seed=args.seed)
+
+
+def run(args: argparse.Namespace) -> int:
+    from findiffusion.training import fit
+
+    t0 = time.time()
+    cfg = make_config(args)
+    returns, info = load_data(args)
+    model = fit(returns, cfg, out_dir=args.out, resume=args.resume, device=args.device,
+                progress=not args.quiet and sys.stderr.isatty() or not args.quiet, data_info=info)
+    loss = model.history["losses_every_50"][-1]
+    print(f"model saved to {args.out}  ({info.n_returns} returns of {info.source}, {info.start} .. {info.end})")
+    print(f"final loss {loss:.4f}  wall time {time.time() - t0:.1f} s  device {model.history['device']}")
+    return 0

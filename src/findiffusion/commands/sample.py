@@ -1,0 +1,56 @@
+"""``findiffusion sample``: generate return or price paths from a model."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from findiffusion.commands.common import add_model_arg, load_model, positive_float
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from findiffusion.model import DEFAULT_SAMPLER
+
+    p = sub.add_parser("sample", help="generate return or price paths",
+                       description="Generate paths of daily log returns (one per row) from a fitted model.")
+    add_model_arg(p)
+    p.add_argument("--n", type=_int, default=1000, help="number of paths (default 1000)")
+    p.add_argument("--length", type=_int, default=None, help="days per path, any positive integer (default: the window)")
+    p.add_argument("--sampler", default=DEFAULT_SAMPLER, help=f"ddpm, ddim, sde or ode (default {DEFAULT_SAMPLER})")
+    p.add_argument("--steps", type=_int, default=None, help="sampler steps (default: 50 ddim, 20 ode, 200 sde, all ddpm)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--prices", action="store_true", help="write price paths S_0..S_T instead of log returns")
+    p.add_argument("--s0", type=positive_float("--s0"), default=100.0, help="starting price with --prices (default 100)")
+    p.add_argument("--out", required=True, help="output file: .npy, .parquet or .csv")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from findiffusion.files import check_output_path, write_array
+    from findiffusion.model import _check_sample_args
+
+    out = check_output_path(args.out)
+    _check_sample_args(args.n, args.length or 1, args.sampler, None, 1)  # fail fast, before loading
+    if args.steps is not None and args.steps <= 0:
+        _check_sample_args(args.n, 1, args.sampler, args.steps, 1)
+    model = load_model(args)
+    length = model.window if args.length is None else args.length
+    _check_sample_args(args.n, length, args.sampler, args.steps, model.denoiser.schedule.T)
+    t0 = time.time()
+    kw = {"sampler": args.sampler, "steps": args.steps, "seed": args.seed, "progress": not args.quiet}
+    if args.prices:
+        arr = model.sample_prices(args.n, length, s0=args.s0, **kw)
+    else:
+        arr = model.sample(args.n, length, **kw)
+    write_array(out, arr, column_prefix="day0" if args.prices else "day")
+    what = "price paths" if args.prices else "log-return paths"
+    print(f"wrote {arr.shape[0]} {what} x {arr.shape[1]} columns to {out}  ({time.time() - t0:.1f} s)")
+    return 0

@@ -1,0 +1,278 @@
+"""The fitted model: sampling paths of any length, saving and loading.
+
+A model directory holds
+
+* ``weights-<hash>.safetensors``: the EMA weights of the network (safetensors, never pickled),
+* ``model.json``: format version, :class:`~findiffusion.training.FitConfig`,
+  the return transform, a description of the data, training history, and the
+  name and SHA-256 of the weights file.
+
+``model.json`` is written last and atomically and names its weights file, so
+a directory is always either the old model or the new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load as safetensors_load
+from safetensors.torch import save as safetensors_save
+
+from findiffusion.config import to_dict
+from findiffusion.data import ReturnTransform, SeriesInfo
+from findiffusion.denoiser import Denoiser
+from findiffusion.errors import InputError, ModelFileError
+from findiffusion.files import atomic_write, atomic_write_text
+from findiffusion.progress import progress_bar as _progress
+from findiffusion.sampling import SAMPLERS, get_sampler
+
+FORMAT_VERSION = 1
+#: guard on the clean estimate in model space (u is ~N(0, 1); 10 sd is far beyond any day seen)
+CLIP_X0 = 10.0
+DEFAULT_SAMPLER = "ddim"
+DEFAULT_STEPS = {"ddpm": None, "ddim": 50, "sde": 200, "ode": 20}
+
+
+class DiffusionModel:
+    """A fitted diffusion model of daily log returns.
+
+    Args:
+        config: the :class:`~findiffusion.training.FitConfig` it was built with.
+        denoiser: the trained denoiser (EMA weights).
+        transform: the fitted return transform.
+        data_info: description of the training data.
+        history: training history (losses, wall time).
+    """
+
+    def __init__(self, config: Any, denoiser: Denoiser, transform: ReturnTransform,
+                 data_info: SeriesInfo | None = None, history: dict[str, Any] | None = None) -> None:
+        self.config = config
+        self.denoiser = denoiser.eval()
+        self.transform = transform
+        self.data_info = data_info
+        self.history = history or {}
+        self.device = torch.device("cpu")
+
+    @property
+    def window(self) -> int:
+        """The model's native window length in days."""
+        return int(self.config.train.window)
+
+    def to(self, device: str | torch.device) -> DiffusionModel:
+        """Move the network to ``device`` (sampling output is always NumPy)."""
+        self.device = torch.device(device)
+        self.denoiser.to(self.device)
+        return self
+
+    # ---- sampling ------------------------------------------------------------
+    def _generate(self, n: int, sampler: str, steps: int | None, generator: torch.Generator,
+                  context: torch.Tensor | None, mask: torch.Tensor | None, eta: float,
+                  callback: Any = None) -> torch.Tensor:
+        """One window of model-space values. Shape: (n, L)."""
+        fn = get_sampler(sampler)
+        x = torch.randn(n, self.window, generator=generator).to(self.device)  # x_T, (n, L)
+        if context is not None:
+            context, mask = context.to(self.device), mask.to(self.device)
+        eps_fn = self.denoiser.eps_fn(context, mask, clip_x0=CLIP_X0)
+        kwargs: dict[str, Any] = {"generator": generator, "callback": callback}
+        if sampler == "ddim":
+            kwargs["eta"] = eta
+        out = fn(eps_fn, x, self.denoiser.schedule, steps=steps, **kwargs).float()
+        if context is not None:
+            out = torch.where(mask > 0, context, out)  # observed days keep their values
+        return out
+
+    def sample(
+        self,
+        n_paths: int,
+        length: int | None = None,
+        *,
+        sampler: str = "ddim",
+        steps: int | None = None,
+        seed: int | None = 0,
+        generator: torch.Generator | None = None,
+        context: np.ndarray | None = None,
+        eta: float = 0.0,
+        batch_size: int = 4096,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """Generate daily log-return paths.
+
+        Paths longer than the window are stitched: each new chunk of
+        ``window - stitch_context`` days is generated conditionally on the
+        last ``stitch_context`` days before it, so volatility regimes carry
+        across chunk boundaries.
+
+        Args:
+            n_paths: number of paths N.
+            length: days per path T (any positive integer; default: the window).
+            sampler: ``"ddpm"``, ``"ddim"``, ``"sde"`` or ``"ode"``.
+            steps: sampler steps (default 50 for DDIM, 200 SDE, 20 ODE, all for DDPM).
+            seed: seed of the generator (ignored when ``generator`` is given).
+            generator: a :class:`torch.Generator` for every random draw.
+            context: optional recent real log returns (oldest first): paths
+                continue from them (their last ``stitch_context`` days are used).
+            eta: DDIM stochasticity.
+            batch_size: paths generated at once.
+            progress: show a rich progress bar.
+
+        Returns:
+            Log returns. Shape: (N, T).
+        """
+        length = self.window if length is None else length
+        _check_sample_args(n_paths, length, sampler, steps, self.denoiser.schedule.T)
+        steps = steps if steps is not None else DEFAULT_STEPS[sampler]
+        gen = generator if generator is not None else torch.Generator().manual_seed(0 if seed is None else seed)
+        ctx_u = None
+        if context is not None:
+            c = np.asarray(context, dtype=float)
+            if c.ndim != 1 or len(c) < 1 or not np.isfinite(c).all():
+                raise InputError("context must be a 1-D array of finite log returns")
+            ctx_u = torch.from_numpy(self.transform.forward(c[-self.config.stitch_context:])).float()
+        chunks = self._chunk_plan(length, ctx_u is not None)
+        bar = _progress(progress, len(chunks) * math.ceil(n_paths / batch_size), "sample")
+        out = []
+        for b0 in range(0, n_paths, batch_size):
+            nb = min(batch_size, n_paths - b0)
+            out.append(self._sample_batch(nb, chunks, sampler, steps, gen, ctx_u, eta, bar))
+        if bar:
+            bar[0].stop()
+        u = torch.cat(out).numpy().astype(np.float64)  # (N, T)
+        return self.transform.inverse(u)
+
+    def _chunk_plan(self, length: int, has_context: bool) -> list[tuple[int, int]]:
+        """(observed days, new days) per chunk."""
+        L, C = self.window, self.config.stitch_context
+        plan: list[tuple[int, int]] = []
+        done = 0
+        while done < length:
+            obs = C if (done > 0 or has_context) else 0
+            new = min(L - obs, length - done)
+            plan.append((obs, new))
+            done += new
+        return plan
+
+    def _sample_batch(self, n: int, chunks: list[tuple[int, int]], sampler: str, steps: int | None,
+                      gen: torch.Generator, ctx_u: torch.Tensor | None, eta: float, bar: Any) -> torch.Tensor:
+        L = self.window
+        path = torch.zeros(n, 0)
+        if ctx_u is not None:
+            path = ctx_u[None, :].expand(n, -1).clone()  # (n, C')
+        n_ctx = path.shape[1]
+        for obs, new in chunks:
+            obs = min(obs, path.shape[1])
+            context = torch.zeros(n, L)
+            mask = torch.zeros(n, L)
+            if obs > 0:
+                context[:, :obs] = path[:, -obs:]
+                mask[:, :obs] = 1.0
+            w = self._generate(n, sampler, steps, gen, context if obs else None, mask if obs else None, eta).cpu()
+            path = torch.cat([path, w[:, obs:obs + new]], dim=1)  # (n, days so far)
+            if bar:
+                bar[0].update(bar[1], advance=1)
+        return path[:, n_ctx:]
+
+    def sample_prices(self, n_paths: int, length: int | None = None, *, s0: float = 100.0,
+                      **kwargs: Any) -> np.ndarray:
+        """Price paths S_0..S_T with S_t = s0 * exp(cumulative log return). Shape: (N, T + 1)."""
+        if not (s0 > 0 and math.isfinite(s0)):
+            raise InputError(f"s0 must be a positive price, got {s0}")
+        r = self.sample(n_paths, length, **kwargs)
+        return returns_to_prices(r, s0)
+
+    # ---- persistence ----------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Save to ``directory`` (created if needed) atomically."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.denoiser.state_dict().items()}
+        blob = safetensors_save(tensors)
+        digest = hashlib.sha256(blob).hexdigest()
+        wname = f"weights-{digest[:16]}.safetensors"
+        atomic_write(d / wname, lambda tmp: Path(tmp).write_bytes(blob))
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "library": "findiffusion",
+            "weights": wname,
+            "weights_sha256": digest,
+            "fit_config": to_dict(self.config),
+            "transform": self.transform.to_dict(),
+            "data": self.data_info.to_dict() if self.data_info else None,
+            "history": self.history,
+        }
+        atomic_write_text(d / "model.json", json.dumps(meta, indent=2))
+        for old in d.glob("weights-*.safetensors"):  # drop weights no longer referenced
+            if old.name != wname:
+                old.unlink(missing_ok=True)
+        return d
+
+
+def returns_to_prices(r: np.ndarray, s0: float) -> np.ndarray:
+    """Price paths from log returns. Shape: (N, T) -> (N, T + 1), column 0 = s0."""
+    r = np.asarray(r, dtype=float)
+    cum = np.concatenate([np.zeros((r.shape[0], 1)), np.cumsum(r, axis=1)], axis=1)
+    return s0 * np.exp(cum)
+
+
+def load(directory: str | Path, device: str = "cpu") -> DiffusionModel:
+    """Load a model saved by :meth:`DiffusionModel.save`. Never unpickles.
+
+    Raises:
+        ModelFileError: a missing, corrupted or incompatible model directory.
+    """
+    from findiffusion.training import build_denoiser, fit_config_from_dict, resolve_device
+
+    d = Path(directory)
+    if not d.is_dir():
+        raise ModelFileError(f"model directory {str(d)!r} does not exist; train one with 'findiffusion fit'")
+    mj = d / "model.json"
+    if not mj.exists():
+        raise ModelFileError(f"{str(d)!r} holds no model.json; it is not a findiffusion model (or its fit never finished)")
+    try:
+        meta = json.loads(mj.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ModelFileError(f"{str(mj)!r} is corrupted (not valid JSON); refit the model") from None
+    if not isinstance(meta, dict) or meta.get("library") != "findiffusion":
+        raise ModelFileError(f"{str(mj)!r} is not a findiffusion model file")
+    ver = meta.get("format_version")
+    if ver != FORMAT_VERSION:
+        raise ModelFileError(
+            f"model format version {ver} is not supported by this findiffusion (reads {FORMAT_VERSION}); refit the model"
+        )
+    try:
+        cfg = fit_config_from_dict(meta["fit_config"])
+        transform = ReturnTransform.from_dict(meta["transform"])
+        wpath = d / str(meta["weights"])
+        blob = wpath.read_bytes()
+        if hashlib.sha256(blob).hexdigest() != meta["weights_sha256"]:
+            raise ModelFileError(f"weights file {str(wpath)!r} does not match its checksum; the model is corrupted, refit it")
+        den = build_denoiser(cfg)
+        den.load_state_dict(safetensors_load(blob))
+    except ModelFileError:
+        raise
+    except FileNotFoundError:
+        raise ModelFileError(f"weights file named in {str(mj)!r} is missing; the model is incomplete, refit it") from None
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        msg = str(exc).splitlines()[0][:160]
+        raise ModelFileError(f"model in {str(d)!r} is corrupted or incompatible ({msg}); refit it") from None
+    data = meta.get("data")
+    info = SeriesInfo(**data) if isinstance(data, dict) else None
+    model = DiffusionModel(cfg, den, transform, data_info=info, history=meta.get("history") or {})
+    return model.to(resolve_device(device))
+
+
+def _check_sample_args(n: int, length: int, sampler: str, steps: int | None, T: int) -> None:
+    if not isinstance(n, int | np.integer) or n <= 0:
+        raise InputError(f"n must be a positive number of paths, got {n}")
+    if not isinstance(length, int | np.integer) or length <= 0:
+        raise InputError(f"length must be a positive number of days, got {length}")
+    if sampler not in SAMPLERS:
+        raise InputError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
+    if steps is not None and not 1 <= steps <= T:
+        raise InputError(f"steps must be between 1 and {T} (the model's diffusion steps), got {steps}")

@@ -1,0 +1,218 @@
+r"""Samplers: small pure functions over any noise predictor.
+
+Every sampler has the signature ``sampler(eps_fn, x, schedule, *, steps, generator, ...)``:
+
+* ``eps_fn(x_t, tau) -> eps``: predicted noise for a batch ``x_t`` at continuous
+  time ``tau`` (tensor of shape (B,), values in [0, T]; integer values are the
+  discrete steps of the chain). Any callable works: a trained
+  :class:`~findiffusion.denoiser.Denoiser`, or an analytic optimum.
+* ``x``: the starting noise x_T ~ N(0, I), any shape (B, ...).
+* ``generator``: a :class:`torch.Generator` for every random draw (same seed,
+  same output).
+
+Equations (numbers are cited in the code):
+
+DDPM, ancestral (Ho et al., 2020, eq. 11), on a possibly respaced chain
+(Nichol & Dhariwal, 2021, sec. 4):
+  (1) x_{t-1} = \frac{1}{\sqrt{\alpha_t}}\big(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\varepsilon\big) + \tilde\beta_t^{1/2} z,
+      \tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t
+
+DDIM (Song, Meng & Ermon, 2021, eq. 12):
+  (2) \hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\varepsilon)/\sqrt{\bar\alpha_t}
+  (3) x_s = \sqrt{\bar\alpha_s}\hat x_0 + \sqrt{1-\bar\alpha_s-\sigma^2}\,\varepsilon + \sigma z,
+      \sigma = \eta\sqrt{\tfrac{1-\bar\alpha_s}{1-\bar\alpha_t}}\sqrt{1-\tfrac{\bar\alpha_t}{\bar\alpha_s}}
+
+Score-based view (Song et al., 2021). With \bar x = x/\sqrt{\bar\alpha} and
+\bar\sigma = \sqrt{(1-\bar\alpha)/\bar\alpha}, the VP SDE dx = -\tfrac12\beta x\,d\tau + \sqrt\beta\,dW
+becomes d\bar x = \sqrt{d\bar\sigma^2/d\tau}\,dW, and the score is
+\nabla\log p = -\varepsilon/\bar\sigma in \bar x. Hence
+
+  (4) reverse-time SDE:  d\bar x = -\frac{d\bar\sigma^2}{d\tau}\nabla\log p\,d\tau + \sqrt{\frac{d\bar\sigma^2}{d\tau}}\,d\bar W
+      Euler–Maruyama on a grid \bar\sigma_0 > \bar\sigma_1 > ...:
+      \bar x_{i+1} = \bar x_i - \frac{\bar\sigma_i^2-\bar\sigma_{i+1}^2}{\bar\sigma_i}\varepsilon + \sqrt{\bar\sigma_i^2-\bar\sigma_{i+1}^2}\,z
+  (5) probability-flow ODE:  d\bar x/d\bar\sigma = \varepsilon(\bar x\sqrt{\bar\alpha}, \tau(\bar\sigma)),
+      integrated with Heun's method (Karras et al., 2022, Alg. 1).
+
+The grids of (4) and (5) are spaced as in Karras et al. (2022, eq. 5) with
+\rho = 7 between \bar\sigma(T) and \bar\sigma(1), then one last step to \bar\sigma = 0
+(Tweedie's denoised estimate).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from findiffusion.errors import InputError
+from findiffusion.schedules import NoiseSchedule
+
+EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Callback = Callable[[int, int], None] | None
+
+SAMPLERS = ("ddpm", "ddim", "sde", "ode")
+
+
+def _tau(x: torch.Tensor, value: float) -> torch.Tensor:
+    return torch.full((x.shape[0],), float(value), dtype=torch.float64, device=x.device)
+
+
+def _randn(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device="cpu").to(x.device)
+
+
+def timestep_subsequence(T: int, steps: int) -> list[int]:
+    """Evenly spaced integer steps T = t_S > ... > t_1 >= 1 (descending), S = ``steps``."""
+    if not 1 <= steps <= T:
+        raise InputError(f"steps must be between 1 and {T} (the model's diffusion steps), got {steps}")
+    ts = np.unique(np.round(np.linspace(1, T, steps)).astype(int))
+    return [int(t) for t in ts[::-1]]
+
+
+@torch.no_grad()
+def sample_ddpm(
+    eps_fn: EpsFn,
+    x: torch.Tensor,
+    schedule: NoiseSchedule,
+    *,
+    steps: int | None = None,
+    generator: torch.Generator | None = None,
+    callback: Callback = None,
+) -> torch.Tensor:
+    """Ancestral DDPM sampling, eq. (1). ``steps=None`` uses all T steps;
+    fewer steps respace the chain (betas recomputed from the kept abar)."""
+    ts = timestep_subsequence(schedule.T, steps or schedule.T)
+    abar = schedule.alpha_bars
+    for i, t in enumerate(ts):
+        ab_t = float(abar[t - 1])
+        ab_prev = float(abar[ts[i + 1] - 1]) if i + 1 < len(ts) else 1.0
+        alpha = ab_t / ab_prev  # respaced alpha_t
+        beta = 1.0 - alpha
+        eps = eps_fn(x, _tau(x, t)).to(x.dtype)
+        mean = (x - beta / math.sqrt(1.0 - ab_t) * eps) / math.sqrt(alpha)  # eq. (1)
+        if i + 1 < len(ts):
+            var = (1.0 - ab_prev) / (1.0 - ab_t) * beta  # \tilde\beta_t
+            x = mean + math.sqrt(var) * _randn(x, generator)
+        else:
+            x = mean
+        if callback:
+            callback(i + 1, len(ts))
+    return x
+
+
+@torch.no_grad()
+def sample_ddim(
+    eps_fn: EpsFn,
+    x: torch.Tensor,
+    schedule: NoiseSchedule,
+    *,
+    steps: int = 50,
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+    callback: Callback = None,
+) -> torch.Tensor:
+    """DDIM sampling, eqs. (2)-(3); ``eta=0`` is deterministic given x_T, ``eta=1`` is DDPM-like."""
+    if eta < 0:
+        raise InputError(f"eta must be >= 0, got {eta}")
+    ts = timestep_subsequence(schedule.T, steps)
+    abar = schedule.alpha_bars
+    for i, t in enumerate(ts):
+        ab_t = float(abar[t - 1])
+        ab_s = float(abar[ts[i + 1] - 1]) if i + 1 < len(ts) else 1.0
+        eps = eps_fn(x, _tau(x, t)).to(x.dtype)
+        x0 = (x - math.sqrt(1.0 - ab_t) * eps) / math.sqrt(ab_t)  # eq. (2)
+        sigma = eta * math.sqrt((1.0 - ab_s) / (1.0 - ab_t)) * math.sqrt(max(1.0 - ab_t / ab_s, 0.0))
+        x = math.sqrt(ab_s) * x0 + math.sqrt(max(1.0 - ab_s - sigma**2, 0.0)) * eps  # eq. (3)
+        if sigma > 0:
+            x = x + sigma * _randn(x, generator)
+        if callback:
+            callback(i + 1, len(ts))
+    return x
+
+
+def sigma_grid(schedule: NoiseSchedule, steps: int, rho: float = 7.0) -> list[float]:
+    """Karras et al. (2022, eq. 5) grid from sigma_bar(T) to sigma_bar(1), then 0. Length steps + 1."""
+    if steps < 1:
+        raise InputError(f"steps must be at least 1, got {steps}")
+    s_max = float(schedule.sigma_bar(schedule.T))
+    s_min = float(schedule.sigma_bar(1.0))
+    if steps == 1:
+        return [s_max, 0.0]
+    i = np.arange(steps, dtype=np.float64) / (steps - 1)
+    grid = (s_max ** (1 / rho) + i * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** rho
+    return [float(g) for g in grid] + [0.0]
+
+
+def _eps_at_sigma(eps_fn: EpsFn, xbar: torch.Tensor, sigma: float, schedule: NoiseSchedule) -> torch.Tensor:
+    """Evaluate eps at x = xbar * sqrt(abar) = xbar / sqrt(1 + sigma^2)."""
+    tau = float(schedule.tau_from_sigma_bar(sigma))
+    x = xbar / math.sqrt(1.0 + sigma * sigma)
+    return eps_fn(x, _tau(xbar, tau)).to(xbar.dtype)
+
+
+@torch.no_grad()
+def sample_sde(
+    eps_fn: EpsFn,
+    x: torch.Tensor,
+    schedule: NoiseSchedule,
+    *,
+    steps: int = 200,
+    generator: torch.Generator | None = None,
+    callback: Callback = None,
+) -> torch.Tensor:
+    """Reverse-time SDE, Euler–Maruyama, eq. (4). Needs more steps than the ODE."""
+    grid = sigma_grid(schedule, steps)
+    # x_T ~ N(0, I) approximates q(x_T); in scaled coordinates xbar = x / sqrt(abar_T)
+    xbar = x.double() * math.sqrt(1.0 + grid[0] ** 2)
+    for i in range(steps):
+        s, s_next = grid[i], grid[i + 1]
+        eps = _eps_at_sigma(eps_fn, xbar, s, schedule)
+        d2 = s * s - s_next * s_next
+        xbar = xbar - d2 / s * eps  # drift: -(d sigma^2) * score, score = -eps/sigma
+        if s_next > 0:
+            xbar = xbar + math.sqrt(d2) * _randn(xbar, generator)
+        if callback:
+            callback(i + 1, steps)
+    return xbar.to(x.dtype)
+
+
+@torch.no_grad()
+def sample_ode(
+    eps_fn: EpsFn,
+    x: torch.Tensor,
+    schedule: NoiseSchedule,
+    *,
+    steps: int = 20,
+    generator: torch.Generator | None = None,
+    callback: Callback = None,
+) -> torch.Tensor:
+    """Probability-flow ODE, eq. (5), with Heun's 2nd-order method (Euler on the last step).
+
+    Deterministic given x; ``generator`` is accepted for a uniform signature.
+    Network evaluations: 2 * steps - 1.
+    """
+    del generator
+    grid = sigma_grid(schedule, steps)
+    xbar = x.double() * math.sqrt(1.0 + grid[0] ** 2)
+    for i in range(steps):
+        s, s_next = grid[i], grid[i + 1]
+        d = _eps_at_sigma(eps_fn, xbar, s, schedule)  # d xbar / d sigma
+        x_euler = xbar + (s_next - s) * d
+        if s_next > 0:
+            d2 = _eps_at_sigma(eps_fn, x_euler, s_next, schedule)
+            xbar = xbar + (s_next - s) * 0.5 * (d + d2)
+        else:
+            xbar = x_euler
+        if callback:
+            callback(i + 1, steps)
+    return xbar.to(x.dtype)
+
+
+def get_sampler(name: str) -> Callable[..., torch.Tensor]:
+    """Look up a sampler by name: one of :data:`SAMPLERS`."""
+    table = {"ddpm": sample_ddpm, "ddim": sample_ddim, "sde": sample_sde, "ode": sample_ode}
+    if name not in table:
+        raise InputError(f"unknown sampler {name!r}; use one of {', '.join(SAMPLERS)}")
+    return table[name]

@@ -1,0 +1,282 @@
+"""Fitting a diffusion model to a return series: the training loop.
+
+Read top to bottom: returns -> transform -> windows -> AdamW on the masked
+epsilon loss with an EMA of the weights -> :class:`~findiffusion.model.DiffusionModel`.
+Checkpoints (weights, EMA, optimiser, RNG state) are written atomically every
+``checkpoint_every`` steps when an output directory is given, and
+``resume=True`` continues from the last one with the same result as an
+uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from findiffusion.conditioning import MaskConfig, random_masks
+from findiffusion.config import from_dict, to_dict
+from findiffusion.data import ReturnTransform, SeriesInfo, as_returns, make_windows
+from findiffusion.denoiser import Denoiser
+from findiffusion.errors import InputError, ModelFileError
+from findiffusion.files import atomic_write, atomic_write_text
+from findiffusion.progress import progress_bar
+from findiffusion.networks import DilatedResNet, NetworkConfig
+from findiffusion.schedules import NoiseSchedule, ScheduleConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings.
+
+    Attributes:
+        window: days per training window (the model's native length).
+        transform: return preprocessing, ``"lambertw"`` or ``"standard"``.
+        batch_size: windows per optimisation step.
+        steps: optimisation steps.
+        lr: peak learning rate (linear warm-up, cosine decay to 10 %).
+        warmup: warm-up steps.
+        weight_decay: AdamW weight decay.
+        ema_decay: decay of the exponential moving average of weights used for sampling.
+        grad_clip: gradient-norm clip.
+        checkpoint_every: steps between checkpoints (with an output directory).
+        masks: the mixture of context masks (conditional training).
+    """
+
+    window: int = 64
+    transform: str = "lambertw"
+    batch_size: int = 128
+    steps: int = 3000
+    lr: float = 2e-3
+    warmup: int = 100
+    weight_decay: float = 0.0
+    ema_decay: float = 0.998
+    grad_clip: float = 1.0
+    checkpoint_every: int = 250
+    masks: MaskConfig = field(default_factory=MaskConfig)
+
+    def __post_init__(self) -> None:
+        if self.window < 4:
+            raise InputError(f"window must be at least 4 days, got {self.window}")
+        if self.batch_size < 1 or self.steps < 1:
+            raise InputError("batch_size and steps must be positive")
+        if self.transform not in ReturnTransform.KINDS:
+            raise InputError(f"unknown transform {self.transform!r}; use one of {ReturnTransform.KINDS}")
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Everything that defines a model: schedule, network, training, stitching.
+
+    Attributes:
+        schedule: the variance schedule.
+        network: the noise-prediction network.
+        train: optimisation settings.
+        stitch_context: observed days each new chunk is conditioned on when
+            sampling paths longer than the window.
+        seed: seed of every random draw in training.
+    """
+
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    stitch_context: int = 32
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.stitch_context < self.train.window:
+            raise InputError(
+                f"stitch_context must be between 1 and window - 1 = {self.train.window - 1}, got {self.stitch_context}"
+            )
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when present, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise InputError(f"unknown device {device!r}; use cpu, cuda or auto")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+    return torch.device(device)
+
+
+def build_denoiser(cfg: FitConfig) -> Denoiser:
+    """A fresh denoiser for ``cfg`` (weights from the current torch RNG)."""
+    return Denoiser(DilatedResNet(cfg.network), NoiseSchedule(cfg.schedule))
+
+
+def _lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    p = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(p, 1.0))))
+
+
+# ---- checkpoints -----------------------------------------------------------
+_CKPT_W = "checkpoint.safetensors"
+_CKPT_J = "checkpoint.json"
+
+
+def _save_checkpoint(out: Path, step: int, den: Denoiser, ema: Denoiser, opt: torch.optim.Optimizer,
+                     gen: torch.Generator, losses: list[float], cfg: FitConfig) -> None:
+    tensors: dict[str, torch.Tensor] = {}
+    for k, v in den.state_dict().items():
+        tensors[f"model.{k}"] = v.detach().cpu().contiguous()
+    for k, v in ema.state_dict().items():
+        tensors[f"ema.{k}"] = v.detach().cpu().contiguous()
+    for i, p in enumerate(den.parameters()):
+        st = opt.state.get(p, {})
+        for name in ("exp_avg", "exp_avg_sq"):
+            if name in st:
+                tensors[f"opt.{i}.{name}"] = st[name].detach().cpu().contiguous()
+        if "step" in st:
+            tensors[f"opt.{i}.step"] = torch.as_tensor(st["step"]).detach().cpu().reshape(1).float()
+    tensors["rng"] = gen.get_state()
+    atomic_write(out / _CKPT_W, lambda tmp: save_file(tensors, tmp))
+    meta = {"step": step, "losses": losses, "fit_config": to_dict(cfg)}
+    atomic_write_text(out / _CKPT_J, json.dumps(meta))
+
+
+def _load_checkpoint(out: Path, den: Denoiser, ema: Denoiser, opt: torch.optim.Optimizer,
+                     gen: torch.Generator, cfg: FitConfig) -> tuple[int, list[float]]:
+    try:
+        meta = json.loads((out / _CKPT_J).read_text())
+        tensors = load_file(str(out / _CKPT_W))
+    except FileNotFoundError:
+        raise InputError(f"--resume: no checkpoint in {str(out)!r}; run fit without --resume first") from None
+    except Exception as exc:
+        raise ModelFileError(f"--resume: checkpoint in {str(out)!r} is corrupted ({exc}); delete it and refit") from None
+    if meta.get("fit_config") != to_dict(cfg):
+        raise InputError("--resume: the checkpoint was made with different settings; use the same options or drop --resume")
+    device = next(den.parameters()).device
+    den.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+    for i, p in enumerate(den.parameters()):
+        if f"opt.{i}.exp_avg" in tensors:
+            opt.state[p] = {
+                "step": tensors[f"opt.{i}.step"].reshape(()).clone(),
+                "exp_avg": tensors[f"opt.{i}.exp_avg"].to(device),
+                "exp_avg_sq": tensors[f"opt.{i}.exp_avg_sq"].to(device),
+            }
+    gen.set_state(tensors["rng"])
+    return int(meta["step"]), list(meta["losses"])
+
+
+def fit(
+    returns: Any,
+    config: FitConfig | None = None,
+    *,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    device: str = "auto",
+    progress: bool = False,
+    data_info: SeriesInfo | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+):
+    """Fit a diffusion model to daily log returns.
+
+    Args:
+        returns: log returns, a pandas Series or a 1-D array.
+        config: a :class:`FitConfig` (defaults: the measured defaults in the README).
+        out_dir: where checkpoints and the final model go (optional).
+        resume: continue from the checkpoint in ``out_dir``.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        progress: show a rich progress bar.
+        data_info: description of the data, stored with the model.
+        on_step: called as ``on_step(step, loss)`` after every step.
+
+    Returns:
+        The fitted :class:`~findiffusion.model.DiffusionModel` (also saved to
+        ``out_dir`` when given).
+    """
+    from findiffusion.model import DiffusionModel
+
+    cfg = config or FitConfig()
+    tc = cfg.train
+    r = as_returns(returns)
+    if len(r) < tc.window:
+        raise InputError(
+            f"the series has {len(r)} returns but the window needs at least {tc.window}; "
+            "use a longer series (--start/--end) or a smaller window"
+        )
+    dev = resolve_device(device)
+    t0 = time.time()
+
+    # 1. preprocessing: returns -> approximately Gaussian unit-variance values
+    transform = ReturnTransform(kind=tc.transform).fit(r)
+    u = transform.forward(r).astype(np.float32)
+    windows = torch.from_numpy(make_windows(u, tc.window)).to(dev)  # (N, L)
+    n_win = windows.shape[0]
+
+    # 2. model, EMA copy, optimiser; every random draw from one generator
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    den = build_denoiser(cfg).to(dev)
+    ema = copy.deepcopy(den).requires_grad_(False)
+    opt = torch.optim.AdamW(den.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    start, losses = 0, []
+    out = Path(out_dir) if out_dir is not None else None
+    if resume:
+        if out is None:
+            raise InputError("resume needs an output directory")
+        start, losses = _load_checkpoint(out, den, ema, opt, gen, cfg)
+
+    # 3. the loop
+    bar = progress_bar(progress, tc.steps, "fit", completed=start)
+    loss_acc = 0.0
+    for step in range(start, tc.steps):
+        for g in opt.param_groups:
+            g["lr"] = _lr_at(step, tc)
+        idx = torch.randint(0, n_win, (tc.batch_size,), generator=gen).to(dev)
+        x0 = windows[idx]  # (B, L)
+        mask = random_masks(tc.batch_size, tc.window, tc.masks, gen).to(dev)  # (B, L)
+        loss = den.loss(x0, mask, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(den.parameters(), tc.grad_clip)
+        opt.step()
+        with torch.no_grad():
+            d = min(tc.ema_decay, (1 + step) / (10 + step))
+            for pe, p in zip(ema.parameters(), den.parameters(), strict=True):
+                pe.lerp_(p, 1 - d)
+        lv = float(loss.detach())
+        loss_acc += lv
+        if (step + 1) % 50 == 0 or step + 1 == tc.steps:
+            losses.append(loss_acc / (50 if (step + 1) % 50 == 0 else (step + 1) % 50))
+            loss_acc = 0.0
+        if on_step:
+            on_step(step + 1, lv)
+        if bar:
+            bar[0].update(bar[1], advance=1, description=f"fit  loss {losses[-1] if losses else lv:.4f}")
+        if out is not None and ((step + 1) % tc.checkpoint_every == 0 or step + 1 == tc.steps):
+            _save_checkpoint(out, step + 1, den, ema, opt, gen, losses, cfg)
+    if bar:
+        bar[0].stop()
+
+    model = DiffusionModel(
+        cfg,
+        ema.cpu() if dev.type != "cpu" else ema,
+        transform,
+        data_info=data_info,
+        history={"losses_every_50": losses, "wall_time_s": time.time() - t0, "steps": tc.steps,
+                 "n_windows": n_win, "device": str(dev)},
+    )
+    model.to(dev)
+    if out is not None:
+        model.save(out)
+    return model
+
+
+def fit_config_from_dict(d: dict[str, Any]) -> FitConfig:
+    """Parse a :class:`FitConfig` from a JSON dict."""
+    return from_dict(FitConfig, d)

@@ -1,0 +1,107 @@
+"""Every sampler must pass the same test: with the optimal denoiser for N(mu, Sigma) data
+it reproduces mu and Sigma within Monte Carlo error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from findiffusion.errors import InputError
+from findiffusion.sampling import get_sampler, sample_ddim, sigma_grid, timestep_subsequence
+from findiffusion.schedules import NoiseSchedule, ScheduleConfig
+
+from .conftest import GaussianOptimalEps
+
+N = 20_000
+
+# Steps are chosen so that discretisation error is below Monte Carlo error
+# (test_discretisation_error_shrinks shows the few-step error itself).
+CASES = [
+    ("ddpm", {"steps": None}, "linear"),
+    ("ddpm", {"steps": None}, "cosine"),
+    ("ddim", {"steps": 1000}, "linear"),
+    ("ddim", {"steps": 1000}, "cosine"),
+    ("ddim", {"steps": 1000, "eta": 0.5}, "linear"),
+    ("sde", {"steps": 1000}, "linear"),
+    ("ode", {"steps": 80}, "linear"),
+    ("ode", {"steps": 100}, "cosine"),
+]
+
+
+@pytest.mark.parametrize("name,kwargs,kind", CASES)
+def test_sampler_reproduces_gaussian(name, kwargs, kind, gaussian_problem):
+    mu, sigma = gaussian_problem
+    sched = NoiseSchedule(ScheduleConfig(kind=kind))
+    eps_fn = GaussianOptimalEps(mu, sigma, sched)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(N, len(mu), generator=gen, dtype=torch.float64)
+    out = get_sampler(name)(eps_fn, x, sched, generator=gen, **kwargs).numpy()
+    m = out.mean(0)
+    c = np.cov(out.T)
+    sd = np.sqrt(np.diag(sigma))
+    # mean: 5 standard errors; covariance: var(S_ij) = (S_ij^2 + S_ii S_jj)/N
+    assert np.all(np.abs(m - mu) < 5 * sd / np.sqrt(N) + 0.01), (m - mu)
+    se_c = np.sqrt((sigma**2 + np.outer(np.diag(sigma), np.diag(sigma))) / N)
+    assert np.all(np.abs(c - sigma) < 5 * se_c + 0.01), np.abs(c - sigma).max()
+    # the strong AR(1) correlation itself is reproduced
+    corr = c[0, 1] / np.sqrt(c[0, 0] * c[1, 1])
+    assert abs(corr - 0.9) < 0.02
+
+
+def test_wrong_denoiser_fails_the_same_test(gaussian_problem):
+    """The oracle test can fail: a denoiser for the wrong covariance gives the wrong Sigma."""
+    mu, sigma = gaussian_problem
+    sched = NoiseSchedule()
+    wrong = GaussianOptimalEps(mu, sigma * 2.0, sched)
+    x = torch.randn(4000, len(mu), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    out = sample_ddim(wrong, x, sched, steps=20).numpy()
+    assert np.abs(np.cov(out.T) - sigma).max() > 0.3
+
+
+@pytest.mark.parametrize("name", ["ddpm", "ddim", "sde", "ode"])
+def test_same_generator_same_samples(name, gaussian_problem):
+    mu, sigma = gaussian_problem
+    sched = NoiseSchedule()
+    eps_fn = GaussianOptimalEps(mu, sigma, sched)
+    fn = get_sampler(name)
+    steps = {"ddpm": 50, "ddim": 10, "sde": 20, "ode": 5}[name]
+    outs = []
+    for _ in range(2):
+        g = torch.Generator().manual_seed(7)
+        x = torch.randn(64, len(mu), generator=g, dtype=torch.float64)
+        kw = {"eta": 0.5} if name == "ddim" else {}
+        outs.append(fn(eps_fn, x, sched, steps=steps, generator=g, **kw))
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_timestep_subsequence_and_grid():
+    ts = timestep_subsequence(1000, 10)
+    assert ts[0] == 1000 and ts[-1] == 1 and len(ts) == 10 and ts == sorted(ts, reverse=True)
+    with pytest.raises(InputError):
+        timestep_subsequence(1000, 0)
+    with pytest.raises(InputError):
+        timestep_subsequence(1000, 1001)
+    sched = NoiseSchedule()
+    g = sigma_grid(sched, 8)
+    assert len(g) == 9 and g[-1] == 0.0 and all(a > b for a, b in zip(g, g[1:], strict=False))
+    assert np.isclose(g[0], float(sched.sigma_bar(1000))) and np.isclose(g[-2], float(sched.sigma_bar(1)))
+
+
+def test_unknown_sampler():
+    with pytest.raises(InputError, match="unknown sampler"):
+        get_sampler("euler")
+
+
+@pytest.mark.parametrize("name,few,many", [("ode", 10, 80), ("ddim", 20, 500)])
+def test_discretisation_error_shrinks(name, few, many):
+    """Deterministic samplers map x_T to x_0 = x_T * sqrt(lam / var(x_T)) exactly in the limit."""
+    lam = 0.3
+    sched = NoiseSchedule()
+    eps_fn = GaussianOptimalEps(np.zeros(1), np.array([[lam]]), sched)
+    x = torch.tensor([[2.0]], dtype=torch.float64)
+    ab = float(sched.alpha_bars[-1])
+    exact = 2.0 * np.sqrt(lam / (1 - ab + ab * lam))
+    err = [abs(float(get_sampler(name)(eps_fn, x, sched, steps=s)[0, 0]) / exact - 1) for s in (few, many)]
+    assert err[1] < err[0] / 3
+    assert err[1] < 0.01
