@@ -116,35 +116,46 @@ class DiffusionModel:
             steps: sampler steps (default 50 for DDIM, 200 SDE, 20 ODE, all for DDPM).
             seed: seed of the generator (ignored when ``generator`` is given).
             generator: a :class:`torch.Generator` for every random draw.
-            context: optional recent real log returns (oldest first): paths
+            context: optional recent real log returns (oldest first); paths
                 continue from them (their last ``stitch_context`` days are used).
+                Shape (C,) for one history, or (M, C) for M histories at once
+                (batched: rolling backtests and forecasts).
             eta: DDIM stochasticity.
             batch_size: paths generated at once.
             progress: show a rich progress bar.
 
         Returns:
-            Log returns. Shape: (N, T).
+            Log returns. Shape: (N, T); (M, N, T) for a 2-D ``context``.
         """
         length = self.window if length is None else length
         _check_sample_args(n_paths, length, sampler, steps, self.denoiser.schedule.T)
         steps = steps if steps is not None else DEFAULT_STEPS[sampler]
         gen = generator if generator is not None else torch.Generator().manual_seed(0 if seed is None else seed)
-        ctx_u = None
+        ctx_rows = None  # (N_total, C') model-space context per path
+        n_ctx = 1
         if context is not None:
             c = np.asarray(context, dtype=float)
-            if c.ndim != 1 or len(c) < 1 or not np.isfinite(c).all():
-                raise InputError("context must be a 1-D array of finite log returns")
-            ctx_u = torch.from_numpy(self.transform.forward(c[-self.config.stitch_context:])).float()
-        chunks = self._chunk_plan(length, ctx_u is not None)
-        bar = _progress(progress, len(chunks) * math.ceil(n_paths / batch_size), "sample")
+            if c.ndim not in (1, 2) or c.shape[-1] < 1 or not np.isfinite(c).all():
+                raise InputError("context must be a 1-D (days) or 2-D (cases, days) array of finite log returns")
+            c2 = c.reshape(-1, c.shape[-1])[:, -self.config.stitch_context:]  # (M, C')
+            n_ctx = c2.shape[0]
+            u = torch.from_numpy(self.transform.forward(c2)).float()  # (M, C')
+            ctx_rows = u.repeat_interleave(n_paths, dim=0)  # (M * N, C'), case-major
+        total = n_ctx * n_paths
+        chunks = self._chunk_plan(length, ctx_rows is not None)
+        bar = _progress(progress, len(chunks) * math.ceil(total / batch_size), "sample")
         out = []
-        for b0 in range(0, n_paths, batch_size):
-            nb = min(batch_size, n_paths - b0)
-            out.append(self._sample_batch(nb, chunks, sampler, steps, gen, ctx_u, eta, bar))
+        for b0 in range(0, total, batch_size):
+            nb = min(batch_size, total - b0)
+            rows = ctx_rows[b0:b0 + nb] if ctx_rows is not None else None
+            out.append(self._sample_batch(nb, chunks, sampler, steps, gen, rows, eta, bar))
         if bar:
             bar[0].stop()
-        u = torch.cat(out).numpy().astype(np.float64)  # (N, T)
-        return self.transform.inverse(u)
+        u_out = torch.cat(out).numpy().astype(np.float64)  # (M * N, T)
+        r = self.transform.inverse(u_out)
+        if context is not None and np.asarray(context).ndim == 2:
+            return r.reshape(n_ctx, n_paths, length)  # (M, N, T)
+        return r
 
     def _chunk_plan(self, length: int, has_context: bool) -> list[tuple[int, int]]:
         """(observed days, new days) per chunk."""
@@ -163,7 +174,7 @@ class DiffusionModel:
         L = self.window
         path = torch.zeros(n, 0)
         if ctx_u is not None:
-            path = ctx_u[None, :].expand(n, -1).clone()  # (n, C')
+            path = ctx_u.clone()  # (n, C')
         n_ctx = path.shape[1]
         for obs, new in chunks:
             obs = min(obs, path.shape[1])
