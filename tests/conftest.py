@@ -8,6 +8,9 @@ import torch
 
 from findiffusion.schedules import NoiseSchedule
 
+# tiny models in tests run faster on one thread, and do not fight over cores
+torch.set_num_threads(1)
+
 
 def ar1_covariance(dim: int, rho: float, sd: float = 1.0) -> np.ndarray:
     """Stationary AR(1) covariance: sd^2 rho^|i-j|."""
@@ -43,3 +46,27 @@ def gaussian_problem():
     mu = np.linspace(-1.0, 1.0, dim)
     sigma = ar1_covariance(dim, rho=0.9, sd=0.7)
     return mu, sigma
+
+
+def tiny_config(steps: int = 150, seed: int = 0, window: int = 32, channels: int = 16):
+    """A model small enough to train in seconds on a CPU."""
+    from findiffusion.networks import NetworkConfig
+    from findiffusion.training import FitConfig, TrainConfig
+
+    return FitConfig(
+        network=NetworkConfig(channels=channels, dilations=(1, 2, 4, 8), time_embed_dim=32),
+        train=TrainConfig(window=window, steps=steps, batch_size=64, checkpoint_every=max(1, steps // 2)),
+        stitch_context=window // 2,
+        seed=seed,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A tiny model fitted on the first 1500 S&P 500 returns, saved to disk."""
+    from findiffusion import fit, load_series
+
+    r, info = load_series("sp500")
+    out = tmp_path_factory.mktemp("tiny_model")
+    model = fit(r.iloc[:1500], tiny_config(steps=60), out_dir=out, data_info=info)
+    return model, out

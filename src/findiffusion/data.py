@@ -75,7 +75,7 @@ def load_embedded(name: str) -> pd.Series:
 
 def _read_table(path: Path) -> pd.DataFrame:
     if not path.exists():
-        raise InputError(f"data file {str(path)!r} does not exist; give a CSV or Parquet path, or --data sp500")
+        raise InputError(f"data file {str(path)!r} does not exist; give a CSV or Parquet path, or an embedded data set ({', '.join(EMBEDDED)})")
     if path.is_dir():
         raise InputError(f"{str(path)!r} is a directory; give a CSV or Parquet file")
     if path.stat().st_size == 0:

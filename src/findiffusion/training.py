@@ -29,8 +29,8 @@ from findiffusion.data import ReturnTransform, SeriesInfo, as_returns, make_wind
 from findiffusion.denoiser import Denoiser
 from findiffusion.errors import InputError, ModelFileError
 from findiffusion.files import atomic_write, atomic_write_text
-from findiffusion.progress import progress_bar
 from findiffusion.networks import DilatedResNet, NetworkConfig
+from findiffusion.progress import progress_bar
 from findiffusion.schedules import NoiseSchedule, ScheduleConfig
 
 

@@ -1,0 +1,120 @@
+"""The command line: happy paths on tiny configs, and one-line errors with exit code 2 for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from findiffusion.cli import main
+from findiffusion.config import to_json
+
+from .conftest import tiny_config
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_line_error(code, err, pattern):
+    assert code == 2
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert pattern in lines[0], lines[0]
+
+
+@pytest.fixture
+def prices_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    p = 50 * np.exp(np.cumsum(rng.normal(0, 0.01, 400)))
+    path = tmp_path / "prices.csv"
+    pd.DataFrame({"Date": pd.bdate_range("2001-01-01", periods=400), "Adj Close": p, "Volume": 1.0}).to_csv(
+        path, index=False
+    )
+    return path
+
+
+def test_fit_and_sample_end_to_end(tmp_path, capsys, prices_csv):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(to_json(tiny_config(steps=6)))
+    out = tmp_path / "m"
+    code, stdout, _ = _run(capsys, "fit", "--data", str(prices_csv), "--column", "Adj Close", "--out", str(out),
+                           "--config", str(cfg), "--quiet", "--start", "2001-02-01")
+    assert code == 0 and "model saved to" in stdout and "final loss" in stdout and "wall time" in stdout
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["data"]["column"] == "Adj Close" and meta["data"]["start"] >= "2001-02-01"
+    for suffix in ("npy", "parquet", "csv"):
+        f = tmp_path / f"paths.{suffix}"
+        code, stdout, _ = _run(capsys, "sample", "--model", str(out), "--n", "5", "--length", "70",
+                               "--steps", "3", "--out", str(f), "--quiet")
+        assert code == 0, stdout
+        arr = np.load(f) if suffix == "npy" else (pd.read_parquet(f) if suffix == "parquet" else pd.read_csv(f)).to_numpy()
+        assert arr.shape == (5, 70)
+    f = tmp_path / "prices.npy"
+    assert _run(capsys, "sample", "--model", str(out), "--n", "3", "--length", "10", "--steps", "2", "--prices",
+                "--s0", "100", "--out", str(f), "--quiet")[0] == 0
+    p = np.load(f)
+    assert p.shape == (3, 11) and np.all(p[:, 0] == 100) and np.all(p > 0)
+    # resume from the finished run's checkpoint is accepted
+    code, _, _ = _run(capsys, "fit", "--data", str(prices_csv), "--column", "Adj Close", "--out", str(out),
+                      "--config", str(cfg), "--quiet", "--start", "2001-02-01", "--resume")
+    assert code == 0
+
+
+def test_help_everywhere(capsys):
+    for argv in (["--help"], ["fit", "--help"], ["sample", "--help"], ["demo", "--help"]):
+        assert main(argv) == 0
+        assert "usage" in capsys.readouterr().out
+
+
+def test_fit_bad_inputs(tmp_path, capsys, prices_csv):
+    out = str(tmp_path / "m")
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "x.json").write_text("{}")
+    cases = [
+        (["--data", str(tmp_path / "missing.csv")], "does not exist"),
+        (["--data", str(tmp_path / "empty.csv")], "is empty"),
+        (["--data", str(tmp_path / "x.json")], "not a CSV or Parquet"),
+        (["--data", str(prices_csv)], "several numeric columns"),
+        (["--data", str(prices_csv), "--column", "Nope"], "not found"),
+        (["--data", "sp500", "--start", "2018-12-01"], "window needs"),
+        (["--data", "sp500", "--device", "tpu"], "invalid choice"),
+        (["--data", "sp500", "--steps", "-3"], "positive integer"),
+        (["--data", "sp500", "--config", str(tmp_path / "nope.json")], "does not exist"),
+        (["--data", "sp500", "--config", str(tmp_path / "x.json"), "--resume"], "no checkpoint"),
+    ]
+    for extra, msg in cases:
+        code, _, err = _run(capsys, "fit", "--out", out, "--quiet", *extra)
+        _one_line_error(code, err, msg)
+
+
+def test_sample_bad_inputs(tmp_path, capsys, tiny_model):
+    _, model_dir = tiny_model
+    good = ["--model", str(model_dir), "--out", str(tmp_path / "o.npy"), "--quiet"]
+    cases = [
+        (["--n", "0"], "positive number of paths"),
+        (["--n", "-5"], "positive number of paths"),
+        (["--length", "0"], "positive number of days"),
+        (["--sampler", "heun"], "unknown sampler"),
+        (["--steps", "0"], "steps must be between"),
+        (["--steps", "5000"], "steps must be between"),
+        (["--n", "abc"], "expected an integer"),
+    ]
+    for extra, msg in cases:
+        code, _, err = _run(capsys, "sample", *good, *extra)
+        _one_line_error(code, err, msg)
+    code, _, err = _run(capsys, "sample", "--model", str(model_dir), "--out", str(tmp_path / "o.txt"))
+    _one_line_error(code, err, "must end in")
+    code, _, err = _run(capsys, "sample", "--model", str(tmp_path / "none"), "--out", str(tmp_path / "o.npy"))
+    _one_line_error(code, err, "does not exist")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model.json").write_text("garbage")
+    code, _, err = _run(capsys, "sample", "--model", str(broken), "--out", str(tmp_path / "o.npy"))
+    _one_line_error(code, err, "corrupted")
+    assert not (tmp_path / "o.npy").exists()  # nothing half-written

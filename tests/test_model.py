@@ -1,0 +1,100 @@
+"""The fitted model: reproducibility, save/load, long stitched paths, conditioning, bad model dirs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from findiffusion import load
+from findiffusion.errors import InputError, ModelFileError
+from findiffusion.model import returns_to_prices
+
+
+def test_same_seed_same_samples_and_reload(tiny_model):
+    model, path = tiny_model
+    for sampler in ("ddpm", "ddim", "sde", "ode"):
+        steps = {"ddpm": 20, "ddim": 5, "sde": 10, "ode": 4}[sampler]
+        a = model.sample(8, 40, sampler=sampler, steps=steps, seed=3)
+        b = model.sample(8, 40, sampler=sampler, steps=steps, seed=3)
+        assert np.array_equal(a, b)
+        assert a.shape == (8, 40) and np.isfinite(a).all()
+    c = model.sample(8, 40, steps=5, seed=4)
+    assert not np.array_equal(a, c)
+    reloaded = load(path)
+    assert np.array_equal(model.sample(8, 70, steps=5, seed=9), reloaded.sample(8, 70, steps=5, seed=9))
+    assert reloaded.data_info.source == "sp500"
+
+
+def test_any_length_and_batching(tiny_model):
+    model, _ = tiny_model
+    for length in (1, 5, model.window, model.window + 1, 200):
+        out = model.sample(3, length, steps=3, seed=0)
+        assert out.shape == (3, length)
+    # splitting into batches does not change the distribution shape; sizes add up
+    assert model.sample(10, 20, steps=3, seed=0, batch_size=3).shape == (10, 20)
+
+
+def test_context_continuation(tiny_model):
+    model, _ = tiny_model
+    hist = np.random.default_rng(0).normal(0, 0.01, 50)
+    one = model.sample(4, 10, context=hist, steps=3, seed=1)
+    many = model.sample(4, 10, context=np.stack([hist, hist[::-1]]), steps=3, seed=1)
+    assert one.shape == (4, 10) and many.shape == (2, 4, 10)
+    np.testing.assert_allclose(many[0], one)
+    with pytest.raises(InputError):
+        model.sample(4, 10, context=np.array([np.nan]))
+
+
+def test_prices():
+    r = np.array([[0.0, np.log(1.1), np.log(0.5)]])
+    np.testing.assert_allclose(returns_to_prices(r, 100.0), [[100, 100, 110, 55]])
+
+
+@pytest.mark.parametrize(
+    "bad,kw",
+    [("n", {"n_paths": 0}), ("length", {"length": 0}), ("sampler", {"sampler": "euler"}), ("steps", {"steps": 0}),
+     ("steps", {"steps": 10_000})],
+)
+def test_bad_sample_args(tiny_model, bad, kw):
+    model, _ = tiny_model
+    args = {"n_paths": 2, "length": 4} | kw
+    with pytest.raises(InputError, match=bad):
+        model.sample(**args)
+
+
+def test_corrupted_and_incompatible_model_dirs(tiny_model, tmp_path):
+    model, _ = tiny_model
+    d = tmp_path / "m"
+    model.save(d)
+    # a complete save leaves exactly one weights file and the JSON
+    assert sorted(p.name for p in d.iterdir() if not p.name.startswith(".")) == sorted(
+        ["model.json", json.loads((d / "model.json").read_text())["weights"]]
+    )
+    with pytest.raises(ModelFileError, match="does not exist"):
+        load(tmp_path / "nope")
+    with pytest.raises(ModelFileError, match="no model.json"):
+        load(tmp_path)
+    meta = json.loads((d / "model.json").read_text())
+    w = d / meta["weights"]
+    blob = w.read_bytes()
+    w.write_bytes(blob[:-10] + b"0123456789")
+    with pytest.raises(ModelFileError, match="checksum"):
+        load(d)
+    w.write_bytes(blob)
+    (d / "model.json").write_text(json.dumps(meta | {"format_version": 99}))
+    with pytest.raises(ModelFileError, match="version"):
+        load(d)
+    (d / "model.json").write_text("{not json")
+    with pytest.raises(ModelFileError, match="not valid JSON"):
+        load(d)
+    bad_cfg = json.loads(json.dumps(meta))
+    bad_cfg["fit_config"]["network"]["channels"] = 99
+    (d / "model.json").write_text(json.dumps(bad_cfg))
+    with pytest.raises(ModelFileError, match="corrupted or incompatible"):
+        load(d)
+    w.unlink()
+    (d / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="missing"):
+        load(d)
