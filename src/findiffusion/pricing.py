@@ -1,23 +1,70 @@
-r"""Option pricing: Black–Scholes closed forms (more to come: Monte Carlo on generated paths).
+r"""Option pricing: Black–Scholes closed forms and Monte Carlo on generated price paths.
 
 Black–Scholes with continuous rate r, volatility \sigma, time to expiry \tau (years):
 
 (1) d_1 = \frac{\ln(S/K) + (r + \sigma^2/2)\tau}{\sigma\sqrt\tau},  d_2 = d_1 - \sigma\sqrt\tau
 (2) C = S N(d_1) - K e^{-r\tau} N(d_2),  P = K e^{-r\tau} N(-d_2) - S N(-d_1)
-(3) \Delta_C = N(d_1),  \Delta_P = N(d_1) - 1
+(3) \Delta_C = N(d_1),  \Delta_P = N(d_1) - 1,  \Gamma = \frac{\varphi(d_1)}{S\sigma\sqrt\tau},
+    \mathcal V = S\varphi(d_1)\sqrt\tau
 
-The functions accept NumPy arrays or torch tensors (differentiable) and broadcast.
+The closed forms accept NumPy arrays or torch tensors (differentiable) and broadcast.
+
+Monte Carlo on generated paths S_0..S_T (day t_j = j / 252 years):
+
+(4) Empirical martingale simulation (Duan & Simonato 1998, eqs. 6–8): with raw paths S_i(t_j),
+    Z_i(t_j) = S^*_i(t_{j-1}) S_i(t_j) / S_i(t_{j-1}),
+    S^*_i(t_j) = S_0 Z_i(t_j) / \big(\tfrac1n\sum_k e^{-r t_j} Z_k(t_j)\big),
+    so that \tfrac1n\sum_i e^{-r t_j} S^*_i(t_j) = S_0 exactly at every date: the sample is
+    risk-neutral in the sense of the discounted price being a martingale in mean.
+(5) Price = e^{-r\tau}\,\overline{f(S^*)}; standard error by batch means: the N paths are split into
+    B independent batches, each corrected by (4) on its own, and
+    SE = sd(batch prices)/\sqrt B, 95 % interval = mean \pm t_{B-1,0.975} SE.
+(6) Control variate (Glasserman 2004, sec. 4.1) X = e^{-r\tau} S_\tau with known mean S_0:
+    \hat V_{cv} = \bar Y - \hat\beta(\bar X - S_0),  \hat\beta = \widehat{cov}(Y, X)/\widehat{var}(X).
+    After (4) \bar X = S_0 exactly, so the control variate adds nothing: EMS *is* a (multiplicative)
+    control variate on the discounted price. It is applied only with ``correction="none"``
+    (paths that are already risk-neutral, such as exact simulations).
+(7) Antithetic noise: a sampler maps standard normal noise \xi to a path G(\xi). N(0, I) is symmetric,
+    so G(-\xi) has the law of G(\xi): the pair average is unbiased for ANY sampler as long as ALL the
+    noise is negated (x_T and every per-step draw, in every stitched chunk). Variance falls only if
+    payoff\circ G is close to monotone in \xi (Glasserman 2004, sec. 4.2): the pair average cancels the
+    odd part of f(\xi) and doubles the weight of the even part. EMS (4) already removes the part that is
+    linear in S_T, so after EMS the residual is mostly even and antithetic pairs RAISE the variance
+    (measured: ATM call on GBM, variance x1.8); they pay off only with ``correction="none"``. Off by
+    default. :func:`sample_antithetic` supports the deterministic samplers (DDIM with eta = 0,
+    probability-flow ODE), where x_T is all the noise.
+(8) Greeks by central finite differences with common random numbers. Model paths are returns, so
+    S_0 \to S_0(1 \pm h) scales every corrected path (EMS is homogeneous of degree one):
+    \Delta = (V_+ - V_-)/(2 h S_0),  \Gamma = (V_+ - 2V + V_-)/(h S_0)^2.
+    Vega proxy: the model has no volatility parameter, so log returns are scaled about their mean,
+    r \to \bar r + (1 \pm \epsilon)(r - \bar r), re-corrected by (4), and
+    \mathcal V \approx (V_+ - V_-)/(2\epsilon\hat\sigma) with \hat\sigma the paths' annualised volatility;
+    for geometric Brownian motion this is exactly the Black–Scholes vega in the limit.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
+from findiffusion.errors import InputError
+from findiffusion.progress import progress_bar
 
+DAYS_PER_YEAR = 252
+#: option types; aliases: "asian" = "asian-call", "up-and-out" = "up-and-out-call", "down-and-in" = "down-and-in-put"
+OPTION_TYPES = ("call", "put", "asian-call", "asian-put", "up-and-out-call", "up-and-out-put",
+                "down-and-in-call", "down-and-in-put")
+ALIASES = {"asian": "asian-call", "up-and-out": "up-and-out-call", "down-and-in": "down-and-in-put"}
+EUROPEAN = ("call", "put")
+
+
+# ---- closed forms --------------------------------------------------------------------------------
 def _ncdf(x: Any) -> Any:
     if isinstance(x, torch.Tensor):
         return 0.5 * (1 + torch.erf(x / math.sqrt(2.0)))
@@ -59,3 +106,461 @@ def black_scholes_delta(spot: Any, strike: Any, tau: Any, rate: float, sigma: An
     if option == "put":
         return _ncdf(d1) - 1.0
     raise ValueError(f"option must be 'call' or 'put', got {option!r}")
+
+
+def black_scholes_gamma(spot: Any, strike: Any, tau: Any, rate: float, sigma: Any) -> Any:
+    """Black–Scholes gamma (calls and puts), eq. (3). NumPy."""
+    d1, _ = _d1_d2(np.asarray(spot, float), strike, tau, rate, sigma)
+    return np.exp(-0.5 * d1**2) / math.sqrt(2 * math.pi) / (spot * sigma * np.sqrt(tau))
+
+
+def black_scholes_vega(spot: Any, strike: Any, tau: Any, rate: float, sigma: Any) -> Any:
+    """Black–Scholes vega per unit of volatility (calls and puts), eq. (3). NumPy."""
+    d1, _ = _d1_d2(np.asarray(spot, float), strike, tau, rate, sigma)
+    return spot * np.exp(-0.5 * d1**2) / math.sqrt(2 * math.pi) * np.sqrt(tau)
+
+
+def implied_volatility(price: Any, spot: float, strike: Any, tau: Any, rate: float, option: str = "call",
+                       lo: float = 1e-4, hi: float = 5.0, iters: int = 100) -> np.ndarray:
+    """Black–Scholes implied volatility by bisection (vectorised; the price is monotone in sigma).
+
+    Prices outside the no-arbitrage bounds (intrinsic value, S or K e^{-r tau}) or not bracketed by
+    [lo, hi] give NaN.
+    """
+    p, k, t = np.broadcast_arrays(np.asarray(price, float), np.asarray(strike, float), np.asarray(tau, float))
+    a, b = np.full(p.shape, lo), np.full(p.shape, hi)
+    f_lo = black_scholes_price(spot, k, t, rate, a, option) - p
+    f_hi = black_scholes_price(spot, k, t, rate, b, option) - p
+    ok = np.isfinite(p) & (f_lo <= 0) & (f_hi >= 0)
+    for _ in range(iters):
+        m = 0.5 * (a + b)
+        above = black_scholes_price(spot, k, t, rate, m, option) > p
+        b, a = np.where(above, m, b), np.where(above, a, m)
+    return np.where(ok, 0.5 * (a + b), np.nan)
+
+
+# ---- payoffs ---------------------------------------------------------------------------------------
+def canonical_option(option: str) -> str:
+    """Resolve an alias; raise :class:`InputError` for an unknown type."""
+    name = ALIASES.get(option, option)
+    if name not in OPTION_TYPES:
+        raise InputError(f"unknown option type {option!r}; use one of {', '.join(OPTION_TYPES + tuple(ALIASES))}")
+    return name
+
+
+def needs_barrier(option: str) -> bool:
+    return canonical_option(option).startswith(("up-", "down-"))
+
+
+@dataclass
+class _PathStats:
+    """What every payoff needs at maturity T. Each Shape: (N,)."""
+
+    last: np.ndarray  # S_T
+    mean: np.ndarray  # arithmetic mean of S_1..S_T (daily fixings)
+    high: np.ndarray  # max of S_1..S_T (daily barrier monitoring)
+    low: np.ndarray  # min of S_1..S_T
+
+    def scaled(self, c: float) -> _PathStats:
+        return _PathStats(self.last * c, self.mean * c, self.high * c, self.low * c)
+
+
+def _stats(prices: np.ndarray, days: int) -> _PathStats:
+    seg = prices[:, 1:days + 1]  # Shape: (N, T)
+    return _PathStats(seg[:, -1], seg.mean(axis=1), seg.max(axis=1), seg.min(axis=1))
+
+
+def _payoff(st: _PathStats, option: str, strike: float, barrier: float | None) -> np.ndarray:
+    right = option.rsplit("-", 1)[-1]
+    under = st.mean if option.startswith("asian") else st.last
+    value = np.maximum(under - strike, 0.0) if right == "call" else np.maximum(strike - under, 0.0)
+    if option.startswith("up-and-out"):
+        value = np.where(st.high < barrier, value, 0.0)
+    elif option.startswith("down-and-in"):
+        value = np.where(st.low <= barrier, value, 0.0)
+    return value
+
+
+def payoff(prices: np.ndarray, strike: float, option: str = "call", barrier: float | None = None) -> np.ndarray:
+    """Undiscounted payoff of each path at its last column.
+
+    ``prices`` are S_0..S_T, Shape: (N, T + 1). European: (S_T - K)^+ / (K - S_T)^+. Asian: arithmetic
+    mean of the daily fixings S_1..S_T in place of S_T. Barriers, monitored daily on S_1..S_T:
+    up-and-out pays only if every S_j < B; down-and-in pays only if some S_j <= B.
+
+    Returns:
+        Shape: (N,).
+    """
+    name = canonical_option(option)
+    p = np.asarray(prices, dtype=float)
+    if p.ndim != 2 or p.shape[1] < 2:
+        raise InputError(f"prices must be (paths, days + 1) with at least one day, got shape {p.shape}")
+    if needs_barrier(name) and barrier is None:
+        raise InputError(f"option {name!r} needs a barrier")
+    return _payoff(_stats(p, p.shape[1] - 1), name, float(strike), barrier)
+
+
+# ---- martingale correction -------------------------------------------------------------------------
+def martingale_correction(prices: np.ndarray, rate: float, days_per_year: int = DAYS_PER_YEAR) -> np.ndarray:
+    """Empirical martingale simulation (Duan & Simonato 1998), eq. (4).
+
+    Args:
+        prices: raw paths S_0..S_T, all with the same S_0. Shape: (N, T + 1).
+        rate: continuous risk-free rate per year.
+        days_per_year: trading days per year (t_j = j / days_per_year).
+
+    Returns:
+        Corrected paths with mean(e^{-r t_j} S*_j) = S_0 at every j. Shape: (N, T + 1).
+    """
+    p = np.asarray(prices, dtype=float)
+    if p.ndim != 2 or p.shape[0] < 2 or not np.all(p > 0) or not np.isfinite(p).all():
+        raise InputError("prices must be a (paths >= 2, days + 1) array of positive finite prices")
+    s0 = p[0, 0]
+    if not np.allclose(p[:, 0], s0):
+        raise InputError("all paths must start from the same price S_0 (column 0)")
+    out = np.empty_like(p)
+    out[:, 0] = s0
+    for j in range(1, p.shape[1]):
+        z = out[:, j - 1] * (p[:, j] / p[:, j - 1])  # Z_i(t_j)
+        out[:, j] = s0 * z / (math.exp(-rate * j / days_per_year) * z.mean())
+    return out
+
+
+# ---- antithetic sampling ---------------------------------------------------------------------------
+def sample_antithetic(model: Any, n_paths: int, length: int, *, sampler: str = "ddim", steps: int | None = 20,
+                      seed: int = 0, context: np.ndarray | None = None, batch_size: int = 4096,
+                      progress: bool = False) -> np.ndarray:
+    """Antithetic log-return paths from a fitted model, eq. (7): rows 2i and 2i+1 use noise xi and -xi.
+
+    Only deterministic samplers ("ddim" with eta = 0, "ode"), where x_T in each stitched chunk is all the
+    noise; each row is an exact draw from the model. Mirrors :meth:`DiffusionModel.sample`.
+
+    Returns:
+        Log returns. Shape: (N, T), N = ``n_paths`` rounded up to even.
+    """
+    from findiffusion.model import CLIP_X0, DEFAULT_STEPS, _check_sample_args
+    from findiffusion.sampling import get_sampler
+
+    if sampler not in ("ddim", "ode"):
+        raise InputError(f"antithetic sampling needs a deterministic sampler (ddim or ode), got {sampler!r}")
+    _check_sample_args(n_paths, length, sampler, steps, model.denoiser.schedule.T)
+    steps = steps if steps is not None else DEFAULT_STEPS[sampler]
+    n_pairs = (n_paths + 1) // 2
+    gen = torch.Generator().manual_seed(seed)
+    fn, sched, L = get_sampler(sampler), model.denoiser.schedule, model.window
+    ctx = None
+    if context is not None:
+        c = np.asarray(context, dtype=float)
+        if c.ndim != 1 or c.size < 1 or not np.isfinite(c).all():
+            raise InputError("context must be a 1-D array of finite log returns (oldest first)")
+        ctx = torch.from_numpy(model.transform.forward(c[-model.config.stitch_context:])).float()
+    plan = model._chunk_plan(length, ctx is not None)
+    half = max(1, batch_size // 2)
+    bar = progress_bar(progress, len(plan) * math.ceil(n_pairs / half), "sample (antithetic)")
+    out = []
+    for b0 in range(0, n_pairs, half):
+        nb = min(half, n_pairs - b0)
+        path = ctx.repeat(2 * nb, 1) if ctx is not None else torch.zeros(2 * nb, 0)  # Shape: (2nb, C)
+        n_ctx = path.shape[1]
+        for obs, new in plan:
+            obs = min(obs, path.shape[1])
+            z = torch.randn(nb, L, generator=gen)
+            x = torch.stack([z, -z], dim=1).reshape(2 * nb, L).to(model.device)  # pairs interleaved
+            cond, mask = torch.zeros(2 * nb, L), torch.zeros(2 * nb, L)
+            if obs > 0:
+                cond[:, :obs], mask[:, :obs] = path[:, -obs:], 1.0
+            cond, mask = cond.to(model.device), mask.to(model.device)
+            eps_fn = model.denoiser.eps_fn(cond if obs else None, mask if obs else None, clip_x0=CLIP_X0)
+            kw: dict[str, Any] = {"eta": 0.0} if sampler == "ddim" else {}
+            with torch.no_grad():
+                w = fn(eps_fn, x, sched, steps=steps, generator=gen, **kw).float()
+            w = torch.where(mask > 0, cond, w).cpu()
+            path = torch.cat([path, w[:, obs:obs + new]], dim=1)
+            if bar:
+                bar[0].update(bar[1], advance=1)
+        out.append(path[:, n_ctx:])
+    if bar:
+        bar[0].stop()
+    u = torch.cat(out).numpy().astype(np.float64)  # Shape: (N, T)
+    return model.transform.inverse(u)
+
+
+# ---- Monte Carlo pricing ---------------------------------------------------------------------------
+@dataclass
+class PricingResult:
+    """Monte Carlo prices, intervals, implied vols and Greeks; one row per contract.
+
+    Attributes:
+        table: columns option, strike, maturity_days, barrier, price, se, ci_low, ci_high, iv, iv_low,
+            iv_high, delta, delta_se, gamma, gamma_se, vega, vega_se.
+        s0, rate: spot and continuous rate.
+        n_paths: paths used; settings: how they were made and corrected; notes: caveats.
+    """
+
+    table: pd.DataFrame
+    s0: float
+    rate: float
+    n_paths: int
+    settings: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def summary(self) -> str:
+        """A plain-text table of prices, intervals, implied vols and Greeks."""
+        s = self.settings
+        head = (f"Monte Carlo option prices: S0={self.s0:g}  r={self.rate:g}  paths={self.n_paths}  "
+                f"correction={s.get('correction')}  antithetic={s.get('antithetic')}  "
+                f"control_variate={s.get('control_variate_used')}  batches={s.get('batches')}")
+        cols = ["option", "strike", "maturity_days", "barrier", "price", "se", "ci_low", "ci_high", "iv",
+                "delta", "gamma", "vega"]
+        t = self.table[cols].copy()
+        t["barrier"] = t["barrier"].map(lambda b: "" if not np.isfinite(b) else f"{b:g}")
+        fmt = {"price": "{:.4f}", "se": "{:.4f}", "ci_low": "{:.4f}", "ci_high": "{:.4f}", "iv": "{:.4f}",
+               "delta": "{:.4f}", "gamma": "{:.5f}", "vega": "{:.3f}", "strike": "{:g}"}
+        for c, f in fmt.items():
+            t[c] = t[c].map(lambda v, f=f: "" if isinstance(v, float) and not np.isfinite(v) else f.format(v))
+        lines = [head, t.to_string(index=False)]
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def plot(self, path: str | Path) -> Path:
+        """Implied-volatility smile per maturity (European rows) with 95 % bands; prices otherwise. PNG."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from findiffusion.files import atomic_write
+
+        eu = self.table[self.table["option"].isin(EUROPEAN)]
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        if len(eu) and eu["iv"].notna().any():
+            # one smile per maturity: OTM side (puts below S0, calls above); parity makes them agree under EMS
+            for days, g in eu.groupby("maturity_days"):
+                otm = g[((g["option"] == "put") & (g["strike"] < self.s0)) | ((g["option"] == "call")
+                                                                             & (g["strike"] >= self.s0))]
+                g = (otm if len(otm) else g).sort_values("strike").drop_duplicates("strike")
+                line = ax.plot(g["strike"], g["iv"], marker="o", label=f"{days} days")[0]
+                ax.fill_between(g["strike"], g["iv_low"], g["iv_high"], color=line.get_color(), alpha=0.2)
+            ax.set_ylabel("Black–Scholes implied volatility")
+            ax.set_title("Implied-volatility smile of generated paths (95 % bands)")
+        else:
+            for (opt, days), g in self.table.groupby(["option", "maturity_days"]):
+                g = g.sort_values("strike")
+                ax.errorbar(g["strike"], g["price"], yerr=1.96 * g["se"], marker="o", label=f"{opt} {days}d")
+            ax.set_ylabel("price")
+            ax.set_title("Monte Carlo prices (95 % intervals)")
+        ax.axvline(self.s0, color="grey", lw=0.8, ls=":")
+        ax.set_xlabel("strike")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+
+        def write(tmp: str) -> None:
+            fig.savefig(tmp, format="png", dpi=120)
+
+        try:
+            return atomic_write(path, write)
+        finally:
+            plt.close(fig)
+
+
+def _contracts(options: list[str], strikes: list[float], maturities: list[int],
+               barriers: list[float] | None, s0: float) -> list[tuple[str, float, int, float | None]]:
+    out = []
+    for opt in options:
+        name = canonical_option(opt)
+        bars: list[float | None] = [None]
+        if needs_barrier(name):
+            if not barriers:
+                raise InputError(f"option {name!r} needs a barrier level (--barrier)")
+            up = name.startswith("up-")
+            bars = [b for b in barriers if (b > s0 if up else b < s0)]
+            if not bars:
+                side = "above" if up else "below"
+                raise InputError(f"option {name!r} needs a barrier {side} s0 = {s0:g}; got {barriers}")
+        for b in bars:
+            out += [(name, float(k), int(d), b) for d in maturities for k in strikes]
+    return out
+
+
+def _check_inputs(s0: float, strikes: list[float], maturities: list[int], rate: float) -> None:
+    if not (s0 > 0 and math.isfinite(s0)):
+        raise InputError(f"s0 must be a positive price, got {s0}")
+    if not strikes or not all(k > 0 and math.isfinite(k) for k in strikes):
+        raise InputError(f"strikes must be positive numbers, got {strikes}")
+    if not maturities or not all(int(d) == d and d > 0 for d in maturities):
+        raise InputError(f"maturities must be positive whole numbers of days, got {maturities}")
+    if not (math.isfinite(rate) and -1 < rate < 1):
+        raise InputError(f"rate must be a continuous annual rate such as 0.03, got {rate}")
+
+
+def price_paths(
+    log_returns: np.ndarray,
+    *,
+    s0: float = 100.0,
+    strikes: list[float] = (100.0,),  # type: ignore[assignment]
+    maturities_days: list[int] = (21,),  # type: ignore[assignment]
+    rate: float = 0.0,
+    options: list[str] = ("call", "put"),  # type: ignore[assignment]
+    barriers: list[float] | None = None,
+    correction: str = "ems",
+    control_variate: bool = True,
+    antithetic: bool = False,
+    greeks: bool = True,
+    bump: float = 0.01,
+    vol_bump: float = 0.05,
+    batches: int = 20,
+    days_per_year: int = DAYS_PER_YEAR,
+    settings: dict[str, Any] | None = None,
+) -> PricingResult:
+    """Monte Carlo prices of every (option, strike, maturity, barrier) on the same paths, eqs. (4)-(8).
+
+    Args:
+        log_returns: daily log-return paths (generated or simulated). Shape: (N, T), T >= max maturity.
+        s0: spot; paths are S_t = s0 exp(cumulative returns).
+        strikes, maturities_days, options, barriers: the contracts (barriers apply to barrier types).
+        rate: continuous annual risk-free rate.
+        correction: ``"ems"`` (eq. 4, default) or ``"none"`` (paths taken as risk-neutral already).
+        control_variate: eq. (6) with the discounted S_T; used only with ``correction="none"``.
+        antithetic: rows 2i, 2i+1 are antithetic pairs (:func:`sample_antithetic`); batches keep pairs.
+        greeks: compute delta, gamma (relative bump ``bump``) and vega proxy (``vol_bump``), eq. (8).
+        batches: B in eq. (5).
+
+    Returns:
+        A :class:`PricingResult`.
+    """
+    r = np.asarray(log_returns, dtype=float)
+    if r.ndim != 2 or not np.isfinite(r).all():
+        raise InputError(f"log_returns must be a finite (paths, days) array, got shape {r.shape}")
+    strikes, maturities = [float(k) for k in strikes], [int(d) for d in maturities_days]
+    _check_inputs(s0, strikes, maturities, rate)
+    if correction not in ("ems", "none"):
+        raise InputError(f"correction must be 'ems' or 'none', got {correction!r}")
+    if max(maturities) > r.shape[1]:
+        raise InputError(f"paths have {r.shape[1]} days but the longest maturity is {max(maturities)} days")
+    if not 2 <= batches <= r.shape[0] // 4:
+        raise InputError(f"need at least 4 paths per batch and 2 batches; got {r.shape[0]} paths, {batches} batches")
+    n, T = r.shape[0], max(maturities)
+    r = r[:, :T]
+    contracts = _contracts(list(options), strikes, maturities, barriers, s0)
+    use_cv = control_variate and correction == "none"
+    unit = 2 if antithetic else 1
+    edges = (np.linspace(0, n // unit, batches + 1).round().astype(int)) * unit  # batch boundaries, pairs kept
+    rbar, sig = float(r.mean()), float(r.std() * math.sqrt(days_per_year))
+    disc = {d: math.exp(-rate * d / days_per_year) for d in maturities}
+    variants = {"base": 1.0} | ({"vol_up": 1 + vol_bump, "vol_dn": 1 - vol_bump} if greeks else {})
+    n_c = len(contracts)
+    est = {v: np.zeros((batches, n_c)) for v in ["base", "up", "dn", "vol_up", "vol_dn"]}
+    y_all, x_all = np.zeros((n, n_c)), np.zeros((n, len(maturities)))
+    for b in range(batches):
+        sl = slice(edges[b], edges[b + 1])
+        for v, scale in variants.items():
+            rv = r[sl] if scale == 1.0 else rbar + scale * (r[sl] - rbar)
+            paths = s0 * np.exp(np.concatenate([np.zeros((rv.shape[0], 1)), np.cumsum(rv, axis=1)], axis=1))
+            if correction == "ems":
+                paths = martingale_correction(paths, rate, days_per_year)
+            stats = {d: _stats(paths, d) for d in maturities}
+            for ci, (opt, k, d, bar) in enumerate(contracts):
+                y = disc[d] * _payoff(stats[d], opt, k, bar)
+                est[v][b, ci] = y.mean()
+                if v == "base":
+                    y_all[sl, ci] = y
+                    if greeks:
+                        est["up"][b, ci] = disc[d] * _payoff(stats[d].scaled(1 + bump), opt, k, bar).mean()
+                        est["dn"][b, ci] = disc[d] * _payoff(stats[d].scaled(1 - bump), opt, k, bar).mean()
+            if v == "base":
+                for mi, d in enumerate(maturities):
+                    x_all[sl, mi] = disc[d] * stats[d].last
+    notes: list[str] = []
+    if use_cv:  # eq. (6), beta from all paths, then batch means of the adjusted values
+        for ci, (_, _, d, _) in enumerate(contracts):
+            x = x_all[:, maturities.index(d)]
+            vx = x.var()
+            beta = float(np.cov(y_all[:, ci], x)[0, 1] / vx) if vx > 0 else 0.0
+            adj = y_all[:, ci] - beta * (x - s0)
+            est["base"][:, ci] = [adj[edges[b]:edges[b + 1]].mean() for b in range(batches)]
+    elif control_variate and correction == "ems":
+        notes.append("control variate e^{-rT} S_T skipped: after EMS its sample mean is exactly S0 (no effect)")
+    from scipy import stats as sps
+
+    tq = float(sps.t.ppf(0.975, batches - 1))
+
+    def mean_se(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return a.mean(axis=0), a.std(axis=0, ddof=1) / math.sqrt(batches)
+
+    price, se = mean_se(est["base"])
+    rows = []
+    h = bump * s0
+    for ci, (opt, k, d, bar) in enumerate(contracts):
+        row: dict[str, Any] = {"option": opt, "strike": k, "maturity_days": d,
+                               "barrier": np.nan if bar is None else bar, "price": price[ci], "se": se[ci],
+                               "ci_low": price[ci] - tq * se[ci], "ci_high": price[ci] + tq * se[ci]}
+        row["iv"] = row["iv_low"] = row["iv_high"] = np.nan
+        if opt in EUROPEAN:
+            tau = d / days_per_year
+            ivs = implied_volatility([row["price"], row["ci_low"], row["ci_high"]], s0, k, tau, rate, opt)
+            row["iv"], row["iv_low"], row["iv_high"] = (float(v) for v in ivs)
+        if greeks:
+            dlt, dse = mean_se((est["up"][:, ci] - est["dn"][:, ci]) / (2 * h))
+            gam, gse = mean_se((est["up"][:, ci] - 2 * est["base"][:, ci] + est["dn"][:, ci]) / h**2)
+            veg, vse = mean_se((est["vol_up"][:, ci] - est["vol_dn"][:, ci]) / (2 * vol_bump * sig))
+            row |= {"delta": dlt, "delta_se": dse, "gamma": gam, "gamma_se": gse, "vega": veg, "vega_se": vse}
+        else:
+            row |= {k2: np.nan for k2 in ("delta", "delta_se", "gamma", "gamma_se", "vega", "vega_se")}
+        rows.append(row)
+    if greeks and use_cv:
+        notes.append("Greeks use plain batch means (no control variate)")
+    table = pd.DataFrame(rows)
+    info = {"correction": correction, "antithetic": antithetic, "control_variate_used": use_cv,
+            "batches": batches, "bump": bump, "vol_bump": vol_bump, "annual_vol_of_paths": sig,
+            "days_per_year": days_per_year} | (settings or {})
+    return PricingResult(table, float(s0), float(rate), int(n), info, notes)
+
+
+def price_with_model(
+    model: Any,
+    *,
+    s0: float = 100.0,
+    strikes: list[float] = (90.0, 100.0, 110.0),  # type: ignore[assignment]
+    maturities_days: list[int] = (21, 63, 252),  # type: ignore[assignment]
+    rate: float = 0.0,
+    options: list[str] = ("call", "put"),  # type: ignore[assignment]
+    barriers: list[float] | None = None,
+    n_paths: int = 100_000,
+    seed: int = 0,
+    sampler: str = "ddim",
+    steps: int | None = 20,
+    antithetic: bool = False,
+    context: np.ndarray | None = None,
+    batch_size: int = 4096,
+    progress: bool = False,
+    **kwargs: Any,
+) -> PricingResult:
+    """Generate ``n_paths`` paths from ``model`` and price on them with :func:`price_paths`.
+
+    ``antithetic`` needs a deterministic sampler (ddim/ode) and is switched off otherwise (noted).
+    ``context``: recent real log returns (oldest first) to price conditionally on today's regime.
+    Other keyword arguments go to :func:`price_paths`.
+    """
+    strikes, maturities = [float(k) for k in strikes], [int(d) for d in maturities_days]
+    _check_inputs(s0, strikes, maturities, rate)
+    _contracts(list(options), strikes, maturities, barriers, s0)  # fail fast, before sampling
+    T = max(maturities)
+    notes = []
+    if antithetic and sampler not in ("ddim", "ode"):
+        antithetic = False
+        notes.append(f"antithetic noise off: sampler {sampler!r} draws noise at every step (needs a core hook)")
+    if antithetic:
+        r = sample_antithetic(model, n_paths, T, sampler=sampler, steps=steps, seed=seed, context=context,
+                              batch_size=batch_size, progress=progress)
+    else:
+        r = model.sample(n_paths, T, sampler=sampler, steps=steps, seed=seed, context=context,
+                         batch_size=batch_size, progress=progress)
+    res = price_paths(r, s0=s0, strikes=strikes, maturities_days=maturities, rate=rate, options=options,
+                      barriers=barriers, antithetic=antithetic,
+                      settings={"sampler": sampler, "steps": steps, "seed": seed,
+                                "conditional": context is not None}, **kwargs)
+    res.notes = notes + res.notes
+    return res

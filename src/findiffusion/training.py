@@ -53,7 +53,7 @@ class TrainConfig:
     """
 
     window: int = 64
-    transform: str = "lambertw"
+    transform: str = "standard"
     batch_size: int = 128
     steps: int = 3000
     lr: float = 2e-3
@@ -203,6 +203,8 @@ def fit(
 
     cfg = config or FitConfig()
     tc = cfg.train
+    if data_info is None:
+        data_info = describe_returns(returns)
     r = as_returns(returns)
     if len(r) < tc.window:
         raise InputError(
@@ -275,6 +277,17 @@ def fit(
     if out is not None:
         model.save(out)
     return model
+
+
+def describe_returns(returns: Any) -> SeriesInfo:
+    """A :class:`SeriesInfo` for returns passed directly to :func:`fit` (dates when it is a dated Series)."""
+    import pandas as pd
+
+    start = end = None
+    if isinstance(returns, pd.Series) and isinstance(returns.index, pd.DatetimeIndex) and len(returns):
+        start, end = str(returns.index[0].date()), str(returns.index[-1].date())
+    return SeriesInfo(source="python", column=str(getattr(returns, "name", None) or "returns"),
+                      n_returns=len(returns), start=start, end=end, last_price=None)
 
 
 def fit_config_from_dict(d: dict[str, Any]) -> FitConfig:

@@ -1,0 +1,267 @@
+r"""Option pricing against closed forms: models trained on simulated GBM and Heston markets.
+
+    .venv/bin/python bench/pricing.py            # full size (default-config models, 100 000 paths)
+    .venv/bin/python bench/pricing.py --quick    # smoke run: tiny models, few paths
+    .venv/bin/python bench/pricing.py --gbm-model DIR --heston-model DIR   # reuse fitted models
+
+Oracles (issue 5):
+(a) a model fitted to GBM log returns (sigma = 20 %) prices European calls and puts within
+    2 SE + 1 % of Black–Scholes, strikes 80–120, maturities 21/63/252 days;
+(b) a model fitted to daily Heston paths (rho < 0) prices Europeans within 2 % of QuantLib's
+    AnalyticHestonEngine averaged over the stationary Gamma law of v_0 (generated paths start
+    unconditioned, i.e. from the stationary regime), and its smile slopes down;
+(c) put–call parity on the EMS-corrected paths.
+It also measures the antithetic variance-reduction factor (same paths, same seed).
+
+The simulators and QuantLib oracles here are imported by tests/test_pricing.py.
+Outputs (models, tables, smile plots) go to bench/out/pricing/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DAYS = 252
+# Heston parameters of the synthetic market (annual units), rho < 0: a downward-sloping smile
+HESTON = {"kappa": 2.0, "theta": 0.04, "xi": 0.5, "rho": -0.7}
+
+
+# ---- simulators ------------------------------------------------------------------------------------
+def simulate_gbm(n: int, days: int, sigma: float = 0.2, mu: float = 0.07, seed: int = 0) -> np.ndarray:
+    r"""Exact GBM daily log returns: r = (mu - sigma^2/2) dt + sigma sqrt(dt) Z. Shape: (n, days)."""
+    dt = 1.0 / DAYS
+    z = np.random.default_rng(seed).standard_normal((n, days))
+    return (mu - 0.5 * sigma**2) * dt + sigma * math.sqrt(dt) * z
+
+
+def heston_stationary_shape_scale(kappa: float, theta: float, xi: float) -> tuple[float, float]:
+    """The CIR variance's stationary law is Gamma(shape 2 kappa theta / xi^2, scale xi^2 / (2 kappa))."""
+    return 2 * kappa * theta / xi**2, xi**2 / (2 * kappa)
+
+
+def simulate_heston(n: int, days: int, *, v0: float | np.ndarray | None = None, mu: float = 0.03,
+                    kappa: float = HESTON["kappa"], theta: float = HESTON["theta"], xi: float = HESTON["xi"],
+                    rho: float = HESTON["rho"], substeps: int = 8, seed: int = 0) -> np.ndarray:
+    r"""Heston daily log returns, full-truncation Euler (Lord et al. 2010) with ``substeps`` per day.
+
+    d ln S = (mu - v/2) dt + sqrt(v) dW_1,  dv = kappa (theta - v) dt + xi sqrt(v) dW_2,  d<W_1, W_2> = rho dt.
+    ``v0=None`` draws v_0 from the stationary Gamma law. Shape: (n, days).
+    """
+    rng = np.random.default_rng(seed)
+    a, s = heston_stationary_shape_scale(kappa, theta, xi)
+    v = rng.gamma(a, s, n) if v0 is None else np.broadcast_to(np.asarray(v0, float), (n,)).copy()
+    dt = 1.0 / (DAYS * substeps)
+    out = np.empty((n, days))
+    for d in range(days):
+        acc = np.zeros(n)
+        for _ in range(substeps):
+            z1 = rng.standard_normal(n)
+            z2 = rho * z1 + math.sqrt(1 - rho**2) * rng.standard_normal(n)
+            vp = np.maximum(v, 0.0)
+            acc += (mu - 0.5 * vp) * dt + np.sqrt(vp * dt) * z1
+            v = v + kappa * (theta - vp) * dt + xi * np.sqrt(vp * dt) * z2
+        out[:, d] = acc
+    return out
+
+
+# ---- QuantLib oracles (time in trading days: Business252 on a calendar without holidays) ---------
+def _ql_setup(s0: float, rate: float):
+    import QuantLib as ql
+
+    today = ql.Date(3, 1, 2022)
+    ql.Settings.instance().evaluationDate = today
+    dc = ql.Business252(ql.NullCalendar())
+    spot = ql.QuoteHandle(ql.SimpleQuote(s0))
+    rts = ql.YieldTermStructureHandle(ql.FlatForward(today, rate, dc))
+    qts = ql.YieldTermStructureHandle(ql.FlatForward(today, 0.0, dc))
+    return ql, today, dc, spot, rts, qts
+
+
+def heston_price(s0: float, strike: float, days: int, rate: float, v0: float, kappa: float = HESTON["kappa"],
+                 theta: float = HESTON["theta"], xi: float = HESTON["xi"], rho: float = HESTON["rho"],
+                 option: str = "call") -> float:
+    """European price from QuantLib's AnalyticHestonEngine."""
+    ql, today, _, spot, rts, qts = _ql_setup(s0, rate)
+    proc = ql.HestonProcess(rts, qts, spot, v0, kappa, theta, xi, rho)
+    eng = ql.AnalyticHestonEngine(ql.HestonModel(proc))
+    typ = ql.Option.Call if option == "call" else ql.Option.Put
+    opt = ql.VanillaOption(ql.PlainVanillaPayoff(typ, strike), ql.EuropeanExercise(today + days))
+    opt.setPricingEngine(eng)
+    return float(opt.NPV())
+
+
+def heston_stationary_price(s0: float, strike: float, days: int, rate: float, option: str = "call",
+                            nodes: int = 48, **params: float) -> float:
+    r"""E[Heston price(v_0)] over v_0 ~ stationary Gamma(a, s): generalised Gauss–Laguerre quadrature,
+    E f(v) = \Gamma(a)^{-1} \sum_i w_i f(s x_i) with weight x^{a-1} e^{-x}."""
+    from scipy.special import gamma, roots_genlaguerre
+
+    p = HESTON | params
+    a, s = heston_stationary_shape_scale(p["kappa"], p["theta"], p["xi"])
+    x, w = roots_genlaguerre(nodes, a - 1)
+    vals = [heston_price(s0, strike, days, rate, s * xi_, p["kappa"], p["theta"], p["xi"], p["rho"], option)
+            for xi_ in x]
+    return float(np.dot(w, vals) / gamma(a))
+
+
+def barrier_price_bgk(s0: float, strike: float, barrier: float, days: int, rate: float, sigma: float,
+                      kind: str) -> float:
+    r"""Daily-monitored barrier under Black–Scholes: continuous-barrier price (QuantLib AnalyticBarrierEngine)
+    at the shifted barrier B e^{\pm 0.5826 \sigma \sqrt{\Delta t}} (Broadie, Glasserman & Kou 1997)."""
+    ql, today, dc, spot, rts, qts = _ql_setup(s0, rate)
+    shift = math.exp(0.5826 * sigma * math.sqrt(1.0 / DAYS))
+    vol = ql.BlackVolTermStructureHandle(ql.BlackConstantVol(today, ql.NullCalendar(), sigma, dc))
+    proc = ql.BlackScholesMertonProcess(spot, qts, rts, vol)
+    btype, typ, b = {"up-and-out-call": (ql.Barrier.UpOut, ql.Option.Call, barrier * shift),
+                     "down-and-in-put": (ql.Barrier.DownIn, ql.Option.Put, barrier / shift)}[kind]
+    opt = ql.BarrierOption(btype, b, 0.0, ql.PlainVanillaPayoff(typ, strike), ql.EuropeanExercise(today + days))
+    opt.setPricingEngine(ql.AnalyticBarrierEngine(proc))
+    return float(opt.NPV())
+
+
+def asian_price_tw(s0: float, strike: float, days: int, rate: float, sigma: float, option: str = "call") -> float:
+    """Discrete arithmetic-average Asian (fixings on days 1..T) under Black–Scholes: QuantLib's
+    TurnbullWakemanAsianEngine (moment matching; ChoiAsianEngine is exact but takes minutes at 63 fixings)."""
+    ql, today, dc, spot, rts, qts = _ql_setup(s0, rate)
+    vol = ql.BlackVolTermStructureHandle(ql.BlackConstantVol(today, ql.NullCalendar(), sigma, dc))
+    proc = ql.BlackScholesMertonProcess(spot, qts, rts, vol)
+    typ = ql.Option.Call if option == "call" else ql.Option.Put
+    fixings = [today + d for d in range(1, days + 1)]
+    opt = ql.DiscreteAveragingAsianOption(ql.Average.Arithmetic, fixings, ql.PlainVanillaPayoff(typ, strike),
+                                          ql.EuropeanExercise(today + days))
+    opt.setPricingEngine(ql.TurnbullWakemanAsianEngine(proc))
+    return float(opt.NPV())
+
+
+# ---- the bench -------------------------------------------------------------------------------------
+def _model(kind: str, path: str | None, quick: bool, out: Path, years: int):
+    import findiffusion
+    from findiffusion.networks import NetworkConfig
+    from findiffusion.training import FitConfig, TrainConfig
+
+    if path:
+        return findiffusion.load(path), f"loaded {path}"
+    cache = out / f"model-{kind}-{'quick' if quick else 'default'}"
+    if (cache / "model.json").exists():
+        return findiffusion.load(cache), f"cached {cache}"
+    days = years * DAYS
+    if kind == "gbm":
+        r = simulate_gbm(1, days, seed=11)[0]
+    else:  # one long stationary path, risk-neutral drift (mu = r) so no change of measure touches v
+        r = simulate_heston(1, days, mu=0.03, seed=12)[0]
+    cfg = (FitConfig(network=NetworkConfig(channels=16), train=TrainConfig(steps=600, batch_size=64, window=32),
+                     stitch_context=16) if quick else FitConfig())
+    t0 = time.time()
+    model = findiffusion.fit(r, cfg, progress=not quick)
+    model.save(cache)
+    return model, f"fitted in {time.time() - t0:.0f} s on {years} years of simulated {kind} returns -> {cache}"
+
+
+def _table(rows: list[dict], cols: list[str]) -> str:
+    import pandas as pd
+
+    return pd.DataFrame(rows)[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="tiny models and few paths (smoke run)")
+    ap.add_argument("--gbm-model", help="a model fitted to GBM returns (default: fit one, cached in bench/out)")
+    ap.add_argument("--heston-model", help="a model fitted to Heston returns (default: fit one, cached)")
+    ap.add_argument("--n", type=int, default=None, help="paths (default 100000; --quick 2000)")
+    ap.add_argument("--steps", type=int, default=None, help="DDIM steps (default 20; --quick 10)")
+    ap.add_argument("--maturities", default=None, help="days, comma-separated (default 21,63,252)")
+    ap.add_argument("--years", type=int, default=40, help="years of simulated training data (default 40)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", choices=["gbm", "heston"], help="run one part")
+    a = ap.parse_args(argv)
+    import torch
+
+    from findiffusion.pricing import black_scholes_price, price_with_model
+
+    torch.set_num_threads(2)
+    out = Path(__file__).resolve().parent / "out" / "pricing"
+    out.mkdir(parents=True, exist_ok=True)
+    n = a.n or (2000 if a.quick else 100_000)
+    steps = a.steps or (10 if a.quick else 20)
+    mats = [int(x) for x in (a.maturities or "21,63,252").split(",")]
+    rate, s0, strikes = 0.03, 100.0, [80.0, 90.0, 100.0, 110.0, 120.0]
+    print(f"bench/pricing.py  quick={a.quick}  n={n}  DDIM steps={steps}  maturities={mats}  seed={a.seed}  r={rate}")
+    ok = True
+    if a.only in (None, "gbm"):
+        model, how = _model("gbm", a.gbm_model, a.quick, out, a.years)
+        print(f"\n(a) GBM sigma=20 %: model {how}")
+        t0 = time.time()
+        res = price_with_model(model, s0=s0, strikes=strikes, maturities_days=mats, rate=rate, n_paths=n,
+                               steps=steps, seed=a.seed, greeks=False)
+        t_s = time.time() - t0
+        res.plot(out / "smile-gbm.png")
+        rows = []
+        for _, row in res.table.iterrows():
+            bs = float(black_scholes_price(s0, row.strike, row.maturity_days / DAYS, rate, 0.2, row.option))
+            tol = 2 * row.se + 0.01 * bs
+            rows.append({"option": row.option, "K": row.strike, "days": row.maturity_days, "mc": row.price,
+                         "se": row.se, "bs": bs, "err%": 100 * (row.price - bs) / bs, "iv": row.iv,
+                         "pass": abs(row.price - bs) <= tol})
+        print(_table(rows, ["option", "K", "days", "mc", "se", "bs", "err%", "iv", "pass"]))
+        npass = sum(r["pass"] for r in rows)
+        ok &= npass == len(rows)
+        print(f"(a) {npass}/{len(rows)} within 2 SE + 1 % of Black–Scholes; sampling+pricing {t_s:.0f} s; "
+              f"paths' annualised vol {res.settings['annual_vol_of_paths']:.4f}")
+        t = res.table
+        par = (t[t.option == "call"].price.to_numpy() - t[t.option == "put"].price.to_numpy()
+               - (s0 - t[t.option == "call"].strike.to_numpy() * np.exp(-rate * t[t.option == "call"].maturity_days
+                                                                       / DAYS)))
+        print(f"(c) put–call parity on EMS paths: max |C - P - (S0 - K e^-rT)| = {np.abs(par).max():.2e}")
+        # antithetic noise: variance factor at equal path count, with and without the EMS correction
+        from findiffusion.pricing import price_paths, sample_antithetic
+
+        d0 = mats[0]
+        r_plain = model.sample(n, d0, steps=steps, seed=a.seed + 1)
+        r_anti = sample_antithetic(model, n, d0, steps=steps, seed=a.seed + 2)
+        vr = []
+        for corr in ("ems", "none"):
+            kw = {"s0": s0, "strikes": [90.0, 100.0, 110.0], "maturities_days": [d0], "rate": rate, "greeks": False,
+                  "options": ["call"], "correction": corr, "control_variate": False, "batches": 50}
+            tp, ta = price_paths(r_plain, **kw).table, price_paths(r_anti, antithetic=True, **kw).table
+            vr += [{"correction": corr, "K": p.strike, "days": d0, "se_plain": p.se, "se_antithetic": q.se,
+                    "var_ratio": (p.se / q.se) ** 2} for p, q in zip(tp.itertuples(), ta.itertuples(), strict=True)]
+        print("antithetic noise, calls (var_ratio = plain variance / antithetic variance; > 1 is a gain):")
+        print(_table(vr, ["correction", "K", "days", "se_plain", "se_antithetic", "var_ratio"]))
+    if a.only in (None, "heston"):
+        model, how = _model("heston", a.heston_model, a.quick, out, a.years)
+        p = HESTON
+        print(f"\n(b) Heston kappa={p['kappa']} theta={p['theta']} xi={p['xi']} rho={p['rho']}: model {how}")
+        res = price_with_model(model, s0=s0, strikes=strikes, maturities_days=mats, rate=rate, n_paths=n,
+                               steps=steps, seed=a.seed, greeks=False)
+        res.plot(out / "smile-heston.png")
+        rows = []
+        for _, row in res.table.iterrows():
+            orc = heston_stationary_price(s0, row.strike, row.maturity_days, rate, row.option)
+            tau = row.maturity_days / DAYS
+            from findiffusion.pricing import implied_volatility
+
+            iv_o = float(implied_volatility(orc, s0, row.strike, tau, rate, row.option))
+            rows.append({"option": row.option, "K": row.strike, "days": row.maturity_days, "mc": row.price,
+                         "se": row.se, "heston": orc, "err%": 100 * (row.price - orc) / orc, "iv": row.iv,
+                         "iv_heston": iv_o, "pass": abs(row.price - orc) <= 0.02 * orc})
+        print(_table(rows, ["option", "K", "days", "mc", "se", "heston", "err%", "iv", "iv_heston", "pass"]))
+        npass = sum(r["pass"] for r in rows)
+        ok &= npass == len(rows)
+        slopes = []
+        for d in mats:
+            calls = res.table[(res.table.option == "call") & (res.table.maturity_days == d)].set_index("strike")
+            slopes.append(f"{d}d: iv(90)-iv(110) = {calls.iv[90.0] - calls.iv[110.0]:+.4f}")
+        print(f"(b) {npass}/{len(rows)} within 2 % of the stationary Heston price; smile slope: " + ", ".join(slopes))
+    print(f"\nplots: {out}/smile-*.png")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""Option pricing: closed forms, payoffs, the martingale correction and Monte Carlo machinery against
+oracles (Black–Scholes, QuantLib's Heston/barrier/Asian engines) on exact simulations, then a small
+fitted model end to end, then the CLI."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from findiffusion.errors import InputError
+from findiffusion.pricing import (
+    black_scholes_delta,
+    black_scholes_gamma,
+    black_scholes_price,
+    black_scholes_vega,
+    implied_volatility,
+    martingale_correction,
+    payoff,
+    price_paths,
+    price_with_model,
+    sample_antithetic,
+)
+
+_spec = importlib.util.spec_from_file_location("bench_pricing", Path(__file__).parents[1] / "bench" / "pricing.py")
+bp = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bp)
+
+R, S0 = 0.03, 100.0
+
+
+def _bs(k, d, opt="call", sigma=0.2):
+    return float(black_scholes_price(S0, k, d / 252, R, sigma, opt))
+
+
+# ---- closed forms -----------------------------------------------------------------------------------
+def test_black_scholes_textbook_values():
+    # Hull, Options, Futures and Other Derivatives, example 15.6: S=42, K=40, r=10 %, sigma=20 %, T=0.5
+    assert black_scholes_price(42.0, 40.0, 0.5, 0.1, 0.2, "call") == pytest.approx(4.76, abs=0.005)
+    assert black_scholes_price(42.0, 40.0, 0.5, 0.1, 0.2, "put") == pytest.approx(0.81, abs=0.005)
+
+
+def test_gamma_vega_are_derivatives_of_the_price():
+    s, k, t, sig, h = 100.0, np.array([80.0, 100.0, 125.0]), 0.4, 0.25, 1e-3
+    g_fd = (black_scholes_price(s + h, k, t, R, sig) - 2 * black_scholes_price(s, k, t, R, sig)
+            + black_scholes_price(s - h, k, t, R, sig)) / h**2
+    v_fd = (black_scholes_price(s, k, t, R, sig + h) - black_scholes_price(s, k, t, R, sig - h)) / (2 * h)
+    np.testing.assert_allclose(black_scholes_gamma(s, k, t, R, sig), g_fd, rtol=1e-4)
+    np.testing.assert_allclose(black_scholes_vega(s, k, t, R, sig), v_fd, rtol=1e-4)
+
+
+def test_implied_volatility_round_trip_and_bounds():
+    k = np.array([70.0, 90.0, 100.0, 110.0, 140.0])
+    sig = np.array([0.1, 0.2, 0.35, 0.6, 0.9])
+    for opt in ("call", "put"):
+        p = black_scholes_price(S0, k, 0.5, R, sig, opt)
+        np.testing.assert_allclose(implied_volatility(p, S0, k, 0.5, R, opt), sig, atol=1e-8)
+    # below intrinsic value / above the spot: no volatility fits
+    bad = implied_volatility([S0 - 80.0 - 1.0, S0 + 1.0], S0, 80.0, 0.5, R, "call")
+    assert np.isnan(bad).all()
+
+
+# ---- payoffs and the correction -----------------------------------------------------------------------
+def test_payoffs_on_hand_made_paths():
+    p = np.array([[100.0, 110.0, 130.0, 115.0],   # peaks at 130
+                  [100.0, 95.0, 80.0, 90.0],      # touches 80
+                  [100.0, 100.0, 100.0, 100.0]])
+    np.testing.assert_allclose(payoff(p, 100.0, "call"), [15.0, 0.0, 0.0])
+    np.testing.assert_allclose(payoff(p, 100.0, "put"), [0.0, 10.0, 0.0])
+    # arithmetic average of the fixings S_1..S_T (S_0 is not a fixing)
+    np.testing.assert_allclose(payoff(p, 100.0, "asian"), [(110 + 130 + 115) / 3 - 100, 0.0, 0.0])
+    np.testing.assert_allclose(payoff(p, 90.0, "asian-put"), [0.0, 90 - (95 + 80 + 90) / 3, 0.0])
+    # up-and-out at 130 is knocked out by a touch; at 131 it survives
+    np.testing.assert_allclose(payoff(p, 100.0, "up-and-out", barrier=130.0), [0.0, 0.0, 0.0])
+    np.testing.assert_allclose(payoff(p, 100.0, "up-and-out", barrier=131.0), [15.0, 0.0, 0.0])
+    # down-and-in put at 80 is knocked in by the touch; at 79 it never is
+    np.testing.assert_allclose(payoff(p, 100.0, "down-and-in", barrier=80.0), [0.0, 10.0, 0.0])
+    np.testing.assert_allclose(payoff(p, 100.0, "down-and-in", barrier=79.0), [0.0, 0.0, 0.0])
+    with pytest.raises(InputError, match="barrier"):
+        payoff(p, 100.0, "up-and-out")
+    with pytest.raises(InputError, match="unknown option"):
+        payoff(p, 100.0, "straddle")
+
+
+def test_martingale_correction_holds_at_every_date():
+    r = bp.simulate_gbm(500, 30, mu=0.4, seed=1)  # strong drift, far from risk-neutral
+    p = S0 * np.exp(np.concatenate([np.zeros((500, 1)), np.cumsum(r, 1)], 1))
+    q = martingale_correction(p, R)
+    disc = np.exp(-R * np.arange(31) / 252)
+    np.testing.assert_allclose((disc * q).mean(0), S0, rtol=1e-12)
+    assert np.abs((disc * p).mean(0)[-1] - S0) > 0.5  # the raw paths were not
+    # homogeneous of degree one (what the Greeks rely on); daily returns keep their ranks
+    np.testing.assert_allclose(martingale_correction(2 * p, R), 2 * q, rtol=1e-12)
+    ranks = np.argsort(np.diff(np.log(q), axis=0), axis=0)
+    np.testing.assert_array_equal(ranks, np.argsort(np.diff(np.log(p), axis=0), axis=0))
+    with pytest.raises(InputError, match="same price"):
+        martingale_correction(p * np.linspace(1, 2, 500)[:, None], R)
+
+
+# ---- Monte Carlo on exact simulations ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def gbm_drifted():
+    return bp.simulate_gbm(20_000, 252, mu=0.12, seed=2)  # physical drift 12 %, EMS must remove it
+
+
+def test_european_on_exact_gbm_matches_black_scholes(gbm_drifted):
+    k, mats = [80.0, 90.0, 100.0, 110.0, 120.0], [21, 63, 252]
+    res = price_paths(gbm_drifted, s0=S0, strikes=k, maturities_days=mats, rate=R, greeks=False)
+    t = res.table
+    bs = np.array([_bs(row.strike, row.maturity_days, row.option) for row in t.itertuples()])
+    err = np.abs(t.price.to_numpy() - bs)
+    assert np.all(err < 4 * t.se.to_numpy() + 1e-3), err / t.se.to_numpy()  # +1e-3: deep OTM, se = 0
+    inside = (t.ci_low.to_numpy() <= bs + 1e-3) & (bs - 1e-3 <= t.ci_high.to_numpy())
+    assert inside.mean() > 0.85  # 95 % intervals (contracts share paths, so this is loose)
+    # implied vols of the MC prices recover sigma where the option has time value
+    atm = t[(t.strike == 100.0)]
+    np.testing.assert_allclose(atm.iv, 0.2, atol=0.006)
+    # put–call parity holds exactly on EMS paths (c)
+    c, p = t[t.option == "call"], t[t.option == "put"]
+    par = c.price.to_numpy() - p.price.to_numpy() - (S0 - c.strike.to_numpy() * np.exp(-R * c.maturity_days / 252))
+    assert np.abs(par).max() < 1e-9
+
+
+def test_without_correction_the_drift_biases_prices(gbm_drifted):
+    """The oracle test above can fail: uncorrected drifted paths miss Black–Scholes by many SE."""
+    res = price_paths(gbm_drifted, s0=S0, strikes=[100.0], maturities_days=[252], rate=R, correction="none",
+                      control_variate=False, greeks=False, options=["call"])
+    row = res.table.iloc[0]
+    assert (row.price - _bs(100.0, 252)) / row.se > 8
+
+
+def test_control_variate_and_parity_on_risk_neutral_paths():
+    r = bp.simulate_gbm(20_000, 63, mu=R, seed=3)  # risk-neutral already
+    kw = {"s0": S0, "strikes": [80.0, 100.0], "maturities_days": [63], "rate": R, "correction": "none",
+          "greeks": False}
+    plain = price_paths(r, control_variate=False, **kw).table
+    cv = price_paths(r, control_variate=True, **kw).table
+    for t in (plain, cv):
+        bs = np.array([_bs(row.strike, 63, row.option) for row in t.itertuples()])
+        assert np.all(np.abs(t.price - bs) < 4 * t.se)
+    deep = (plain.option == "call") & (plain.strike == 80.0)
+    assert float(cv.se[deep].iloc[0]) < 0.3 * float(plain.se[deep].iloc[0])  # ITM call ~ linear in S_T
+    # parity holds within MC error without the correction (c)
+    c, p = plain[plain.option == "call"], plain[plain.option == "put"]
+    gap = c.price.to_numpy() - p.price.to_numpy() - (S0 - c.strike.to_numpy() * math.exp(-R * 63 / 252))
+    dsd = np.exp(-R * 63 / 252) * S0 * np.sqrt(np.exp(0.04 * 63 / 252) - 1) / np.sqrt(20_000)  # sd of mean S_T
+    assert np.all(np.abs(gap) < 4 * dsd)
+
+
+def test_antithetic_pairs_help_raw_paths_but_not_after_ems():
+    """Antithetic pairs are unbiased either way; they cut the variance of the raw estimator, but EMS already
+    removes the part of the payoff that is odd in the noise, and what is left is even, so antithetic
+    pairs are positively correlated and the variance goes up (ATM call ratio ~0.5 measured)."""
+    z = np.random.default_rng(4).standard_normal((20_000, 63))
+    dt = 1 / 252
+    anti = np.empty((40_000, 63))
+    anti[0::2], anti[1::2] = z, -z
+    ra = (R - 0.02) * dt + 0.2 * math.sqrt(dt) * anti
+    rp = bp.simulate_gbm(40_000, 63, mu=R, seed=14)
+    kw = {"s0": S0, "strikes": [90.0, 100.0], "maturities_days": [63], "rate": R, "greeks": False,
+          "options": ["call"], "batches": 50, "control_variate": False}
+    a = price_paths(ra, antithetic=True, correction="none", **kw).table
+    p = price_paths(rp, correction="none", **kw).table
+    bs = np.array([_bs(k, 63) for k in a.strike])
+    assert np.all(np.abs(a.price - bs) < 4 * a.se)
+    assert float(a.se.iloc[0]) < 0.5 * float(p.se.iloc[0])  # ITM call: variance ratio ~4-10
+    a_ems = price_paths(ra, antithetic=True, **kw).table
+    p_ems = price_paths(rp, **kw).table
+    assert np.all(np.abs(a_ems.price - bs) < 4 * a_ems.se)
+    assert float(a_ems.se.iloc[1]) > float(p_ems.se.iloc[1])  # ATM: antithetic + EMS is worse
+
+
+def test_greeks_by_common_random_numbers_match_black_scholes(gbm_drifted):
+    res = price_paths(gbm_drifted[:, :63], s0=S0, strikes=[90.0, 100.0, 110.0], maturities_days=[63], rate=R,
+                      options=["call", "put"])
+    t, tau = res.table, 63 / 252
+    sig = res.settings["annual_vol_of_paths"]
+    for row in t.itertuples():
+        d = float(black_scholes_delta(S0, row.strike, tau, R, sig, row.option))
+        g = float(black_scholes_gamma(S0, row.strike, tau, R, sig))
+        v = float(black_scholes_vega(S0, row.strike, tau, R, sig))
+        assert abs(row.delta - d) < 4 * row.delta_se + 0.01, (row, d)
+        assert abs(row.gamma - g) < 4 * row.gamma_se + 0.002, (row, g)
+        assert abs(row.vega - v) < 4 * row.vega_se + 0.02 * v, (row, v)
+    assert abs(sig - 0.2) < 0.003
+
+
+def test_barriers_on_exact_gbm_match_quantlib_with_bgk_correction():
+    r = bp.simulate_gbm(40_000, 63, mu=0.1, seed=6)
+    res = price_paths(r, s0=S0, strikes=[95.0, 105.0], maturities_days=[63], rate=R, greeks=False,
+                      options=["up-and-out", "down-and-in"], barriers=[120.0, 90.0])
+    for row in res.table.itertuples():
+        ref = bp.barrier_price_bgk(S0, row.strike, row.barrier, 63, R, 0.2, row.option)
+        assert abs(row.price - ref) < 3 * row.se + 0.01 * ref, (row, ref)
+
+
+def test_asian_on_exact_gbm_matches_quantlib():
+    r = bp.simulate_gbm(20_000, 63, mu=0.1, seed=7)
+    res = price_paths(r, s0=S0, strikes=[95.0, 105.0], maturities_days=[21, 63], rate=R, greeks=False,
+                      options=["asian-call", "asian-put"])
+    for row in res.table.itertuples():
+        ref = bp.asian_price_tw(S0, row.strike, row.maturity_days, R, 0.2, row.option.split("-")[1])
+        assert abs(row.price - ref) < 3 * row.se + 0.01 * ref, (row, ref)
+
+
+def test_exact_heston_matches_quantlib_and_smile_slopes_down():
+    # v0 from the stationary Gamma law: the oracle is the analytic price averaged over that law
+    r = bp.simulate_heston(20_000, 63, v0=None, mu=R, substeps=4, seed=8)
+    res = price_paths(r, s0=S0, strikes=[90.0, 100.0, 110.0], maturities_days=[63], rate=R, greeks=False,
+                      options=["call"])
+    t = res.table
+    for row in t.itertuples():
+        ref = bp.heston_stationary_price(S0, row.strike, 63, R, "call", nodes=24)
+        assert abs(row.price - ref) < 3 * row.se + 0.01 * ref, (row, ref)
+    assert t.iv.iloc[0] > t.iv.iloc[2] + 0.01  # rho < 0: implied vols fall with the strike
+    # a fixed v0 is a different law: the same test against the wrong oracle fails
+    wrong = bp.heston_price(S0, 90.0, 63, R, v0=0.09)
+    assert abs(t.price.iloc[0] - wrong) > 10 * t.se.iloc[0]
+
+
+def test_bad_inputs_are_input_errors():
+    r = np.zeros((100, 10)) + 0.001
+    with pytest.raises(InputError, match="longest maturity"):
+        price_paths(r, maturities_days=[21])
+    with pytest.raises(InputError, match="barrier above"):
+        price_paths(r, maturities_days=[5], options=["up-and-out"], barriers=[90.0])
+    with pytest.raises(InputError, match="strikes"):
+        price_paths(r, maturities_days=[5], strikes=[-1.0])
+    with pytest.raises(InputError, match="correction"):
+        price_paths(r, maturities_days=[5], correction="girsanov")
+
+
+# ---- a small fitted model ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def gbm_model():
+    from findiffusion import fit
+    from findiffusion.networks import NetworkConfig
+    from findiffusion.training import FitConfig, TrainConfig
+
+    torch.set_num_threads(1)
+    r = bp.simulate_gbm(1, 5000, mu=0.07, seed=9)[0]
+    cfg = FitConfig(network=NetworkConfig(channels=16), train=TrainConfig(steps=400, batch_size=64, window=32),
+                    stitch_context=16)
+    return fit(r, cfg)
+
+
+def test_antithetic_sampler_matches_the_core_sampler(gbm_model):
+    """Rows 0, 2, 4, ... use the same x_T as model.sample with the same seed (one chunk, DDIM eta=0)."""
+    a = sample_antithetic(gbm_model, 16, 20, steps=5, seed=3)
+    b = gbm_model.sample(8, 20, steps=5, seed=3)
+    np.testing.assert_allclose(a[0::2], b, rtol=1e-5, atol=1e-8)
+    assert not np.allclose(a[1::2], b)
+    with pytest.raises(InputError, match="deterministic"):
+        sample_antithetic(gbm_model, 4, 5, sampler="sde")
+
+
+def test_small_gbm_model_prices_near_black_scholes(gbm_model, tmp_path):
+    """Honest tolerance for a 400-step, 16-channel model: implied vols within 0.2 +- 0.04 (the full-size
+    check, 2 SE + 1 % of Black–Scholes, is bench/pricing.py)."""
+    res = price_with_model(gbm_model, s0=S0, strikes=[95.0, 100.0, 105.0], maturities_days=[21], rate=R,
+                           n_paths=2000, steps=10, seed=1, batches=10)
+    t = res.table
+    assert np.all(np.abs(t.iv - 0.2) < 0.04), t.iv
+    c, p = t[t.option == "call"], t[t.option == "put"]
+    par = c.price.to_numpy() - p.price.to_numpy() - (S0 - c.strike.to_numpy() * math.exp(-R * 21 / 252))
+    assert np.abs(par).max() < 1e-9
+    assert "call" in res.summary() and "correction=ems" in res.summary()
+    png = res.plot(tmp_path / "smile.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_price(gbm_model, tmp_path, capsys):
+    from findiffusion.cli import main
+
+    d = tmp_path / "m"
+    gbm_model.save(d)
+    out = tmp_path / "out"
+    rc = main(["price", "--model", str(d), "--strike", "100", "--maturity-days", "5", "--n", "200", "--steps", "3",
+               "--type", "call,up-and-out", "--barrier", "110", "--batches", "5", "--antithetic", "--out", str(out), "--quiet"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "up-and-out-call" in text and "call" in text
+    assert (out / "prices.csv").exists() and (out / "smile.png").exists() and (out / "summary.txt").exists()
+    for bad, msg in ((["--type", "up-and-out"], "barrier"), (["--strike", "-5"], "strike"),
+                     (["--type", "digital"], "unknown option")):
+        args = ["price", "--model", str(d), "--maturity-days", "5", "--n", "100", *bad]
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert msg in err and len(err.splitlines()) == 1, err
