@@ -31,7 +31,7 @@ class NetworkConfig:
         in_channels: input channels (set by the denoiser: 3 = noisy, context, mask).
     """
 
-    channels: int = 64
+    channels: int = 48
     dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     time_embed_dim: int = 64
     in_channels: int = 3

@@ -55,7 +55,7 @@ class TrainConfig:
     window: int = 64
     transform: str = "standard"
     batch_size: int = 128
-    steps: int = 3000
+    steps: int = 1600
     lr: float = 2e-3
     warmup: int = 100
     weight_decay: float = 0.0

@@ -1,0 +1,54 @@
+"""``findiffusion anomalies``: an anomaly score for every day, as CSV and a plot of the top days."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from findiffusion.commands.common import add_data_args, add_model_arg, load_data, load_model, positive_int, require
+
+METHODS = ("impute", "impute+block", "denoise", "causal")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "anomalies", help="score every day for anomalies",
+        description="Score every day by how far the observed return falls into the tail of the model's "
+                    "imputation of it from the days on both sides (or by its denoising error across noise "
+                    "levels); write anomaly_scores.csv and anomalies.png.")
+    add_model_arg(p)
+    add_data_args(p, default=None)
+    p.add_argument("--top", type=positive_int("--top"), default=20, help="days to mark and list (default 20)")
+    p.add_argument("--method", default="impute", choices=METHODS,
+                   help="impute (default: the day against its imputations from both sides), impute+block "
+                        "(adds a 5-day block score), denoise (cheaper) or causal (against forecasts from the past)")
+    p.add_argument("--samples", type=positive_int("--samples"), default=32,
+                   help="imputations per day for impute methods (default 32)")
+    p.add_argument("--steps", type=positive_int("--steps"), default=10, help="DDIM steps per imputation (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from findiffusion.anomaly import score_anomalies
+
+    out = Path(args.out)
+    require(not out.is_file(), f"--out {args.out!r} is a file; give a directory")
+    require(args.samples >= 2, f"--samples must be at least 2, got {args.samples}")
+    returns, _ = load_data(args)
+    model = load_model(args)
+    require(len(returns) >= model.window,
+            f"the series has {len(returns)} returns; scoring needs at least the model window ({model.window})")
+    require(model.denoiser.schedule.T >= args.steps, f"--steps must be at most {model.denoiser.schedule.T}")
+    t0 = time.time()
+    kw = {"seed": args.seed, "progress": not args.quiet}
+    if args.method != "denoise":
+        kw |= {"n_samples": args.samples, "steps": args.steps}
+    scores = score_anomalies(model, returns, args.method, **kw)
+    files = scores.write(out, top=args.top)
+    print(scores.summary(min(args.top, len(returns))))
+    print(f"wrote {', '.join(str(f) for f in files)}  ({time.time() - t0:.1f} s)")
+    return 0
