@@ -28,6 +28,9 @@ def atomic_write(path: str | Path, writer: Callable[[str], None]) -> Path:
         writer(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give outputs the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
