@@ -40,7 +40,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--length", type=int, default=2520)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--sampler", default="ddim")
+    ap.add_argument("--sampler", default="ode")
     ap.add_argument("--steps", type=int, default=None)
     args = ap.parse_args()
     r, info = fd.load_series("sp500")

@@ -35,7 +35,7 @@ from findiffusion.sampling import SAMPLERS, get_sampler
 FORMAT_VERSION = 1
 #: guard on the clean estimate in model space (u is ~N(0, 1); 10 sd is far beyond any day seen)
 CLIP_X0 = 10.0
-DEFAULT_SAMPLER = "ddim"
+DEFAULT_SAMPLER = "ode"
 DEFAULT_STEPS = {"ddpm": None, "ddim": 50, "sde": 200, "ode": 20}
 
 
@@ -93,7 +93,7 @@ class DiffusionModel:
         n_paths: int,
         length: int | None = None,
         *,
-        sampler: str = "ddim",
+        sampler: str = DEFAULT_SAMPLER,
         steps: int | None = None,
         seed: int | None = 0,
         generator: torch.Generator | None = None,
@@ -112,8 +112,9 @@ class DiffusionModel:
         Args:
             n_paths: number of paths N.
             length: days per path T (any positive integer; default: the window).
-            sampler: ``"ddpm"``, ``"ddim"``, ``"sde"`` or ``"ode"``.
-            steps: sampler steps (default 50 for DDIM, 200 SDE, 20 ODE, all for DDPM).
+            sampler: ``"ode"`` (default: probability-flow ODE, Heun, 20 steps: the best
+                few-step sampler in bench/samplers.py), ``"ddim"``, ``"ddpm"`` or ``"sde"``.
+            steps: sampler steps (default 20 for ODE, 50 DDIM, 200 SDE, all for DDPM).
             seed: seed of the generator (ignored when ``generator`` is given).
             generator: a :class:`torch.Generator` for every random draw.
             context: optional recent real log returns (oldest first); paths

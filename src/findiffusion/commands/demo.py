@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         "",
         f"Model fitted on {info.n_returns} daily log returns of the S&P 500 ({info.start} .. {info.end}) "
         f"in {fit_s:.0f} s on {model.history['device']}; {args.n} synthetic {model.window}-day windows "
-        f"sampled in {sample_s:.1f} s (sampler ddim, seed {args.seed}).",
+        f"sampled in {sample_s:.1f} s (sampler ode, seed {args.seed}).",
         "",
         "| statistic | real windows | synthetic |",
         "|---|---|---|",

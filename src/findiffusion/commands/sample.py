@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=_int, default=1000, help="number of paths (default 1000)")
     p.add_argument("--length", type=_int, default=None, help="days per path, any positive integer (default: the window)")
     p.add_argument("--sampler", default=DEFAULT_SAMPLER, help=f"ddpm, ddim, sde or ode (default {DEFAULT_SAMPLER})")
-    p.add_argument("--steps", type=_int, default=None, help="sampler steps (default: 50 ddim, 20 ode, 200 sde, all ddpm)")
+    p.add_argument("--steps", type=_int, default=None, help="sampler steps (default: 20 ode, 50 ddim, 200 sde, all ddpm)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--prices", action="store_true", help="write price paths S_0..S_T instead of log returns")
     p.add_argument("--s0", type=positive_float("--s0"), default=100.0, help="starting price with --prices (default 100)")
