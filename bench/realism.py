@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="0,1,2", help="model seeds to fit when no --model (default 0,1,2)")
     p.add_argument("--n", type=int, default=2000, help="generated windows per generator (default 2000)")
     p.add_argument("--length", type=int, default=64, help="days per window (default 64)")
-    p.add_argument("--sampler", default="ddim")
+    p.add_argument("--sampler", default="ode", help="sampler (default ode, the model default)")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--sample-seed", type=int, default=0)
     p.add_argument("--disc-seeds", default="1,2,3", help="classifier seeds (default 1,2,3)")
