@@ -61,7 +61,7 @@ import pandas as pd
 import torch
 
 from findiffusion.errors import InputError
-from findiffusion.files import atomic_write, atomic_write_text
+from findiffusion.files import atomic_write_text, save_figure
 from findiffusion.progress import progress_bar
 from findiffusion.sampling import get_sampler
 
@@ -185,10 +185,7 @@ class AnomalyScores:
         a2.set_ylabel("score")
         fig.autofmt_xdate()
         fig.tight_layout()
-        p = Path(path)
-        atomic_write(p, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-        plt.close(fig)
-        return p
+        return save_figure(fig, path)
 
     def write(self, out_dir: str | Path, top: int = 20) -> list[Path]:
         """Write ``anomaly_scores.csv`` (every day) and ``anomalies.png`` into ``out_dir``."""

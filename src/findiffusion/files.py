@@ -6,6 +6,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,6 +47,16 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
         Path(tmp).write_text(text)
 
     return atomic_write(path, w)
+
+
+def save_figure(fig: Any, path: str | Path, *, dpi: int = 110, bbox_inches: str | None = None) -> Path:
+    """Write a matplotlib figure as PNG atomically, then close it (frees its memory)."""
+    import matplotlib.pyplot as plt
+
+    try:
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches=bbox_inches))
+    finally:
+        plt.close(fig)
 
 
 def check_output_path(path: str | Path) -> Path:

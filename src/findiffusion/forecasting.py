@@ -45,7 +45,7 @@ import pandas as pd
 from scipy import stats
 
 from findiffusion.errors import InputError
-from findiffusion.files import atomic_write, atomic_write_text
+from findiffusion.files import atomic_write_text, save_figure
 
 #: quantile levels written by :meth:`Forecast.quantile_table`
 QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -317,10 +317,7 @@ class Forecast:
         ax.legend(loc="upper left", fontsize=8)
         fig.autofmt_xdate()
         fig.tight_layout()
-        p = Path(path)
-        atomic_write(p, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-        plt.close(fig)
-        return p
+        return save_figure(fig, path)
 
     def write(self, out_dir: str | Path) -> list[Path]:
         """Write ``forecast_quantiles.csv`` and ``fan_chart.png`` into ``out_dir``."""

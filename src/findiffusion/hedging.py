@@ -441,7 +441,7 @@ class HedgeResult:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from findiffusion.files import atomic_write
+        from findiffusion.files import save_figure
 
         st = self.stats()
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -453,9 +453,7 @@ class HedgeResult:
         ax.set_title(f"{self.strategy} hedge, {self.spec.cost.describe()}")
         ax.legend()
         fig.tight_layout()
-        out = atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-        plt.close(fig)
-        return out
+        return save_figure(fig, path)
 
 
 def mean_slippage(outcome: HedgeOutcome, prices: Any, spec: HedgeSpec) -> float:
@@ -532,7 +530,7 @@ class FragilityCurve:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from findiffusion.files import atomic_write
+        from findiffusion.files import save_figure
 
         fig, ax = plt.subplots(figsize=(7, 4))
         for n in self.cost:
@@ -545,9 +543,7 @@ class FragilityCurve:
         ax.set_title(f"fragility: {self.spec.cost.describe()}")
         ax.legend(fontsize=8)
         fig.tight_layout()
-        out = atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-        plt.close(fig)
-        return out
+        return save_figure(fig, path)
 
 
 def fragility_curve(prices: Any, spec: HedgeSpec, fractions: Any = (1e-4, 1e-3, 1e-2, 0.03, 0.1, 0.3, 1.0, 3.0),

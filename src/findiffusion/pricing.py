@@ -332,7 +332,7 @@ class PricingResult:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from findiffusion.files import atomic_write
+        from findiffusion.files import save_figure
 
         eu = self.table[self.table["option"].isin(EUROPEAN)]
         fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -356,14 +356,7 @@ class PricingResult:
         ax.set_xlabel("strike")
         ax.legend(fontsize=8)
         fig.tight_layout()
-
-        def write(tmp: str) -> None:
-            fig.savefig(tmp, format="png", dpi=120)
-
-        try:
-            return atomic_write(path, write)
-        finally:
-            plt.close(fig)
+        return save_figure(fig, path, dpi=120)
 
 
 def _contracts(options: list[str], strikes: list[float], maturities: list[int],

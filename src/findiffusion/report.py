@@ -23,7 +23,7 @@ import numpy as np
 
 from findiffusion import stylized_facts as sf
 from findiffusion.errors import InputError
-from findiffusion.files import atomic_write, atomic_write_text
+from findiffusion.files import atomic_write_text, save_figure
 
 REAL = "real"
 
@@ -331,10 +331,7 @@ def build_report(model: Any, returns: Any, *, n: int = 2000, length: int = 64, s
 
 def save_png(fig: Any, path: Path) -> Path:
     """Save a matplotlib figure atomically and close it."""
-    import matplotlib.pyplot as plt
-
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
-    plt.close(fig)
+    save_figure(fig, path, bbox_inches="tight")
     return path
 
 

@@ -432,12 +432,10 @@ def _pyplot() -> Any:
 
 
 def _save_png(fig: Any, path: str | Path) -> Path:
-    from findiffusion.files import atomic_write
+    from findiffusion.files import save_figure
 
     fig.tight_layout()
-    out = atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    _pyplot().close(fig)
-    return out
+    return save_figure(fig, path)
 
 
 @dataclass

@@ -94,7 +94,7 @@ def _plot(path: Path, r: np.ndarray, real: np.ndarray, synth: np.ndarray, long_p
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from findiffusion.files import atomic_write
+    from findiffusion.files import save_figure
 
     fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
     n = long_paths.shape[1]
@@ -124,5 +124,4 @@ def _plot(path: Path, r: np.ndarray, real: np.ndarray, synth: np.ndarray, long_p
     ax[2].set_title("ACF of |r| within windows")
     ax[2].legend()
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
+    save_figure(fig, path)
