@@ -279,12 +279,14 @@ def load(directory: str | Path, device: str = "cpu") -> DiffusionModel:
     return model.to(resolve_device(device))
 
 
-def _check_sample_args(n: int, length: int, sampler: str, steps: int | None, T: int) -> None:
+def _check_sample_args(n: int, length: int | None, sampler: str, steps: int | None, T: int | None) -> None:
+    """Validate sampling arguments; ``length=None`` and ``T=None`` (model not loaded yet) skip those bounds."""
     if not isinstance(n, int | np.integer) or n <= 0:
         raise InputError(f"n must be a positive number of paths, got {n}")
-    if not isinstance(length, int | np.integer) or length <= 0:
+    if length is not None and (not isinstance(length, int | np.integer) or length <= 0):
         raise InputError(f"length must be a positive number of days, got {length}")
     if sampler not in SAMPLERS:
         raise InputError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
-    if steps is not None and not 1 <= steps <= T:
-        raise InputError(f"steps must be between 1 and {T} (the model's diffusion steps), got {steps}")
+    if steps is not None and (steps < 1 or (T is not None and steps > T)):
+        upper = T if T is not None else "the model's diffusion steps"
+        raise InputError(f"steps must be between 1 and {upper} (the model's diffusion steps), got {steps}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -56,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = make_config(args)
     returns, info = load_data(args)
     model = fit(returns, cfg, out_dir=args.out, resume=args.resume, device=args.device,
-                progress=not args.quiet and sys.stderr.isatty() or not args.quiet, data_info=info)
+                progress=not args.quiet, data_info=info)
     loss = model.history["losses_every_50"][-1]
     print(f"model saved to {args.out}  ({info.n_returns} returns of {info.source}, {info.start} .. {info.end})")
     print(f"final loss {loss:.4f}  wall time {time.time() - t0:.1f} s  device {model.history['device']}")

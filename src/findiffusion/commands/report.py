@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     require(args.n >= 20, f"--n must be at least 20 windows, got {args.n}")
     out = Path(args.out)
     require(not out.is_file(), f"--out {str(out)!r} is a file; give a directory")
-    _check_sample_args(args.n, args.length, args.sampler, None, 1)
+    _check_sample_args(args.n, args.length, args.sampler, None, None)
     t0 = time.time()
     returns, _ = load_data(args)
     model = load_model(args)

@@ -38,9 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from findiffusion.model import _check_sample_args
 
     out = check_output_path(args.out)
-    _check_sample_args(args.n, args.length or 1, args.sampler, None, 1)  # fail fast, before loading
-    if args.steps is not None and args.steps <= 0:
-        _check_sample_args(args.n, 1, args.sampler, args.steps, 1)
+    _check_sample_args(args.n, args.length, args.sampler, args.steps, None)  # fail fast, before loading
     model = load_model(args)
     length = model.window if args.length is None else args.length
     _check_sample_args(args.n, length, args.sampler, args.steps, model.denoiser.schedule.T)
