@@ -23,8 +23,7 @@ from pathlib import Path
 import torch
 
 import findiffusion
-from findiffusion.networks import NetworkConfig
-from findiffusion.risk import (
+from findiffusion.backtest import (
     diffusion_samples,
     evaluate,
     forecast_from_samples,
@@ -32,6 +31,7 @@ from findiffusion.risk import (
     historical_simulation_forecast,
     split_index,
 )
+from findiffusion.networks import NetworkConfig
 from findiffusion.training import FitConfig, TrainConfig
 
 OUT = Path(__file__).resolve().parent / "out"

@@ -12,21 +12,23 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from findiffusion.cli import main
-from findiffusion.errors import InputError
-from findiffusion.risk import (
+from findiffusion.backtest import (
     VaRForecast,
-    acerbi_szekely_z2,
     backtest,
-    christoffersen_conditional_coverage,
-    christoffersen_independence,
     diffusion_samples,
-    es_backtest,
     evaluate,
-    expected_shortfall,
     forecast_from_samples,
     garch_t_forecast,
     historical_simulation_forecast,
+)
+from findiffusion.cli import main
+from findiffusion.errors import InputError
+from findiffusion.risk import (
+    acerbi_szekely_z2,
+    christoffersen_conditional_coverage,
+    christoffersen_independence,
+    es_backtest,
+    expected_shortfall,
     kupiec_pof,
     normal_var_es,
     risk_report,

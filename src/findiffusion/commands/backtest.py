@@ -40,9 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from findiffusion.backtest import backtest, check_out_of_sample, split_index
     from findiffusion.data import load_series
     from findiffusion.model import _check_sample_args
-    from findiffusion.risk import _check_level, backtest, check_out_of_sample, split_index
+    from findiffusion.risk import _check_level
 
     require(len(args.level) > 0, "--level needs at least one confidence level, e.g. 0.99,0.975")
     for lv in args.level:
