@@ -10,7 +10,7 @@ S&P 500 (1999-2018) and scores 2000 generated 64-day windows against all
   corr(r_t, r_{t+k}^2), pooled within windows,
 * fit time on this machine.
 
-Run:  python bench/model_choice.py [--configs default,standard,c32,c64] [--seed 0] [--sampler ddim --steps 50]
+Run:  python bench/model_choice.py [--configs default,lambertw,c32,c64,cosine] [--seed 0] [--sampler ddim --steps 50]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from findiffusion.training import FitConfig
 BASE = FitConfig()
 CONFIGS = {
     "default": BASE,
-    "standard": dataclasses.replace(BASE, train=dataclasses.replace(BASE.train, transform="standard")),
+    "lambertw": dataclasses.replace(BASE, train=dataclasses.replace(BASE.train, transform="lambertw")),
     "c32": dataclasses.replace(BASE, network=dataclasses.replace(BASE.network, channels=32)),
     "c64": dataclasses.replace(BASE, network=dataclasses.replace(BASE.network, channels=64)),
     "cosine": dataclasses.replace(BASE, schedule=dataclasses.replace(BASE.schedule, kind="cosine")),
@@ -71,7 +71,7 @@ def score(w: np.ndarray, real: np.ndarray, sd: float) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--configs", default="default,standard")
+    ap.add_argument("--configs", default="default,lambertw")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", default="sp500")
     ap.add_argument("--sampler", default="ddim")
