@@ -11,6 +11,8 @@ days next to a boundary:
   equals that over pairs inside a chunk, and the ACF of |r| at lags 1..20
   computed on the long paths matches that of the real series.
 
+Each ratio comes with a 90 % bootstrap interval over paths.
+
 Run:  python bench/stitching.py [--model DIR] [--n 200] [--length 2520] [--seed 0]
 """
 
@@ -52,15 +54,27 @@ def main() -> None:
     # first chunk: days 0..L-1; then chunks of L - C days; boundary b = index of first day of a new chunk
     bounds = np.arange(L, args.length, L - C)
     inside = np.setdiff1d(np.arange(1, args.length), bounds)
-    sd_all = x.std(axis=0)  # cross-path sd per day, (T,)
     absx = np.abs(x)
+    def boundary_stats(idx: np.ndarray) -> np.ndarray:
+        """(sd first day after / others, sd last day before / others, corr across, corr inside) on paths idx."""
+        sd = x[idx].std(axis=0)  # cross-path sd per day, (T,)
+        a = absx[idx]
+        return np.array([sd[bounds].mean() / sd[inside].mean(), sd[bounds - 1].mean() / sd[inside].mean(),
+                         pair_corr(a[:, bounds - 1], a[:, bounds]), pair_corr(a[:, inside - 1], a[:, inside])])
+
+    # 90 % intervals by resampling whole paths (days within a path are dependent)
+    rng = np.random.default_rng(args.seed)
+    est = boundary_stats(np.arange(args.n))
+    boot = np.array([boundary_stats(rng.integers(0, args.n, args.n)) for _ in range(200)])
+    lo, hi = np.quantile(boot, [0.05, 0.95], axis=0)
+    ci = [f"{e:.3f}  (90 % CI {a:.3f}-{b:.3f})" for e, a, b in zip(est, lo, hi, strict=True)]
     rows = [
         ("days", f"{args.n} paths x {args.length} days, {len(bounds)} boundaries, window {L}, context {C}"),
         ("sampling time", f"{dt:.0f} s ({args.sampler})"),
-        ("sd, first day after boundary / other days", f"{sd_all[bounds].mean() / sd_all[inside].mean():.3f}"),
-        ("sd, last day before boundary / other days", f"{sd_all[bounds - 1].mean() / sd_all[inside].mean():.3f}"),
-        ("corr(|r_t|,|r_t+1|) across boundary", f"{pair_corr(absx[:, bounds - 1], absx[:, bounds]):.3f}"),
-        ("corr(|r_t|,|r_t+1|) inside chunks", f"{pair_corr(absx[:, inside - 1], absx[:, inside]):.3f}"),
+        ("sd, first day after boundary / other days", ci[0]),
+        ("sd, last day before boundary / other days", ci[1]),
+        ("corr(|r_t|,|r_t+1|) across boundary", ci[2]),
+        ("corr(|r_t|,|r_t+1|) inside chunks", ci[3]),
     ]
     real = r.to_numpy()
     n_real = len(real) // args.length

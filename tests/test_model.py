@@ -98,3 +98,23 @@ def test_corrupted_and_incompatible_model_dirs(tiny_model, tmp_path):
     (d / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match="missing"):
         load(d)
+
+
+def test_model_files_from_before_global_pool_still_load(tmp_path):
+    """A model.json without network.global_pool describes a network without the pooling path."""
+    import dataclasses
+
+    import findiffusion as fd
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config(steps=5)
+    cfg = dataclasses.replace(cfg, network=dataclasses.replace(cfg.network, global_pool=False))
+    r = np.random.default_rng(0).normal(0, 0.01, 300)
+    model = fd.fit(r, cfg)
+    model.save(tmp_path)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    del meta["fit_config"]["network"]["global_pool"]
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    old = load(tmp_path)
+    assert old.config.network.global_pool is False
+    assert np.array_equal(model.sample(4, 20, steps=3, seed=1), old.sample(4, 20, steps=3, seed=1))

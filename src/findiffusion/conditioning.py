@@ -21,19 +21,25 @@ class MaskConfig:
 
     Attributes:
         p_unconditional: share of windows with nothing observed.
-        p_prefix: share with an observed prefix of uniform length in [1, L-1].
+        p_prefix: share with an observed prefix (continuation, forecasting).
         p_scattered: share with days observed independently at a random rate in (0, 1).
             The three shares must add up to 1.
+        prefix_at_stitch: fraction of the prefix masks whose length is exactly the
+            stitching context (the task long paths, forecasts and backtests ask of
+            the model); the others have a length uniform in [1, L-1].
     """
 
-    p_unconditional: float = 0.5
-    p_prefix: float = 0.35
+    p_unconditional: float = 0.4
+    p_prefix: float = 0.45
     p_scattered: float = 0.15
+    prefix_at_stitch: float = 0.5
 
     def __post_init__(self) -> None:
         ps = (self.p_unconditional, self.p_prefix, self.p_scattered)
         if min(ps) < 0 or abs(sum(ps) - 1.0) > 1e-6:
             raise ValueError(f"mask shares must be >= 0 and add up to 1, got {ps}")
+        if not 0.0 <= self.prefix_at_stitch <= 1.0:
+            raise ValueError(f"prefix_at_stitch must be in [0, 1], got {self.prefix_at_stitch}")
 
 
 def prefix_mask(batch: int, length: int, n_observed: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -48,11 +54,21 @@ def random_masks(
     length: int,
     cfg: MaskConfig,
     generator: torch.Generator | None = None,
+    stitch_context: int | None = None,
 ) -> torch.Tensor:
-    """Draw a batch of training masks from the mixture in ``cfg``. Shape: (batch, length)."""
+    """Draw a batch of training masks from the mixture in ``cfg``. Shape: (batch, length).
+
+    ``stitch_context`` (default ``length // 2``) is the prefix length that a share
+    ``cfg.prefix_at_stitch`` of the prefix masks observe exactly.
+    """
+    c = length // 2 if stitch_context is None else int(stitch_context)
+    if not 1 <= c < length:
+        raise ValueError(f"stitch_context must be in [1, {length - 1}], got {c}")
     kind = torch.rand(batch, generator=generator)  # (B,)
-    # prefix of length k in [1, L-1]
+    # prefix of length k: exactly c with probability prefix_at_stitch, else uniform in [1, L-1]
     k = torch.randint(1, length, (batch,), generator=generator)  # (B,)
+    at_c = torch.rand(batch, generator=generator) < cfg.prefix_at_stitch  # (B,)
+    k = torch.where(at_c, torch.full_like(k, c), k)
     pos = torch.arange(length)[None, :]  # (1, L)
     prefix = (pos < k[:, None]).float()  # (B, L)
     rate = torch.rand(batch, 1, generator=generator)  # (B, 1)

@@ -29,12 +29,17 @@ class NetworkConfig:
         dilations: dilation of each gated residual layer (kernel 3).
         time_embed_dim: width of the sinusoidal time embedding.
         in_channels: input channels (set by the denoiser: 3 = noisy, context, mask).
+        global_pool: give every layer the window mean of its features as a
+            per-channel bias (like the time embedding), so each position sees
+            window-wide statistics such as the volatility level at once instead
+            of through the dilated stack alone.
     """
 
     channels: int = 48
     dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     time_embed_dim: int = 64
     in_channels: int = 3
+    global_pool: bool = False
 
     def receptive_field(self) -> int:
         """Days seen by one output position: 1 + 2 * sum(dilations)."""
@@ -50,14 +55,17 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) 
 
 
 class _ResidualLayer(nn.Module):
-    def __init__(self, channels: int, dilation: int, embed_dim: int) -> None:
+    def __init__(self, channels: int, dilation: int, embed_dim: int, global_pool: bool) -> None:
         super().__init__()
         self.time = nn.Linear(embed_dim, channels)
+        self.pool = nn.Linear(channels, channels) if global_pool else None
         self.conv = nn.Conv1d(channels, 2 * channels, 3, padding=dilation, dilation=dilation)
         self.out = nn.Conv1d(channels, 2 * channels, 1)
 
     def forward(self, h: torch.Tensor, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         y = h + self.time(emb)[:, :, None]  # (B, C, L)
+        if self.pool is not None:
+            y = y + self.pool(h.mean(dim=-1))[:, :, None]  # window mean -> (B, C, 1) bias
         a, b = self.conv(y).chunk(2, dim=1)  # (B, C, L) each
         y = torch.tanh(a) * torch.sigmoid(b)
         res, skip = self.out(y).chunk(2, dim=1)
@@ -75,7 +83,7 @@ class DilatedResNet(nn.Module):
         self.embed = nn.Sequential(
             nn.Linear(cfg.time_embed_dim, 4 * c), nn.SiLU(), nn.Linear(4 * c, 4 * c), nn.SiLU()
         )
-        self.layers = nn.ModuleList(_ResidualLayer(c, d, 4 * c) for d in cfg.dilations)
+        self.layers = nn.ModuleList(_ResidualLayer(c, d, 4 * c, cfg.global_pool) for d in cfg.dilations)
         self.head = nn.Sequential(nn.Conv1d(c, c, 1), nn.SiLU(), nn.Conv1d(c, 1, 1))
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)

@@ -54,8 +54,8 @@ class TrainConfig:
 
     window: int = 64
     transform: str = "standard"
-    batch_size: int = 128
-    steps: int = 1600
+    batch_size: int = 64
+    steps: int = 3200
     lr: float = 2e-3
     warmup: int = 100
     weight_decay: float = 0.0
@@ -241,7 +241,7 @@ def fit(
             g["lr"] = _lr_at(step, tc)
         idx = torch.randint(0, n_win, (tc.batch_size,), generator=gen).to(dev)
         x0 = windows[idx]  # (B, L)
-        mask = random_masks(tc.batch_size, tc.window, tc.masks, gen).to(dev)  # (B, L)
+        mask = random_masks(tc.batch_size, tc.window, tc.masks, gen, cfg.stitch_context).to(dev)  # (B, L)
         loss = den.loss(x0, mask, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
