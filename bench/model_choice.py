@@ -10,7 +10,7 @@ S&P 500 (1999-2018) and scores 2000 generated 64-day windows against all
   corr(r_t, r_{t+k}^2), pooled within windows,
 * fit time on this machine.
 
-Run:  python bench/model_choice.py [--configs default,lambertw,c32,c64,cosine,steps1600,pool] [--seed 0] [--sampler ddim --steps 50]
+Run:  python bench/model_choice.py [--configs default,lambertw,c32,c64,cosine,s1600b128,s3200b128,pool] [--seed 0] [--sampler ddim --steps 50]
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ CONFIGS = {
     "c32": dataclasses.replace(BASE, network=dataclasses.replace(BASE.network, channels=32)),
     "c64": dataclasses.replace(BASE, network=dataclasses.replace(BASE.network, channels=64)),
     "cosine": dataclasses.replace(BASE, schedule=dataclasses.replace(BASE.schedule, kind="cosine")),
-    "steps1600": dataclasses.replace(BASE, train=dataclasses.replace(BASE.train, steps=1600)),
+    # the previous default (1600 steps at batch 128) and the same samples seen over 3200 steps at batch 128
+    "s1600b128": dataclasses.replace(BASE, train=dataclasses.replace(BASE.train, steps=1600, batch_size=128)),
+    "s3200b128": dataclasses.replace(BASE, train=dataclasses.replace(BASE.train, steps=3200, batch_size=128)),
     "pool": dataclasses.replace(BASE, network=dataclasses.replace(BASE.network, global_pool=True)),
 }
 
