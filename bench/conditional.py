@@ -67,8 +67,8 @@ def main() -> None:
         col.append(f"{np.corrcoef(cv, np.abs(g).mean(axis=(1, 2)))[0, 1]:.3f}")
         col.append(f"{dt:.0f} s")
         rows[d] = col
-    labels = [f"rms / mean|r| vs real, {bucket_name(a, b)}" for a, b in BUCKETS]
-    labels += ["share of |r| > 6 sd, days 1-4 / days 5+", "corr(context vol, continuation vol)", "sampling time"]
+    labels = [f"rms / mean abs r vs real, {bucket_name(a, b)}" for a, b in BUCKETS]
+    labels += ["share of abs r > 6 sd, days 1-4 / days 5+", "corr(context vol, continuation vol)", "sampling time"]
     real = ["1 / 1"] * len(BUCKETS)
     real += [f"{np.mean(np.abs(train / sd) > 6):.4f} (whole training part)",
              f"{np.corrcoef(np.abs(ctx[:, -10:]).mean(1), np.abs(nxt).mean(1))[0, 1]:.3f}", "-"]

@@ -2,7 +2,8 @@
 
 Samples paths of 2520 days (10 years) from a model. A path is built from a
 first window of L days and then chunks of L - C new days, each conditioned
-on the C days before it. If stitching works, nothing is special about the
+on the C days before it (the boundaries come from the model's own chunk plan).
+If stitching works, nothing is special about the
 days next to a boundary:
 
 * volatility: the cross-path sd of returns on the last day before and the
@@ -51,8 +52,8 @@ def main() -> None:
     t0 = time.time()
     x = model.sample(args.n, args.length, sampler=args.sampler, steps=args.steps, seed=args.seed, progress=True)
     dt = time.time() - t0
-    # first chunk: days 0..L-1; then chunks of L - C days; boundary b = index of first day of a new chunk
-    bounds = np.arange(L, args.length, L - C)
+    # boundary b = index of the first day of a new chunk, from the model's own chunk plan
+    bounds = np.cumsum([new for _, new in model._chunk_plan(args.length, False)])[:-1]
     inside = np.setdiff1d(np.arange(1, args.length), bounds)
     absx = np.abs(x)
     def boundary_stats(idx: np.ndarray) -> np.ndarray:

@@ -36,6 +36,20 @@ def test_any_length_and_batching(tiny_model):
     assert model.sample(10, 20, steps=3, seed=0, batch_size=3).shape == (10, 20)
 
 
+def test_chunk_plan_covers_the_path(tiny_model):
+    model, _ = tiny_model
+    L, C = model.window, model.config.stitch_context
+    for has_context in (False, True):
+        for length in (1, L - C, L, L + 1, 3 * L + 7):
+            plan = model._chunk_plan(length, has_context)
+            assert sum(new for _, new in plan) == length
+            assert all(new >= 1 for _, new in plan)
+            first_obs = C if has_context else 0
+            assert [obs for obs, _ in plan] == [first_obs] + [C] * (len(plan) - 1)
+            assert all(obs + new <= L for obs, new in plan)
+            assert all(obs + new == L for obs, new in plan[:-1])  # every window but the last is used whole
+
+
 def test_context_continuation(tiny_model):
     model, _ = tiny_model
     hist = np.random.default_rng(0).normal(0, 0.01, 50)
