@@ -118,3 +118,15 @@ def test_sample_bad_inputs(tmp_path, capsys, tiny_model):
     code, _, err = _run(capsys, "sample", "--model", str(broken), "--out", str(tmp_path / "o.npy"))
     _one_line_error(code, err, "corrupted")
     assert not (tmp_path / "o.npy").exists()  # nothing half-written
+
+
+def test_output_dir_refuses_a_file(tmp_path):
+    from findiffusion.commands.common import output_dir
+    from findiffusion.errors import InputError
+
+    f = tmp_path / "taken.txt"
+    f.write_text("x")
+    with pytest.raises(InputError, match="is a file; give a directory"):
+        output_dir(str(f))
+    assert output_dir(str(tmp_path / "new")) == tmp_path / "new"
+    assert output_dir(None) is None

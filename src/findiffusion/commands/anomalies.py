@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-from findiffusion.commands.common import add_data_args, add_model_arg, load_data, load_model, positive_int, require
+from findiffusion.commands.common import (
+    add_data_args,
+    add_model_arg,
+    load_data,
+    load_model,
+    output_dir,
+    positive_int,
+    require,
+)
 
 METHODS = ("impute", "impute+block", "denoise", "causal")
 
@@ -35,8 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from findiffusion.anomaly import score_anomalies
 
-    out = Path(args.out)
-    require(not out.is_file(), f"--out {args.out!r} is a file; give a directory")
+    out = output_dir(args.out)
     require(args.samples >= 2, f"--samples must be at least 2, got {args.samples}")
     returns, _ = load_data(args)
     model = load_model(args)

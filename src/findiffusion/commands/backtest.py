@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from findiffusion.commands.common import add_model_arg, float_list, load_model, positive_int, require
+from findiffusion.commands.common import add_model_arg, float_list, load_model, output_dir, positive_int, require
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +38,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from findiffusion.backtest import backtest, check_out_of_sample, split_index
     from findiffusion.data import load_series
@@ -49,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     for lv in args.level:
         _check_level(lv)
     _check_sample_args(args.n, 1, args.sampler, None, 1)
-    require(args.out is None or not Path(args.out).is_file(), f"--out {args.out!r} is a file; give a directory")
+    output_dir(args.out)
     returns, _ = load_series(args.data, column=args.column, date_column=args.date_column, returns=args.returns)
     r, i0 = split_index(returns, args.start, args.end)
     require(i0 >= args.hs_window, f"--start leaves {i0} days of history; HS needs {args.hs_window} (and GARCH 250)")

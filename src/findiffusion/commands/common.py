@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
 from findiffusion.errors import InputError
 
@@ -87,6 +88,14 @@ def load_model(args: argparse.Namespace):
     from findiffusion.training import resolve_device
 
     return load(args.model, device=str(resolve_device(args.device)))
+
+
+def output_dir(value: str | None) -> Path | None:
+    """``--out`` as a directory path (``None`` stays ``None``); an error when it names a file."""
+    if value is None:
+        return None
+    require(not Path(value).is_file(), f"--out {value!r} is a file; give a directory")
+    return Path(value)
 
 
 def require(cond: bool, message: str) -> None:

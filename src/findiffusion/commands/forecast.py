@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-from findiffusion.commands.common import add_data_args, add_model_arg, load_data, load_model, positive_int, require
+from findiffusion.commands.common import (
+    add_data_args,
+    add_model_arg,
+    load_data,
+    load_model,
+    output_dir,
+    positive_int,
+    require,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,8 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from findiffusion.forecasting import forecast
     from findiffusion.model import _check_sample_args
 
-    out = Path(args.out)
-    require(not out.is_file(), f"--out {args.out!r} is a file; give a directory")
+    out = output_dir(args.out)
     require(args.n >= 2, f"--n must be at least 2 paths, got {args.n}")
     _check_sample_args(args.n, args.horizon, args.sampler, None, 1)
     returns, info = load_data(args)

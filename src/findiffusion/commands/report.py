@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-from findiffusion.commands.common import add_data_args, add_model_arg, int_list, load_data, load_model, positive_int
+from findiffusion.commands.common import (
+    add_data_args,
+    add_model_arg,
+    int_list,
+    load_data,
+    load_model,
+    output_dir,
+    positive_int,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,8 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     require(args.length > 20, f"--length must be more than 20 days (the ACF uses lags 1-20), got {args.length}")
     require(args.n >= 20, f"--n must be at least 20 windows, got {args.n}")
-    out = Path(args.out)
-    require(not out.is_file(), f"--out {str(out)!r} is a file; give a directory")
+    out = output_dir(args.out)
     _check_sample_args(args.n, args.length, args.sampler, None, None)
     t0 = time.time()
     returns, _ = load_data(args)

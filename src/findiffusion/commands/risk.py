@@ -11,6 +11,7 @@ from findiffusion.commands.common import (
     int_list,
     load_data,
     load_model,
+    output_dir,
     positive_float,
     positive_int,
     require,
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     require(len(args.level) > 0, "--level needs at least one confidence level, e.g. 0.99")
     require(max(args.horizon) <= 2520, f"--horizon {max(args.horizon)} is over 10 years of days; use at most 2520")
     _check_sample_args(args.n, max(args.horizon), args.sampler, None, 1)
-    require(args.out is None or not Path(args.out).is_file(), f"--out {args.out!r} is a file; give a directory")
+    output_dir(args.out)
     returns, info = load_data(args)
     if args.as_of:
         require(isinstance(returns.index, pd.DatetimeIndex), "--as-of needs dated data; name it with --date-column")
