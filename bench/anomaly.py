@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--detectors", help="comma list to run only some (diff-impute, diff-causal, ...)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     a.reps = a.reps or (1 if a.quick else 2)
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     r, _ = findiffusion.load_series("sp500")
     train = r.loc[:TRAIN_END].to_numpy()
     test = r.loc[pd.Timestamp(TRAIN_END) + pd.Timedelta(days=1):]
-    model, mpath = get_model(a.model, a.quick, r, a.seed)
+    model, mpath = get_model(a.model, a.quick, r, a.seed, a.device)
     print(f"model {mpath}; test {test.index[0].date()} .. {test.index[-1].date()} ({len(test)} days); "
           f"{a.reps} replicate(s); imputation K={a.samples}, ddim {a.steps} steps; denoise 16 levels x {a.noise}")
 

@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 import findiffusion as fd
+from findiffusion.model import FILTER_WARMUP
 
 BUCKETS = ((0, 1), (1, 4), (4, 16), (16, None))
 
@@ -50,9 +51,10 @@ def main() -> None:
     rows: dict[str, list[str]] = {}
     for d in args.model:
         m = fd.load(d)
-        L, C = m.window, m.config.stitch_context
-        starts = np.random.default_rng(args.seed).integers(0, len(train) - L, args.contexts)
-        ctx = np.stack([train[s:s + C] for s in starts])  # (M, C)
+        L, C, H = m.window, m.config.stitch_context, m.context_days
+        # the same starts for every model: each context ends at s + C, with H days of history (the filter's warm-up)
+        starts = np.random.default_rng(args.seed).integers(FILTER_WARMUP, len(train) - L, args.contexts)
+        ctx = np.stack([train[s + C - H:s + C] for s in starts])  # (M, H)
         nxt = np.stack([train[s + C:s + L] for s in starts]) / sd  # (M, L - C)
         t0 = time.time()
         g = m.sample(args.n, L - C, sampler=args.sampler, steps=args.steps, seed=args.seed + 1,

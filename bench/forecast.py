@@ -23,26 +23,27 @@ import torch
 
 import findiffusion
 from findiffusion import forecasting as F
+from findiffusion.config import config_tag
 
 OUT = Path(__file__).resolve().parent / "out"
 TRAIN_END = "2014-12-31"
 
 
-def get_model(path: str | None, quick: bool, returns: pd.Series, seed: int):
+def get_model(path: str | None, quick: bool, returns: pd.Series, seed: int, device: str = "cpu"):
     from findiffusion.networks import NetworkConfig
     from findiffusion.training import FitConfig, TrainConfig
 
     if path:
-        return findiffusion.load(path), path
+        return findiffusion.load(path, device=device), path
     if quick:
         cfg, name = FitConfig(network=NetworkConfig(channels=32), train=TrainConfig(steps=400), seed=seed), "dev-2014"
     else:
         cfg, name = FitConfig(seed=seed), "spx-2014-default"
-    d = OUT / name
+    d = OUT / f"{name}-{config_tag(cfg)}"  # a new default gets a new cache
     if (d / "model.json").exists():
-        return findiffusion.load(d), str(d)
+        return findiffusion.load(d, device=device), str(d)
     print(f"fitting {name} on 1999..{TRAIN_END} (cached in {d}) ...", file=sys.stderr)
-    model = findiffusion.fit(returns.loc[:TRAIN_END], cfg, progress=True)
+    model = findiffusion.fit(returns.loc[:TRAIN_END], cfg, progress=True, device=device)
     model.save(d)
     return model, str(d)
 
@@ -53,15 +54,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small smoke run (tiny model, few origins and paths)")
     ap.add_argument("--every", type=int, default=None, help="days between origins (default 10; quick 40)")
     ap.add_argument("--n", type=int, default=None, help="paths per origin (default 200; quick 100)")
-    ap.add_argument("--sampler", default="ddim")
-    ap.add_argument("--steps", type=int, default=None, help="sampler steps (default 20 ddim, 10 ode; quick 10)")
+    ap.add_argument("--sampler", default="ode")
+    ap.add_argument("--steps", type=int, default=None, help="sampler steps (default 20; quick 10)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     every = a.every or (40 if a.quick else 10)
     n = a.n or (100 if a.quick else 200)
-    steps = a.steps or (10 if a.quick or a.sampler == "ode" else 20)
+    steps = a.steps or (10 if a.quick else 20)
     H, horizons = 20, (1, 5, 20)
 
     r, _ = findiffusion.load_series("sp500")
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     train_end = int(r.index.searchsorted(pd.Timestamp(TRAIN_END), side="right"))  # first test index
     origins = np.arange(train_end - 1, len(x) - H, every)  # last observed day of each forecast
     realized = x[origins[:, None] + 1 + np.arange(H)]  # (M, H)
-    model, mpath = get_model(a.model, a.quick, r, a.seed)
+    model, mpath = get_model(a.model, a.quick, r, a.seed, a.device)
     print(f"model {mpath}; {len(origins)} origins {r.index[origins[0]].date()} .. {r.index[origins[-1]].date()}"
           f" every {every} days; {n} paths each; diffusion sampler {a.sampler} {steps} steps; seed {a.seed}")
 

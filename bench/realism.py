@@ -29,6 +29,7 @@ import torch
 import findiffusion
 from findiffusion import report as rp
 from findiffusion.baselines import fit_baselines
+from findiffusion.config import config_tag
 from findiffusion.data import SeriesInfo, make_windows
 from findiffusion.networks import NetworkConfig
 from findiffusion.training import FitConfig, TrainConfig
@@ -36,22 +37,22 @@ from findiffusion.training import FitConfig, TrainConfig
 OUT = Path(__file__).resolve().parent / "out"
 
 
-def get_model(data: str, returns, seed: int, quick: bool, model_dir: str | None):
+def get_model(data: str, returns, seed: int, quick: bool, model_dir: str | None, device: str = "cpu"):
     """Load ``model_dir`` or the cached default-config model of this data set and seed (fit it if missing)."""
     if model_dir:
-        return findiffusion.load(model_dir), model_dir
+        return findiffusion.load(model_dir, device=device), model_dir
     tag = "quick" if quick else "default"
-    d = OUT / "models" / f"{Path(data).stem}-80-seed{seed}-{tag}"
-    if (d / "model.json").exists():
-        return findiffusion.load(d), str(d)
     cfg = FitConfig(seed=seed)
     if quick:
         cfg = dataclasses.replace(cfg, network=NetworkConfig(channels=32), train=TrainConfig(steps=400))
+    d = OUT / "models" / f"{Path(data).stem}-80-seed{seed}-{tag}-{config_tag(cfg)}"  # a new default gets a new cache
+    if (d / "model.json").exists():
+        return findiffusion.load(d, device=device), str(d)
     info = SeriesInfo(source=data, column="", n_returns=len(returns), start=str(returns.index[0].date()),
                       end=str(returns.index[-1].date()), last_price=None)
     t0 = time.time()
     print(f"  fitting {tag} model seed {seed} on {len(returns)} days ...", file=sys.stderr, flush=True)
-    model = findiffusion.fit(returns, cfg, out_dir=d, data_info=info)
+    model = findiffusion.fit(returns, cfg, out_dir=d, data_info=info, device=device)
     print(f"  fitted in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     return model, str(d)
 
@@ -73,7 +74,7 @@ def run_data(data: str, args: argparse.Namespace) -> None:
     timings: dict[str, float] = {}
     model_dirs = args.model or [None] * len(args.seeds)
     for seed, mdir in zip(args.seeds if not args.model else range(len(args.model)), model_dirs, strict=True):
-        model, where = get_model(data, train, seed, args.quick, mdir)
+        model, where = get_model(data, train, seed, args.quick, mdir, args.device)
         name = f"findiffusion s{seed}" if not args.model else f"findiffusion {Path(where).name}"
         t0 = time.time()
         gens[name] = model.sample(args.n, args.length, sampler=args.sampler, steps=args.steps, seed=args.sample_seed)
@@ -134,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-gjr", action="store_true", help="leave out the GJR-skew-t baseline")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny model (400 steps), 500 windows, 1 seed")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     args = p.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.disc_seeds = [int(s) for s in args.disc_seeds.split(",")]

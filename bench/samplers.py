@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-disc", action="store_true", help="skip the discriminative score")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny model, 100 windows, 1 classifier seed")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     disc_seeds = () if args.no_disc else tuple(int(s) for s in args.disc_seeds.split(","))
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     returns, _ = findiffusion.load_series(args.data)
     n_train = int(round(0.8 * len(returns)))
     train = returns.iloc[:n_train]
-    model, where = get_model(args.data, train, 0, args.quick, args.model)
+    model, where = get_model(args.data, train, 0, args.quick, args.model, args.device)
     real = make_windows(train.to_numpy(), model.window)
     held = make_windows(returns.iloc[n_train:].to_numpy(), model.window)
     gens, wall = {}, {}

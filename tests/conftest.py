@@ -68,5 +68,5 @@ def tiny_model(tmp_path_factory):
 
     r, info = load_series("sp500")
     out = tmp_path_factory.mktemp("tiny_model")
-    model = fit(r.iloc[:1500], tiny_config(steps=60), out_dir=out, data_info=info)
+    model = fit(r.iloc[:1500], tiny_config(steps=60), out_dir=out, data_info=info, device="cpu")
     return model, out

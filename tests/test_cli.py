@@ -60,6 +60,14 @@ def test_fit_and_sample_end_to_end(tmp_path, capsys, prices_csv):
                 "--s0", "100", "--out", str(f), "--quiet")[0] == 0
     p = np.load(f)
     assert p.shape == (3, 11) and np.all(p[:, 0] == 100) and np.all(p > 0)
+    # --vol-filter garch: a model of filtered returns, and forecasts from it continue the history
+    fm = tmp_path / "mf"
+    code, _, _ = _run(capsys, "fit", "--data", str(prices_csv), "--column", "Adj Close", "--out", str(fm),
+                      "--config", str(cfg), "--quiet", "--vol-filter", "garch")
+    assert code == 0 and json.loads((fm / "model.json").read_text())["vol_filter"]["kind"] == "garch"
+    code, stdout, _ = _run(capsys, "forecast", "--model", str(fm), "--data", str(prices_csv), "--column", "Adj Close",
+                           "--horizon", "5", "--n", "50", "--steps", "2", "--out", str(tmp_path / "fc"), "--quiet")
+    assert code == 0, stdout
     # resume from the finished run's checkpoint is accepted
     code, _, _ = _run(capsys, "fit", "--data", str(prices_csv), "--column", "Adj Close", "--out", str(out),
                       "--config", str(cfg), "--quiet", "--start", "2001-02-01", "--resume")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from findiffusion.data import ReturnTransform, as_returns, load_series, make_windows
+from findiffusion.data import ReturnTransform, VolatilityFilter, as_returns, load_series, make_windows
 from findiffusion.errors import InputError
 
 
@@ -136,3 +138,74 @@ def test_transform_tail_extension_and_round_trip():
     # beyond the data the extension is linear: equal steps give equal increments
     far = t.inverse(np.array([10.0, 11.0, 12.0]))
     assert far[2] - far[1] == pytest.approx(far[1] - far[0], rel=1e-9)
+
+
+# ---- the volatility filter -----------------------------------------------------------------------
+def _garch_path(n: int, alpha: float, beta: float, mean: float, var: float, seed: int):
+    """A GARCH(1,1) path with variance targeting: returns, innovations and sigma^2_1."""
+    rng = np.random.default_rng(seed)
+    eps = rng.standard_t(6, n) / np.sqrt(6 / 4)  # unit variance
+    omega = var * (1 - alpha - beta)
+    s2, r = 2.5 * var, np.empty(n)
+    s2_0 = s2
+    for t in range(n):
+        r[t] = mean + np.sqrt(s2) * eps[t]
+        s2 = omega + alpha * (r[t] - mean) ** 2 + beta * s2
+    return r, eps, s2_0
+
+
+def test_volatility_filter_recovers_garch_innovations():
+    """Filtering a GARCH path with its own parameters and start variance gives back its innovations."""
+    r, eps, s2_0 = _garch_path(3000, 0.05, 0.93, 3e-4, 1e-4, seed=1)
+    f = VolatilityFilter(alpha=0.05, beta=0.93, winsor=None, mean=3e-4, var=1e-4)
+    z, s2 = f.filter(r, var0=s2_0)
+    np.testing.assert_allclose(z, eps, rtol=1e-9, atol=1e-9)
+    assert s2.shape == (3001,)
+    # fitted m and v are the sample moments; residuals of a fitted filter have unit variance roughly
+    g = VolatilityFilter(alpha=0.05, beta=0.93, winsor=None).fit(r)
+    assert g.mean == pytest.approx(r.mean()) and g.var == pytest.approx(r.var())
+    assert np.var(g.filter(r)[0]) == pytest.approx(1.0, abs=0.1)
+    # the filtered variance tracks the true one
+    assert np.corrcoef(g.filter(r)[1][:-1], f.filter(r, var0=s2_0)[1][:-1])[0, 1] > 0.99
+
+
+@pytest.mark.parametrize("winsor", [None, 3.0])
+def test_volatility_filter_round_trip_batched_and_capped(winsor):
+    rng = np.random.default_rng(0)
+    f = VolatilityFilter(winsor=winsor).fit(rng.standard_t(4, 2000) * 0.01)
+    r = rng.standard_t(4, (3, 5, 40)) * 0.01  # any leading shape
+    var0 = rng.uniform(0.5, 2, (3, 5)) * f.var
+    z, s2 = f.filter(r, var0)
+    assert z.shape == r.shape and s2.shape == (3, 5, 41)
+    np.testing.assert_allclose(f.unfilter(z, var0), r, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(f.unfilter(z[0, 0], s2[0, 0, 0]), r[0, 0], rtol=1e-10, atol=1e-14)
+    # winsorized: a shock beyond c raises the variance as much as one of c sd, no more
+    if winsor is not None:
+        s_big = f.filter(f.mean + np.array([0.0, -50 * np.sqrt(f.var)]), f.var)[1]
+        s_c = f.filter(f.mean + np.array([0.0, -winsor * np.sqrt(s_big[1])]), f.var)[1]
+        assert s_big[2] == pytest.approx(s_c[2], rel=1e-12)
+    # a run of huge residuals cannot push the variance past the cap
+    big = f.unfilter(np.full((1, 500), 20.0), f.var)
+    assert np.isfinite(big).all() and f.filter(big, f.var)[1].max() <= f.var_max * (1 + 1e-12)
+    # start variances come from the range of the training variances
+    s = f.sample_start(1000, rng.uniform(size=1000))
+    assert f.start_quantiles[0] <= s.min() and s.max() <= f.start_quantiles[-1]
+
+
+def test_volatility_filter_identity_state_and_errors():
+    r = np.random.default_rng(0).normal(0, 0.01, 100)
+    none = VolatilityFilter(kind="none").fit(r)
+    z, s2 = none.filter(r)
+    assert np.array_equal(z, r) and np.all(s2 == 1) and np.array_equal(none.unfilter(z), r)
+    assert VolatilityFilter.from_dict(None).kind == "none"  # model files from before the filter
+    for f in (VolatilityFilter(winsor=None).fit(r), VolatilityFilter(winsor=4.0).fit(r)):
+        g = VolatilityFilter.from_dict(json.loads(json.dumps(f.to_dict(), allow_nan=False)))  # strict JSON
+        assert g == f
+    with pytest.raises(InputError, match="alpha"):
+        VolatilityFilter(alpha=0.5, beta=0.6)
+    with pytest.raises(InputError, match="winsor"):
+        VolatilityFilter(winsor=0.0)
+    with pytest.raises(InputError, match="unknown volatility filter"):
+        VolatilityFilter(kind="egarch")
+    with pytest.raises(InputError, match="refit"):
+        VolatilityFilter.from_dict({"kind": "garch"})

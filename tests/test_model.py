@@ -132,3 +132,67 @@ def test_model_files_from_before_global_pool_still_load(tmp_path):
     old = load(tmp_path)
     assert old.config.network.global_pool is False
     assert np.array_equal(model.sample(4, 20, steps=3, seed=1), old.sample(4, 20, steps=3, seed=1))
+
+
+def test_conditional_sample_is_decoded_from_the_filter_state(tmp_path):
+    """sample(context=c) = decode(model-space sample given encode(c), start variance = the state after c)."""
+    import dataclasses
+
+    import torch
+
+    import findiffusion as fd
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config(steps=20)
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, vol_filter="garch", vol_winsor=4.0))
+    r, _ = fd.load_series("sp500")
+    fd.fit(r.iloc[:1500], cfg, out_dir=tmp_path, device="cpu")
+    model = load(tmp_path)  # the filter's state survives the round trip
+    assert model.vol_filter.active and model.vol_filter.winsor == 4.0
+    assert model.context_days >= model.config.stitch_context
+    c = np.random.default_rng(2).standard_t(4, 300) * 0.01
+    u, s2 = model.encode(c)
+    np.testing.assert_allclose(model.decode(u, s2[0]), c, rtol=1e-9, atol=1e-12)
+    a = model.sample(5, 30, context=c, steps=3, seed=7)
+    u_new = model.sample_model_space(5, 30, context_u=u[None], steps=3, generator=torch.Generator().manual_seed(7))
+    np.testing.assert_allclose(a, model.decode(u_new[0], s2[-1]), rtol=1e-9)
+    # the same model-space draws after a calm and after a wild history: returns scale with the state
+    calm = model.decode(u_new[0], s2[-1])
+    wild = model.decode(u_new[0], 4 * s2[-1])
+    m = model.vol_filter.mean
+    np.testing.assert_allclose(wild[:, 0] - m, 2 * (calm[:, 0] - m), rtol=1e-9)
+
+
+def test_model_files_from_before_the_volatility_filter_still_load(tmp_path):
+    """A model.json without vol_filter describes a model of unfiltered returns."""
+    import dataclasses
+
+    import findiffusion as fd
+    from tests.conftest import tiny_config
+
+    r = np.random.default_rng(0).normal(0, 0.01, 300)
+    cfg = tiny_config(steps=5)
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, vol_filter="garch"))
+    model = fd.fit(r, cfg)
+    model.save(tmp_path)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    del meta["vol_filter"]
+    for key in ("vol_filter", "vol_alpha", "vol_beta"):
+        del meta["fit_config"]["train"][key]
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    old = load(tmp_path)
+    assert old.vol_filter.kind == "none" and old.config.train.vol_filter == "none"
+    assert old.context_days == old.config.stitch_context
+    # without the filter, returns are the transform's inverse of the model-space draws
+    u = old.sample_model_space(4, 20, steps=3)
+    assert np.allclose(old.decode(u), old.transform.inverse(u))
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_sampling_on_the_gpu_matches_the_cpu(tiny_model):
+    model, path = tiny_model
+    gpu = load(path, device="cuda")
+    for sampler in ("ddpm", "ddim", "sde", "ode"):
+        a = gpu.sample(16, 40, sampler=sampler, steps=4, seed=1, context=np.full(60, 0.001))
+        b = model.sample(16, 40, sampler=sampler, steps=4, seed=1, context=np.full(60, 0.001))
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)  # same noise (drawn on the CPU), float32 kernels

@@ -243,6 +243,7 @@ class _EchoModel:
     """Stub with the sampling API: every path repeats the last context day plus noise of known sd."""
 
     config = SimpleNamespace(stitch_context=8)
+    context_days = 8
     data_info = SimpleNamespace(end="2003-12-31")
 
     def sample(self, n, length, *, context, generator, sigma=0.01, **_):

@@ -8,7 +8,8 @@ Scored days are spread ``stride`` days apart, so every masked day has
 ``stride - 1`` observed neighbours on each side, and each day is scored in the
 window where it sits most centrally (at least ``window/4`` days of context on
 both sides, except within that distance of the ends of the series).
-All maths is in model space u = g(r) (the fitted return transform).
+All maths is in model space u (:meth:`~findiffusion.model.DiffusionModel.encode`: the volatility
+filter's residuals through the fitted return transform, the filter run over the whole series).
 
 **Imputation score** (``method="impute"``). Draw K imputations
 \tilde u^{(k)}_t ~ p_\theta(u_t | u_{\text{context}}) with a sampler and score the observed value by its
@@ -233,7 +234,7 @@ def imputation_scores(model: Any, returns: Any, *, n_samples: int = 32, steps: i
         raise InputError("n_samples must be >= 2 and steps >= 1")
     r = _as_series(returns)
     L = model.window
-    u = model.transform.forward(r.to_numpy())  # (T,)
+    u, s2 = model.encode(r.to_numpy())  # (T,), (T + 1,)
     starts, rows = window_plan(len(u), L, block, stride)
     ctx, mask = _batches(rows, starts, u, L)  # (R, L) each
     R = ctx.shape[0]
@@ -268,7 +269,10 @@ def imputation_scores(model: Any, returns: Any, *, n_samples: int = 32, steps: i
                 v_obs = math.log(float(np.mean(u[dd] ** 2)) + 1e-8)
                 v_sim = np.log(np.mean(sims[:, sl] ** 2, axis=1) + 1e-8)  # (K,)
                 zv[dd] = (v_obs - v_sim.mean()) / (v_sim.std(ddof=1) + 1e-9)
-    extra = {"z": z, "tail_prob": tail, "pred_mean_return": model.transform.inverse(mean)}
+    # back to returns day by day: r_t = m + sigma_t g^{-1}(u_t), with sigma_t of the observed history
+    pred = model.vol_filter.mean + np.sqrt(s2[:-1]) * model.transform.inverse(mean) if model.vol_filter.active \
+        else model.transform.inverse(mean)
+    extra = {"z": z, "tail_prob": tail, "pred_mean_return": pred}
     score = np.abs(z)
     if block > 1:
         extra["z_block_logvar"] = zv
@@ -288,7 +292,7 @@ def denoising_scores(model: Any, returns: Any, *, n_levels: int = 16, n_noise: i
         raise InputError("n_levels must be >= 2 and n_noise >= 1")
     r = _as_series(returns)
     L = model.window
-    u = model.transform.forward(r.to_numpy())
+    u, _ = model.encode(r.to_numpy())
     starts, rows = window_plan(len(u), L, 1, stride)
     ctx, mask = _batches(rows, starts, u, L)  # (R, L)
     R = ctx.shape[0]
@@ -351,10 +355,11 @@ def causal_scores(model: Any, returns: Any, *, n_samples: int = 32, steps: int =
         raise InputError(f"the series has {len(x)} returns; the causal score needs more than {c}")
     t = np.arange(c, len(x))  # scored days
     idx = t[:, None] + np.arange(-c, 0)[None, :]  # (M, C) the days before each
-    sims = model.sample(n_samples, 1, sampler=sampler, steps=steps, seed=seed, context=x[idx],
-                        batch_size=batch_size, progress=progress)[:, :, 0]  # (M, K) returns
-    us = model.transform.forward(sims)
-    u = model.transform.forward(x[t])
+    u_all, _ = model.encode(x)  # (T,): the filter state of each day comes from all days before it
+    us = model.sample_model_space(n_samples, 1, context_u=u_all[idx], sampler=sampler, steps=steps,
+                                  generator=torch.Generator().manual_seed(seed), batch_size=batch_size,
+                                  progress=progress)[:, :, 0]  # (M, K) model space
+    u = u_all[t]
     z = np.zeros(len(x))
     z[t] = (u - us.mean(1)) / (us.std(1, ddof=1) + 1e-9)
     return AnomalyScores(r, np.abs(z), f"causal (K={n_samples}, {sampler} {steps} steps)", {"z": z})

@@ -172,11 +172,12 @@ def garch_t_forecast(returns: np.ndarray, start: int, levels: Sequence[float], r
     return VaRForecast("GARCH-t", tuple(levels), var, es, draw)
 
 
-def diffusion_samples(model: Any, returns: np.ndarray, start: int, n_paths: int = 500, sampler: str = "ddim",
-                      steps: int | None = 10, seed: int = 0, chunk_days: int = 50,
+def diffusion_samples(model: Any, returns: np.ndarray, start: int, n_paths: int = 500, sampler: str = "ode",
+                      steps: int | None = 20, seed: int = 0, chunk_days: int = 50,
                       progress: bool = False) -> np.ndarray:
     """Next-day returns from the model for every day from ``start`` on, each conditioned on the
-    ``stitch_context`` returns before it (2-D ``context``: many days per call). Shape: (T, N)."""
+    ``model.context_days`` returns before it (fewer when the history is shorter; 2-D ``context``:
+    many days per call). Shape: (T, N)."""
     import torch
 
     from findiffusion.progress import progress_bar
@@ -185,7 +186,8 @@ def diffusion_samples(model: Any, returns: np.ndarray, start: int, n_paths: int 
     C = int(model.config.stitch_context)
     if start < C:
         raise InputError(f"the model needs {C} days of history before the first forecast; got {start}")
-    ctx = np.lib.stride_tricks.sliding_window_view(r, C)[start - C:len(r) - C]  # (T, C): r[t-C:t]
+    H = min(model.context_days, start)
+    ctx = np.lib.stride_tricks.sliding_window_view(r, H)[start - H:len(r) - H]  # (T, H): r[t-H:t]
     gen = torch.Generator().manual_seed(seed)
     out = []
     bar = progress_bar(progress, len(ctx), "diffusion forecasts")
@@ -342,7 +344,7 @@ def split_index(returns: pd.Series, start: str, end: str | None = None) -> tuple
 
 
 def backtest(returns: pd.Series, start: str, end: str | None = None, levels: Sequence[float] = (0.99, 0.975),
-             model: Any = None, n_paths: int = 500, sampler: str = "ddim", steps: int | None = 10,
+             model: Any = None, n_paths: int = 500, sampler: str = "ode", steps: int | None = 20,
              estimator: str = "empirical", hs_window: int = 250, garch_refit: int = 1, n_sims: int = 2000,
              seed: int = 0, progress: bool = False) -> BacktestResult:
     """Rolling one-day VaR/ES from the diffusion model (when given), HS and GARCH-t, and their tests.

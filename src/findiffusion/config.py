@@ -71,3 +71,10 @@ def to_json(cfg: Any) -> str:
 def from_json(cls: type[T], text: str) -> T:
     """Parse a JSON string into config ``cls``."""
     return from_dict(cls, json.loads(text))
+
+
+def config_tag(cfg: Any) -> str:
+    """A short, stable hash of a config (for cache directory names): equal configs, equal tags."""
+    import hashlib
+
+    return hashlib.sha256(to_json(cfg).encode()).hexdigest()[:8]

@@ -1,10 +1,13 @@
 r"""Loading price/return series, windowing, and invertible return transforms.
 
-The model never sees raw returns. A :class:`ReturnTransform` maps daily log
-returns r to approximately Gaussian, unit-variance values u and back:
+The model never sees raw returns. An optional causal :class:`VolatilityFilter`
+(eq. 3, off by default) divides each return by a slow GARCH-type volatility
+estimate from the days before it, and a :class:`ReturnTransform` maps those
+residuals z (z = r without the filter) to approximately Gaussian,
+unit-variance values u and back:
 
-* ``"standard"``: u = (r - m) / s.
-* ``"lambertw"`` (default): the heavy-tail Lambert W x Gaussian transform of
+* ``"standard"`` (default): u = (z - m) / s.
+* ``"lambertw"``: the heavy-tail Lambert W x Gaussian transform of
   Goerg (2015). With z = (r - m)/s the generative direction is
 
   (1)  z = u \exp(\tfrac{\delta}{2} u^2),   \delta \ge 0,
@@ -22,7 +25,7 @@ returns r to approximately Gaussian, unit-variance values u and back:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -357,3 +360,141 @@ class ReturnTransform:
         if t.kind not in cls.KINDS or not all(math.isfinite(float(d[k])) for k in ("loc", "scale", "delta")):
             raise InputError("invalid preprocessing state in the model directory; refit the model")
         return t
+
+
+@dataclass
+class VolatilityFilter:
+    r"""A causal GARCH(1,1)-type variance filter: returns <-> standardized residuals.
+
+    With mean m and variance targeting (\omega = v (1 - \alpha - \beta), v the sample variance)
+
+    (3)  \sigma^2_{t+1} = \omega + \alpha \sigma^2_t \min(z_t^2, c^2) + \beta \sigma^2_t,   z_t = (r_t - m) / \sigma_t,
+
+    so r_t = m + \sigma_t z_t can be rebuilt day by day from z and a start variance
+    \sigma^2_1. The model learns windows of z (the diffusion model's job: the shape
+    of the shocks and their dependence inside a window), while (3) carries the slow
+    volatility level across windows and stitched chunks. \alpha and \beta are fixed,
+    not fitted: a slow filter (memory 1/(1-\beta) ~ 30 days) leaves the fast
+    clustering to the model. ``kind="none"`` is the identity (\sigma_t = 1, m = 0), the
+    default of :class:`~findiffusion.training.TrainConfig`: bench/filter_choice.py measured
+    the filter to fix volatility clustering but to make the tails too heavy. With c = inf, (3) is
+    GARCH(1,1); a finite c (winsorized update) lets a shock beyond c sd raise the
+    variance no more than one of c sd, so a generated extreme day cannot set off a spiral.
+
+    Attributes:
+        kind: ``"garch"`` or ``"none"``.
+        alpha, beta: reaction and persistence in (3); alpha + beta < 1.
+        winsor: c in (3) (default 4; ``None``: no winsorizing, c = inf).
+        mean, var: m and v, estimated on the training returns.
+        var_max: cap on \sigma^2_t in (3), ``CAP`` times the largest filtered training
+            variance (a volatility about three times the worst in the data): a generated
+            run of large shocks cannot feed back into ever larger variances.
+        start_quantiles: quantiles of the filtered training variances \sigma^2_t,
+            from which unconditional paths draw their start variance.
+    """
+
+    kind: str = "garch"
+    alpha: float = 0.03
+    beta: float = 0.965
+    winsor: float | None = 4.0
+    mean: float = 0.0
+    var: float = 1.0
+    var_max: float = math.inf
+    start_quantiles: tuple[float, ...] = field(default=(), repr=False)
+
+    KINDS = ("garch", "none")
+    _FIELDS = ("kind", "alpha", "beta", "winsor", "mean", "var", "var_max", "start_quantiles")
+    #: the cap on \sigma^2_t, as a multiple of the largest filtered training variance
+    CAP = 10.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in self.KINDS:
+            raise InputError(f"unknown volatility filter {self.kind!r}; use one of {self.KINDS}")
+        if self.winsor is not None and not self.winsor > 0:
+            raise InputError(f"volatility filter winsor level must be positive (or None), got {self.winsor}")
+        if self.kind == "garch" and not (self.alpha >= 0 and self.beta >= 0 and self.alpha + self.beta < 1):
+            raise InputError(
+                f"volatility filter needs alpha >= 0, beta >= 0 and alpha + beta < 1, got {self.alpha}, {self.beta}"
+            )
+
+    @property
+    def active(self) -> bool:
+        return self.kind != "none"
+
+    def fit(self, r: np.ndarray) -> VolatilityFilter:
+        """Estimate m, v and the start-variance quantiles on returns ``r``. Shape: (T,)."""
+        r = np.asarray(r, dtype=float)
+        if not self.active:
+            return self
+        self.mean, self.var, self.var_max = float(r.mean()), float(r.var()), math.inf
+        _, s2 = self.filter(r)
+        self.var_max = self.CAP * float(s2.max())
+        self.start_quantiles = tuple(float(q) for q in np.quantile(s2[:-1], np.linspace(0, 1, 201)))
+        return self
+
+    def filter(self, r: np.ndarray, var0: np.ndarray | float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        r"""Standardized residuals and variances, eq. (3), from the first day on.
+
+        Args:
+            r: returns. Shape: (..., T).
+            var0: \sigma^2_1 (default: v, the unconditional variance).
+
+        Returns:
+            ``(z, s2)``: z of shape (..., T) and \sigma^2_1..\sigma^2_{T+1} of shape (..., T + 1);
+            ``s2[..., -1]`` is the variance of the next, unseen day.
+        """
+        r = np.asarray(r, dtype=float)
+        if not self.active:
+            return r.copy(), np.ones(r.shape[:-1] + (r.shape[-1] + 1,))
+        e = r - self.mean
+        s2 = np.empty(r.shape[:-1] + (r.shape[-1] + 1,))
+        s2[..., 0] = self.var if var0 is None else var0
+        omega = self.var * (1 - self.alpha - self.beta)
+        c2 = math.inf if self.winsor is None else self.winsor ** 2
+        for t in range(r.shape[-1]):
+            shock = np.minimum(e[..., t] ** 2, c2 * s2[..., t])
+            s2[..., t + 1] = np.minimum(omega + self.alpha * shock + self.beta * s2[..., t], self.var_max)
+        return e / np.sqrt(s2[..., :-1]), s2
+
+    def unfilter(self, z: np.ndarray, var0: np.ndarray | float | None = None) -> np.ndarray:
+        """Rebuild returns from residuals z, eq. (3) forwards. Shape: (..., T) -> (..., T)."""
+        z = np.asarray(z, dtype=float)
+        if not self.active:
+            return z.copy()
+        r = np.empty_like(z)
+        s2 = np.broadcast_to(np.asarray(self.var if var0 is None else var0, dtype=float), z.shape[:-1]).copy()
+        omega = self.var * (1 - self.alpha - self.beta)
+        c2 = math.inf if self.winsor is None else self.winsor ** 2
+        for t in range(z.shape[-1]):
+            r[..., t] = self.mean + np.sqrt(s2) * z[..., t]
+            s2 = np.minimum(omega + self.alpha * s2 * np.minimum(z[..., t] ** 2, c2) + self.beta * s2, self.var_max)
+        return r
+
+    def sample_start(self, n: int, u: np.ndarray) -> np.ndarray:
+        """Start variances for ``n`` unconditional paths from uniforms ``u`` in [0, 1). Shape: (n,)."""
+        if not self.active or not self.start_quantiles:
+            return np.full(n, self.var)
+        q = np.asarray(self.start_quantiles)
+        return np.interp(np.asarray(u, dtype=float), np.linspace(0, 1, len(q)), q)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self._FIELDS}
+        d["start_quantiles"] = list(self.start_quantiles)
+        d["var_max"] = None if math.isinf(self.var_max) else self.var_max  # strict JSON has no Infinity
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> VolatilityFilter:
+        """``None`` (model files written before the filter existed) gives the identity filter."""
+        if d is None:
+            return cls(kind="none")
+        try:
+            f = cls(kind=str(d["kind"]), alpha=float(d["alpha"]), beta=float(d["beta"]),
+                    winsor=None if d["winsor"] is None else float(d["winsor"]), mean=float(d["mean"]),
+                    var=float(d["var"]), var_max=math.inf if d["var_max"] is None else float(d["var_max"]),
+                    start_quantiles=tuple(float(v) for v in d["start_quantiles"]))
+        except (KeyError, TypeError, ValueError, InputError):
+            raise InputError("invalid volatility-filter state in the model directory; refit the model") from None
+        if not (math.isfinite(f.var) and f.var > 0 and math.isfinite(f.mean)):
+            raise InputError("invalid volatility-filter state in the model directory; refit the model")
+        return f

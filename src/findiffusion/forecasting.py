@@ -143,7 +143,7 @@ def evaluate_paths(paths: np.ndarray, realized: np.ndarray, horizons: tuple[int,
 # forecasters: diffusion, GARCH(1,1)-t, historical simulation
 # ---------------------------------------------------------------------------
 def diffusion_paths(model: Any, returns: np.ndarray, origins: np.ndarray, horizon: int, n_paths: int, *,
-                    sampler: str = "ddim", steps: int | None = 20, seed: int = 0, batch_size: int = 4096,
+                    sampler: str = "ode", steps: int | None = 20, seed: int = 0, batch_size: int = 4096,
                     progress: bool = False) -> np.ndarray:
     """Conditional diffusion paths after each origin, batched over origins.
 
@@ -162,7 +162,8 @@ def diffusion_paths(model: Any, returns: np.ndarray, origins: np.ndarray, horizo
     c = int(model.config.stitch_context)
     if origins.min() < c - 1:
         raise InputError(f"every origin needs {c} days of history before it; the first is at index {origins.min()}")
-    idx = origins[:, None] + np.arange(-c + 1, 1)[None, :]  # (M, C)
+    h = min(model.context_days, int(origins.min()) + 1)  # history days per origin
+    idx = origins[:, None] + np.arange(-h + 1, 1)[None, :]  # (M, h)
     return model.sample(n_paths, horizon, sampler=sampler, steps=steps, seed=seed, context=r[idx],
                         batch_size=batch_size, progress=progress)
 
@@ -333,7 +334,7 @@ def _fmt(x: Any) -> str:
 
 
 def forecast(model: Any, returns: pd.Series, *, as_of: str | None = None, horizon: int = 20, n_paths: int = 2000,
-             last_price: float | None = None, sampler: str = "ddim", steps: int | None = 20, seed: int = 0,
+             last_price: float | None = None, sampler: str = "ode", steps: int | None = 20, seed: int = 0,
              progress: bool = False) -> Forecast:
     """Forecast the next ``horizon`` days after ``as_of`` (default: the last day of ``returns``).
 
@@ -373,7 +374,7 @@ def forecast(model: Any, returns: pd.Series, *, as_of: str | None = None, horizo
     s_end = 100.0 if last_price is None else float(last_price)
     s_asof = s_end * math.exp(-float(r.to_numpy()[end + 1:].sum()))
     paths = model.sample(n_paths, horizon, sampler=sampler, steps=steps, seed=seed,
-                         context=hist.to_numpy()[-c:], progress=progress)
+                         context=hist.to_numpy()[-model.context_days:], progress=progress)
     dates = None
     if isinstance(r.index, pd.DatetimeIndex):
         dates = pd.bdate_range(hist.index[-1] + pd.offsets.BDay(1), periods=horizon)

@@ -4,7 +4,7 @@ A model directory holds
 
 * ``weights-<hash>.safetensors``: the EMA weights of the network (safetensors, never pickled),
 * ``model.json``: format version, :class:`~findiffusion.training.FitConfig`,
-  the return transform, a description of the data, training history, and the
+  the volatility filter and the return transform, a description of the data, training history, and the
   name and SHA-256 of the weights file.
 
 ``model.json`` is written last and atomically and names its weights file, so
@@ -13,6 +13,7 @@ a directory is always either the old model or the new one.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -25,7 +26,7 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 
 from findiffusion.config import to_dict
-from findiffusion.data import ReturnTransform, SeriesInfo
+from findiffusion.data import ReturnTransform, SeriesInfo, VolatilityFilter
 from findiffusion.denoiser import Denoiser
 from findiffusion.errors import InputError, ModelFileError
 from findiffusion.files import atomic_write, atomic_write_text
@@ -36,6 +37,8 @@ FORMAT_VERSION = 1
 #: guard on the clean estimate in model space (u is ~N(0, 1); 10 sd is far beyond any day seen)
 CLIP_X0 = 10.0
 DEFAULT_SAMPLER = "ode"
+#: history days a conditional sample is given when the model has a volatility filter (0.965^250 ~ 1e-4)
+FILTER_WARMUP = 250
 DEFAULT_STEPS = {"ddpm": None, "ddim": 50, "sde": 200, "ode": 20}
 
 
@@ -48,16 +51,29 @@ class DiffusionModel:
         transform: the fitted return transform.
         data_info: description of the training data.
         history: training history (losses, wall time).
+        vol_filter: the fitted volatility filter (default: none, the identity).
+
+    Model space: returns r -> residuals z of the volatility filter -> u = transform(z);
+    :meth:`encode` and :meth:`decode` go both ways.
     """
 
     def __init__(self, config: Any, denoiser: Denoiser, transform: ReturnTransform,
-                 data_info: SeriesInfo | None = None, history: dict[str, Any] | None = None) -> None:
+                 data_info: SeriesInfo | None = None, history: dict[str, Any] | None = None,
+                 vol_filter: VolatilityFilter | None = None) -> None:
         self.config = config
         self.denoiser = denoiser.eval()
         self.transform = transform
+        self.vol_filter = vol_filter if vol_filter is not None else VolatilityFilter(kind="none")
         self.data_info = data_info
         self.history = history or {}
         self.device = torch.device("cpu")
+
+    @property
+    def context_days(self) -> int:
+        """Days of history to pass as ``context`` to :meth:`sample`: the network's
+        ``stitch_context``, or :data:`FILTER_WARMUP` with a volatility filter (its state needs that long to settle)."""
+        C = int(self.config.stitch_context)
+        return max(C, FILTER_WARMUP) if self.vol_filter.active else C
 
     @property
     def window(self) -> int:
@@ -69,6 +85,28 @@ class DiffusionModel:
         self.device = torch.device(device)
         self.denoiser.to(self.device)
         return self
+
+    # ---- model space ---------------------------------------------------------
+    def encode(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Returns -> model space along the last axis, the filter starting at the first day.
+
+        Returns:
+            ``(u, s2)``: u of shape (..., T) and the filter variances sigma^2 of days 1..T+1,
+            shape (..., T + 1) (all ones without a filter); ``s2[..., -1]`` is the state a
+            continuation starts from (:meth:`decode`).
+        """
+        z, s2 = self.vol_filter.filter(r)
+        return self.transform.forward(z), s2
+
+    def decode(self, u: np.ndarray, var0: np.ndarray | float | None = None) -> np.ndarray:
+        """Model space -> returns, the filter starting from variance ``var0``. Shape: (..., T) -> (..., T)."""
+        return self.vol_filter.unfilter(self.transform.inverse(u), var0)
+
+    def start_variance(self, n: int, generator: torch.Generator) -> np.ndarray | None:
+        """Start variances of ``n`` unconditional paths, drawn from the training filter's states. Shape: (n,)."""
+        if not self.vol_filter.active:
+            return None
+        return self.vol_filter.sample_start(n, torch.rand(n, generator=generator, dtype=torch.float64).numpy())
 
     # ---- sampling ------------------------------------------------------------
     def _generate(self, n: int, sampler: str, steps: int | None, generator: torch.Generator,
@@ -118,7 +156,9 @@ class DiffusionModel:
             seed: seed of the generator (ignored when ``generator`` is given).
             generator: a :class:`torch.Generator` for every random draw.
             context: optional recent real log returns (oldest first); paths
-                continue from them (their last ``stitch_context`` days are used).
+                continue from them. The network sees their last ``stitch_context``
+                days; the volatility filter runs over all of them (pass a year or
+                more so its state has settled).
                 Shape (C,) for one history, or (M, C) for M histories at once
                 (batched: rolling backtests and forecasts).
             eta: DDIM stochasticity.
@@ -130,17 +170,43 @@ class DiffusionModel:
         """
         length = self.window if length is None else length
         _check_sample_args(n_paths, length, sampler, steps, self.denoiser.schedule.T)
-        steps = steps if steps is not None else DEFAULT_STEPS[sampler]
         gen = generator if generator is not None else torch.Generator().manual_seed(0 if seed is None else seed)
-        ctx_rows = None  # (N_total, C') model-space context per path
-        n_ctx = 1
+        ctx_u = None
         if context is not None:
             c = np.asarray(context, dtype=float)
             if c.ndim not in (1, 2) or c.shape[-1] < 1 or not np.isfinite(c).all():
                 raise InputError("context must be a 1-D (days) or 2-D (cases, days) array of finite log returns")
-            c2 = c.reshape(-1, c.shape[-1])[:, -self.config.stitch_context:]  # (M, C')
-            n_ctx = c2.shape[0]
-            u = torch.from_numpy(self.transform.forward(c2)).float()  # (M, C')
+            ctx_u, s2 = self.encode(c.reshape(-1, c.shape[-1]))  # (M, C), (M, C + 1)
+            var0 = np.repeat(s2[:, -1], n_paths) if self.vol_filter.active else None  # (M * N,), case-major
+        else:
+            var0 = self.start_variance(n_paths, gen)
+        u = self.sample_model_space(n_paths, length, context_u=ctx_u, sampler=sampler, steps=steps, generator=gen,
+                                    eta=eta, batch_size=batch_size, progress=progress)  # (M, N, T) or (N, T)
+        r = self.decode(u.reshape(-1, length), var0)  # (M * N, T)
+        if context is not None and np.asarray(context).ndim == 2:
+            return r.reshape(-1, n_paths, length)  # (M, N, T)
+        return r
+
+    def sample_model_space(self, n_paths: int, length: int, *, context_u: np.ndarray | None = None,
+                           sampler: str = DEFAULT_SAMPLER, steps: int | None = None,
+                           generator: torch.Generator | None = None, eta: float = 0.0, batch_size: int = 4096,
+                           progress: bool = False) -> np.ndarray:
+        """Like :meth:`sample` but in model space u, with a model-space context (see :meth:`encode`).
+
+        Args:
+            context_u: model-space context, its last ``stitch_context`` days are used. Shape: (M, C) or None.
+
+        Returns:
+            Shape: (M, N, T) with a context, else (N, T).
+        """
+        _check_sample_args(n_paths, length, sampler, steps, self.denoiser.schedule.T)
+        steps = steps if steps is not None else DEFAULT_STEPS[sampler]
+        gen = generator if generator is not None else torch.Generator().manual_seed(0)
+        ctx_rows = None  # (N_total, C') model-space context per path
+        n_ctx = 1
+        if context_u is not None:
+            u = torch.from_numpy(np.asarray(context_u)[:, -self.config.stitch_context:]).float()  # (M, C')
+            n_ctx = u.shape[0]
             ctx_rows = u.repeat_interleave(n_paths, dim=0)  # (M * N, C'), case-major
         total = n_ctx * n_paths
         chunks = self._chunk_plan(length, ctx_rows is not None)
@@ -153,10 +219,7 @@ class DiffusionModel:
         if bar:
             bar[0].stop()
         u_out = torch.cat(out).numpy().astype(np.float64)  # (M * N, T)
-        r = self.transform.inverse(u_out)
-        if context is not None and np.asarray(context).ndim == 2:
-            return r.reshape(n_ctx, n_paths, length)  # (M, N, T)
-        return r
+        return u_out.reshape(n_ctx, n_paths, length) if context_u is not None else u_out
 
     def _chunk_plan(self, length: int, has_context: bool) -> list[tuple[int, int]]:
         """(observed days, new days) per chunk."""
@@ -215,6 +278,7 @@ class DiffusionModel:
             "weights_sha256": digest,
             "fit_config": to_dict(self.config),
             "transform": self.transform.to_dict(),
+            "vol_filter": self.vol_filter.to_dict(),
             "data": self.data_info.to_dict() if self.data_info else None,
             "history": self.history,
         }
@@ -260,6 +324,9 @@ def load(directory: str | Path, device: str = "cpu") -> DiffusionModel:
     try:
         cfg = fit_config_from_dict(meta["fit_config"])
         transform = ReturnTransform.from_dict(meta["transform"])
+        vol_filter = VolatilityFilter.from_dict(meta.get("vol_filter"))
+        if not vol_filter.active:  # files written before the filter existed
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, vol_filter="none"))
         wpath = d / str(meta["weights"])
         blob = wpath.read_bytes()
         if hashlib.sha256(blob).hexdigest() != meta["weights_sha256"]:
@@ -275,7 +342,8 @@ def load(directory: str | Path, device: str = "cpu") -> DiffusionModel:
         raise ModelFileError(f"model in {str(d)!r} is corrupted or incompatible ({msg}); refit it") from None
     data = meta.get("data")
     info = SeriesInfo(**data) if isinstance(data, dict) else None
-    model = DiffusionModel(cfg, den, transform, data_info=info, history=meta.get("history") or {})
+    model = DiffusionModel(cfg, den, transform, data_info=info, history=meta.get("history") or {},
+                           vol_filter=vol_filter)
     return model.to(resolve_device(device))
 
 

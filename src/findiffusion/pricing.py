@@ -253,7 +253,8 @@ def sample_antithetic(model: Any, n_paths: int, length: int, *, sampler: str = "
         c = np.asarray(context, dtype=float)
         if c.ndim != 1 or c.size < 1 or not np.isfinite(c).all():
             raise InputError("context must be a 1-D array of finite log returns (oldest first)")
-        ctx = torch.from_numpy(model.transform.forward(c[-model.config.stitch_context:])).float()
+        u_c, s2 = model.encode(c)  # (C,), (C + 1,)
+        ctx = torch.from_numpy(u_c[-model.config.stitch_context:]).float()
     plan = model._chunk_plan(length, ctx is not None)
     half = max(1, batch_size // 2)
     bar = progress_bar(progress, len(plan) * math.ceil(n_pairs / half), "sample (antithetic)")
@@ -282,7 +283,11 @@ def sample_antithetic(model: Any, n_paths: int, length: int, *, sampler: str = "
     if bar:
         bar[0].stop()
     u = torch.cat(out).numpy().astype(np.float64)  # Shape: (N, T)
-    return model.transform.inverse(u)
+    # filter start: today's state after the context, else one draw per antithetic pair
+    var0 = None
+    if model.vol_filter.active:
+        var0 = s2[-1] if ctx is not None else np.repeat(model.start_variance(n_pairs, gen), 2)
+    return model.decode(u, var0)
 
 
 # ---- Monte Carlo pricing ---------------------------------------------------------------------------

@@ -324,7 +324,7 @@ class RiskReport:
 
 
 def risk_report(model: Any, context: Any, levels: Sequence[float] = (0.99,), horizons: Sequence[int] = (1, 10),
-                n_paths: int = 10_000, position: float = 1e6, sampler: str = "ddim", steps: int | None = 20,
+                n_paths: int = 10_000, position: float = 1e6, sampler: str = "ode", steps: int | None = 20,
                 seed: int = 0, as_of: str = "", progress: bool = False) -> RiskReport:
     r"""VaR/ES of a long position from paths continuing ``context`` (recent log returns, oldest first).
 

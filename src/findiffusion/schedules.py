@@ -110,7 +110,7 @@ class NoiseSchedule:
         tau_t = torch.as_tensor(tau, dtype=torch.float64).clamp(0.0, float(self.T))
         lo = tau_t.floor().long().clamp(max=self.T - 1)
         w = tau_t - lo.to(torch.float64)
-        la = self._log_abar
+        la = self._log_abar.to(tau_t.device)  # tau may live on the GPU
         return la[lo] * (1 - w) + la[lo + 1] * w
 
     def alpha_bar(self, tau: torch.Tensor | float) -> torch.Tensor:
@@ -121,7 +121,8 @@ class NoiseSchedule:
         """beta(tau) = -d log abar / d tau, eq. (3) (piecewise constant)."""
         tau_t = torch.as_tensor(tau, dtype=torch.float64).clamp(0.0, float(self.T))
         lo = (tau_t.ceil().long() - 1).clamp(0, self.T - 1)
-        return self._log_abar[lo] - self._log_abar[lo + 1]
+        la = self._log_abar.to(tau_t.device)
+        return la[lo] - la[lo + 1]
 
     def sigma_bar(self, tau: torch.Tensor | float) -> torch.Tensor:
         """sigma_bar(tau) = sqrt((1 - abar)/abar): noise level of x/sqrt(abar)."""
@@ -131,7 +132,7 @@ class NoiseSchedule:
     def tau_from_sigma_bar(self, sigma_bar: torch.Tensor | float) -> torch.Tensor:
         """Inverse of :meth:`sigma_bar` (log abar is monotone in tau)."""
         target = -torch.log1p(torch.as_tensor(sigma_bar, dtype=torch.float64) ** 2)  # log abar
-        la = self._log_abar  # decreasing in tau
+        la = self._log_abar.to(target.device)  # decreasing in tau
         # searchsorted needs increasing values: use -la
         idx = torch.searchsorted(-la, -target).clamp(1, self.T)
         lo, hi = la[idx - 1], la[idx]

@@ -1,6 +1,6 @@
 """Fitting a diffusion model to a return series: the training loop.
 
-Read top to bottom: returns -> transform -> windows -> AdamW on the masked
+Read top to bottom: returns -> variance filter -> transform -> windows -> AdamW on the masked
 epsilon loss with an EMA of the weights -> :class:`~findiffusion.model.DiffusionModel`.
 Checkpoints (weights, EMA, optimiser, RNG state) are written atomically every
 ``checkpoint_every`` steps when an output directory is given, and
@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from findiffusion.conditioning import MaskConfig, random_masks
 from findiffusion.config import from_dict, to_dict
-from findiffusion.data import ReturnTransform, SeriesInfo, as_returns, make_windows
+from findiffusion.data import ReturnTransform, SeriesInfo, VolatilityFilter, as_returns, make_windows
 from findiffusion.denoiser import Denoiser
 from findiffusion.errors import InputError, ModelFileError
 from findiffusion.files import atomic_write, atomic_write_text
@@ -41,6 +41,11 @@ class TrainConfig:
     Attributes:
         window: days per training window (the model's native length).
         transform: return preprocessing, ``"lambertw"`` or ``"standard"``.
+        vol_filter: ``"none"`` (default) or ``"garch"``: the model learns returns standardized by a
+            slow GARCH(1,1)-type variance filter (:class:`~findiffusion.data.VolatilityFilter`).
+            Measured in bench/filter_choice.py: better volatility clustering, but too heavy tails.
+        vol_alpha, vol_beta: the filter's reaction and persistence (fixed, not fitted).
+        vol_winsor: the filter's winsorizing level c in sd (default 4; ``None``: none).
         batch_size: windows per optimisation step.
         steps: optimisation steps.
         lr: peak learning rate (linear warm-up, cosine decay to 10 %).
@@ -54,6 +59,10 @@ class TrainConfig:
 
     window: int = 64
     transform: str = "standard"
+    vol_filter: str = "none"
+    vol_alpha: float = 0.03
+    vol_beta: float = 0.965
+    vol_winsor: float | None = 4.0
     batch_size: int = 64
     steps: int = 3200
     lr: float = 2e-3
@@ -71,6 +80,7 @@ class TrainConfig:
             raise InputError("batch_size and steps must be positive")
         if self.transform not in ReturnTransform.KINDS:
             raise InputError(f"unknown transform {self.transform!r}; use one of {ReturnTransform.KINDS}")
+        VolatilityFilter(kind=self.vol_filter, alpha=self.vol_alpha, beta=self.vol_beta, winsor=self.vol_winsor)  # validates
 
 
 @dataclass(frozen=True)
@@ -214,9 +224,12 @@ def fit(
     dev = resolve_device(device)
     t0 = time.time()
 
-    # 1. preprocessing: returns -> approximately Gaussian unit-variance values
-    transform = ReturnTransform(kind=tc.transform).fit(r)
-    u = transform.forward(r).astype(np.float32)
+    # 1. preprocessing: returns -> residuals of the variance filter (identity by default) -> unit-variance values
+    vol_filter = VolatilityFilter(kind=tc.vol_filter, alpha=tc.vol_alpha, beta=tc.vol_beta,
+                                  winsor=tc.vol_winsor).fit(r)
+    z, _ = vol_filter.filter(r)  # (T,)
+    transform = ReturnTransform(kind=tc.transform).fit(z)
+    u = transform.forward(z).astype(np.float32)
     windows = torch.from_numpy(make_windows(u, tc.window)).to(dev)  # (N, L)
     n_win = windows.shape[0]
 
@@ -270,6 +283,7 @@ def fit(
         ema.cpu() if dev.type != "cpu" else ema,
         transform,
         data_info=data_info,
+        vol_filter=vol_filter,
         history={"losses_every_50": losses, "wall_time_s": time.time() - t0, "steps": tc.steps,
                  "n_windows": n_win, "device": str(dev)},
     )

@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     p.add_argument("--steps", type=positive_int("--steps"), help="optimisation steps (default: the tuned default)")
     p.add_argument("--window", type=positive_int("--window"), help="days per training window (default 64)")
+    p.add_argument("--vol-filter", choices=["none", "garch"],
+                   help="model returns standardized by a slow GARCH-type volatility filter (default none; garch "
+                        "measured better for risk and forecasts, worse in the tails of long paths: see README)")
     p.add_argument("--config", help="JSON file with a full FitConfig (overrides the defaults)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
@@ -42,6 +45,8 @@ def make_config(args: argparse.Namespace):
     train = cfg.train
     if args.steps:
         train = dataclasses.replace(train, steps=args.steps)
+    if args.vol_filter:
+        train = dataclasses.replace(train, vol_filter=args.vol_filter)
     if args.window:
         train = dataclasses.replace(train, window=args.window)
         cfg = dataclasses.replace(cfg, stitch_context=min(cfg.stitch_context, max(1, args.window // 2)))

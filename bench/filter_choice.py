@@ -1,0 +1,57 @@
+"""Fit the volatility-filter variants compared in the README (bench for issue 4).
+
+Each variant is the default FitConfig with a different volatility filter
+(:class:`findiffusion.data.VolatilityFilter`); score them with bench/realism.py:
+
+    python bench/filter_choice.py --variant garch --data sp500 --seed 0 --out bench/out/models/fc-sp500-garch-s0
+    python bench/realism.py --data sp500 --model bench/out/models/fc-sp500-garch-s0 --model ... --no-gjr
+
+``--split 80`` (default) trains on the first 80 % of the days (the realism protocol);
+``--split 2014`` on the S&P 500 up to 2014-12-31 (the backtest and forecast benches).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+
+import findiffusion
+from findiffusion.data import SeriesInfo
+from findiffusion.training import FitConfig
+
+BASE = FitConfig()
+VARIANTS = {
+    "none": dict(vol_filter="none"),  # the model of raw (standardized) returns
+    "garch": dict(vol_filter="garch", vol_alpha=0.03, vol_beta=0.965, vol_winsor=None),
+    "garch-w4": dict(vol_filter="garch", vol_alpha=0.03, vol_beta=0.965, vol_winsor=4.0),  # = fit --vol-filter garch
+    "fast-w4": dict(vol_filter="garch", vol_alpha=0.05, vol_beta=0.94, vol_winsor=4.0),
+}
+
+
+def config(variant: str, seed: int) -> FitConfig:
+    return dataclasses.replace(BASE, seed=seed, train=dataclasses.replace(BASE.train, **VARIANTS[variant]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--variant", choices=sorted(VARIANTS), required=True)
+    p.add_argument("--data", default="sp500")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", choices=("80", "2014"), default="80")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+    r, _ = findiffusion.load_series(a.data)
+    train = r.iloc[: int(round(0.8 * len(r)))] if a.split == "80" else r.loc[:"2014-12-31"]
+    info = SeriesInfo(source=a.data, column="", n_returns=len(train), start=str(train.index[0].date()),
+                      end=str(train.index[-1].date()), last_price=None)
+    t0 = time.time()
+    findiffusion.fit(train, config(a.variant, a.seed), out_dir=a.out, device=a.device, data_info=info)
+    print(f"{a.variant} {a.data} seed {a.seed} split {a.split}: fitted in {time.time() - t0:.0f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
