@@ -281,7 +281,7 @@ def split_returns(returns: Any, model: Any | None = None, train_end: str | None 
 
 
 def build_report(model: Any, returns: Any, *, n: int = 2000, length: int = 64, seed: int = 0,
-                 sampler: str = "ddim", steps: int | None = None, train_end: str | None = None,
+                 sampler: str = "ode", steps: int | None = None, train_end: str | None = None,
                  train_fraction: float | None = None, baselines: bool = True, gjr: bool = False,
                  disc_seeds: Sequence[int] = (1, 2, 3), model_name: str = "findiffusion",
                  progress: bool = False) -> RealismReport:

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=positive_int("--n"), default=2000, help="generated windows per generator (default 2000)")
     p.add_argument("--length", type=positive_int("--length"), default=64, help="days per window, > 20 (default 64)")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated windows (default 0)")
-    p.add_argument("--sampler", default="ddim", help="the model's sampler (default ddim)")
+    p.add_argument("--sampler", default="ode", help="the model's sampler (default ode, 20 steps)")
     p.add_argument("--steps", type=positive_int("--steps"), default=None, help="sampler steps (default: its default)")
     p.add_argument("--train-end", help="last day of the training part, YYYY-MM-DD (default: the model's training range)")
     p.add_argument("--gjr", action="store_true", help="add a GJR-GARCH skew-t baseline")
