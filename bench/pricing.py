@@ -140,25 +140,26 @@ def asian_price_tw(s0: float, strike: float, days: int, rate: float, sigma: floa
 
 
 # ---- the bench -------------------------------------------------------------------------------------
-def _model(kind: str, path: str | None, quick: bool, out: Path, years: int):
+def _model(kind: str, path: str | None, quick: bool, out: Path, years: int, device: str = "cpu"):
     import findiffusion
+    from findiffusion.config import config_tag
     from findiffusion.networks import NetworkConfig
     from findiffusion.training import FitConfig, TrainConfig
 
     if path:
-        return findiffusion.load(path), f"loaded {path}"
-    cache = out / f"model-{kind}-{'quick' if quick else 'default'}"
+        return findiffusion.load(path, device=device), f"loaded {path}"
+    cfg = (FitConfig(network=NetworkConfig(channels=16), train=TrainConfig(steps=600, batch_size=64, window=32),
+                     stitch_context=16) if quick else FitConfig())
+    cache = out / f"model-{kind}-{'quick' if quick else 'default'}-{config_tag(cfg)}"  # a new default, a new cache
     if (cache / "model.json").exists():
-        return findiffusion.load(cache), f"cached {cache}"
+        return findiffusion.load(cache, device=device), f"cached {cache}"
     days = years * DAYS
     if kind == "gbm":
         r = simulate_gbm(1, days, seed=11)[0]
     else:  # one long stationary path, risk-neutral drift (mu = r) so no change of measure touches v
         r = simulate_heston(1, days, mu=0.03, seed=12)[0]
-    cfg = (FitConfig(network=NetworkConfig(channels=16), train=TrainConfig(steps=600, batch_size=64, window=32),
-                     stitch_context=16) if quick else FitConfig())
     t0 = time.time()
-    model = findiffusion.fit(r, cfg, progress=not quick)
+    model = findiffusion.fit(r, cfg, progress=not quick, device=device)
     model.save(cache)
     return model, f"fitted in {time.time() - t0:.0f} s on {years} years of simulated {kind} returns -> {cache}"
 
@@ -175,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gbm-model", help="a model fitted to GBM returns (default: fit one, cached in bench/out)")
     ap.add_argument("--heston-model", help="a model fitted to Heston returns (default: fit one, cached)")
     ap.add_argument("--n", type=int, default=None, help="paths (default 100000; --quick 2000)")
-    ap.add_argument("--steps", type=int, default=None, help="DDIM steps (default 20; --quick 10)")
+    ap.add_argument("--sampler", default="ddim", help="sampler: ddim (default) or ode (deterministic: antithetic)")
+    ap.add_argument("--steps", type=int, default=None, help="sampler steps (default 20; --quick 10)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     ap.add_argument("--maturities", default=None, help="days, comma-separated (default 21,63,252)")
     ap.add_argument("--years", type=int, default=40, help="years of simulated training data (default 40)")
     ap.add_argument("--seed", type=int, default=0)
@@ -192,14 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     steps = a.steps or (10 if a.quick else 20)
     mats = [int(x) for x in (a.maturities or "21,63,252").split(",")]
     rate, s0, strikes = 0.03, 100.0, [80.0, 90.0, 100.0, 110.0, 120.0]
-    print(f"bench/pricing.py  quick={a.quick}  n={n}  DDIM steps={steps}  maturities={mats}  seed={a.seed}  r={rate}")
+    print(f"bench/pricing.py  quick={a.quick}  n={n}  {a.sampler} steps={steps}  maturities={mats}  seed={a.seed}  r={rate}")
     ok = True
     if a.only in (None, "gbm"):
-        model, how = _model("gbm", a.gbm_model, a.quick, out, a.years)
+        model, how = _model("gbm", a.gbm_model, a.quick, out, a.years, a.device)
         print(f"\n(a) GBM sigma=20 %: model {how}")
         t0 = time.time()
         res = price_with_model(model, s0=s0, strikes=strikes, maturities_days=mats, rate=rate, n_paths=n,
-                               steps=steps, seed=a.seed, greeks=False)
+                               sampler=a.sampler, steps=steps, seed=a.seed, greeks=False)
         t_s = time.time() - t0
         res.plot(out / "smile-gbm.png")
         rows = []
@@ -223,8 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         from findiffusion.pricing import price_paths, sample_antithetic
 
         d0 = mats[0]
-        r_plain = model.sample(n, d0, steps=steps, seed=a.seed + 1)
-        r_anti = sample_antithetic(model, n, d0, steps=steps, seed=a.seed + 2)
+        r_plain = model.sample(n, d0, sampler=a.sampler, steps=steps, seed=a.seed + 1)
+        r_anti = sample_antithetic(model, n, d0, sampler=a.sampler, steps=steps, seed=a.seed + 2)
         vr = []
         for corr in ("ems", "none"):
             kw = {"s0": s0, "strikes": [90.0, 100.0, 110.0], "maturities_days": [d0], "rate": rate, "greeks": False,
@@ -235,11 +238,11 @@ def main(argv: list[str] | None = None) -> int:
         print("antithetic noise, calls (var_ratio = plain variance / antithetic variance; > 1 is a gain):")
         print(_table(vr, ["correction", "K", "days", "se_plain", "se_antithetic", "var_ratio"]))
     if a.only in (None, "heston"):
-        model, how = _model("heston", a.heston_model, a.quick, out, a.years)
+        model, how = _model("heston", a.heston_model, a.quick, out, a.years, a.device)
         p = HESTON
         print(f"\n(b) Heston kappa={p['kappa']} theta={p['theta']} xi={p['xi']} rho={p['rho']}: model {how}")
         res = price_with_model(model, s0=s0, strikes=strikes, maturities_days=mats, rate=rate, n_paths=n,
-                               steps=steps, seed=a.seed, greeks=False)
+                               sampler=a.sampler, steps=steps, seed=a.seed, greeks=False)
         res.plot(out / "smile-heston.png")
         rows = []
         for _, row in res.table.iterrows():
