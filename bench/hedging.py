@@ -102,18 +102,19 @@ def section_a2(n: int, steps: int, size: float = 0.5) -> str:
 
 def get_model(args: argparse.Namespace):
     import findiffusion as fd
+    from findiffusion.config import config_tag
     from findiffusion.networks import NetworkConfig
     from findiffusion.training import FitConfig, TrainConfig
 
     if args.model:
-        return fd.load(args.model), args.model
-    cache = OUT / ("model-tiny" if args.quick else "model-default")
-    if (cache / "model.json").exists():
-        return fd.load(cache), str(cache)
-    returns, _ = fd.load_series("sp500", end="2014-12-31")
+        return fd.load(args.model, device=args.device), args.model
     cfg = FitConfig(network=NetworkConfig(channels=32), train=TrainConfig(steps=400)) if args.quick else FitConfig()
+    cache = OUT / f"model-{'tiny' if args.quick else 'default'}-{config_tag(cfg)}"  # a new default, a new cache
+    if (cache / "model.json").exists():
+        return fd.load(cache, device=args.device), str(cache)
+    returns, _ = fd.load_series("sp500", end="2014-12-31")
     print(f"fitting {'a tiny' if args.quick else 'a default-config'} model on S&P 500 1999-2014 -> {cache}", flush=True)
-    model = fd.fit(returns, cfg, progress=True)
+    model = fd.fit(returns, cfg, progress=True, device=args.device)
     model.save(cache)
     return model, str(cache)
 
@@ -218,6 +219,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="fitted model directory (default: fit one, cached in bench/out/hedging/)")
     ap.add_argument("--quick", action="store_true", help="smoke run: tiny model, few paths, short training")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or auto: fitting and sampling (default cpu)")
     ap.add_argument("--size", type=float, default=0.5, help="|position| / ADV of section B (default 0.5)")
     ap.add_argument("--no-gbm", action="store_true", help="skip sections A and A2 (GBM)")
     ap.add_argument("--n-train", type=int, help="training paths of section B (default 10000; quick 2000)")
