@@ -201,3 +201,23 @@ def test_cli_anomalies_bad_input(cli_files, capsys, extra, msg, monkeypatch):
     rc = main(["anomalies", "--model", "model", *extra, "--out", "o2", "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2 and msg in err and err.count("\n") == 1
+
+
+def test_planted_shocks_on_a_model_with_a_volatility_filter():
+    """Exact model of GARCH-type returns (i.i.d. N(0, 1) residuals through the filter): shocks of 8 sigma_t,
+    planted in residual space, are the top days for the two-sided and the one-sided score."""
+    from findiffusion.data import VolatilityFilter
+
+    model = iid_gaussian_model(scale=1.0)
+    model.vol_filter = VolatilityFilter(alpha=0.05, beta=0.93, winsor=4.0, mean=2e-4, var=1e-4,
+                                        start_quantiles=(5e-5, 1e-4, 4e-4))
+    z = np.random.default_rng(5).standard_normal(300)
+    days = np.array([30, 120, 200, 270])
+    z[days] = 8.0 * np.array([-1, 1, -1, 1])
+    r = pd.Series(model.vol_filter.unfilter(z), index=pd.bdate_range("2020-01-01", periods=300))
+    for method in ("impute", "causal"):
+        s = A.score_anomalies(model, r, method, n_samples=16, steps=5)
+        assert set(np.argsort(-s.score)[: len(days)]) == set(days), method
+    # the predicted mean return is back in return units: m + sigma_t * (mean of the imputed residuals)
+    s = A.imputation_scores(model, r, n_samples=16, steps=5)
+    assert np.nanmax(np.abs(s.extra["pred_mean_return"] - 2e-4)) < 0.02

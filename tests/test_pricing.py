@@ -291,3 +291,17 @@ def test_cli_price(gbm_model, tmp_path, capsys):
         assert main(args) == 2
         err = capsys.readouterr().err.strip()
         assert msg in err and len(err.splitlines()) == 1, err
+
+
+def test_antithetic_pairs_share_the_volatility_filter_state():
+    """With a filter, both members of a pair start from the same variance: their first days mirror each other."""
+    from findiffusion.data import VolatilityFilter
+    from tests.test_anomaly import iid_gaussian_model
+
+    model = iid_gaussian_model(scale=1.0)
+    model.vol_filter = VolatilityFilter(alpha=0.05, beta=0.93, mean=1e-4, var=1e-4,
+                                        start_quantiles=(2e-5, 1e-4, 9e-4))
+    for context in (None, np.random.default_rng(0).normal(0, 0.02, 300)):
+        a = sample_antithetic(model, 64, 40, steps=5, seed=1, context=context)
+        np.testing.assert_allclose(a[0::2, 0] - 1e-4, -(a[1::2, 0] - 1e-4), rtol=1e-6, atol=1e-12)
+        assert np.isfinite(a).all()
