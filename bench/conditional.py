@@ -25,7 +25,8 @@ import time
 import numpy as np
 
 import findiffusion as fd
-from findiffusion.model import FILTER_WARMUP
+
+WARMUP = 300  # days before the first context start: room for a volatility filter's history
 
 BUCKETS = ((0, 1), (1, 4), (4, 16), (16, None))
 
@@ -52,8 +53,10 @@ def main() -> None:
     for d in args.model:
         m = fd.load(d)
         L, C, H = m.window, m.config.stitch_context, m.context_days
-        # the same starts for every model: each context ends at s + C, with H days of history (the filter's warm-up)
-        starts = np.random.default_rng(args.seed).integers(FILTER_WARMUP, len(train) - L, args.contexts)
+        # the same starts for every model: each context ends at s + C, with H <= WARMUP days of history
+        if H - C > WARMUP:
+            raise SystemExit(f"{d}: needs {H} days of context, more than this bench's {WARMUP + C}")
+        starts = np.random.default_rng(args.seed).integers(WARMUP, len(train) - L, args.contexts)
         ctx = np.stack([train[s + C - H:s + C] for s in starts])  # (M, H)
         nxt = np.stack([train[s + C:s + L] for s in starts]) / sd  # (M, L - C)
         t0 = time.time()

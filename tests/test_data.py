@@ -203,8 +203,17 @@ def test_volatility_filter_identity_state_and_errors():
         assert g == f
     with pytest.raises(InputError, match="alpha"):
         VolatilityFilter(alpha=0.5, beta=0.6)
-    with pytest.raises(InputError, match="winsor"):
-        VolatilityFilter(winsor=0.0)
+    for bad in (0.0, float("inf"), float("nan")):  # inf would write Infinity into model.json
+        with pytest.raises(InputError, match="winsor"):
+            VolatilityFilter(winsor=bad)
+    good = f.to_dict()
+    for key, value in (("var_max", -1.0), ("start_quantiles", [1e-4, float("nan")]),
+                       ("start_quantiles", [2e-4, 1e-4]), ("start_quantiles", [-1e-4, 1e-4])):
+        with pytest.raises(InputError, match="refit"):
+            VolatilityFilter.from_dict({**good, key: value})
+    # warm-up: beta^days < 1e-4
+    assert VolatilityFilter(beta=0.965).warmup_days() == 259 and 0.965 ** 259 < 1e-4 < 0.965 ** 258
+    assert VolatilityFilter(kind="none").warmup_days() == 0
     with pytest.raises(InputError, match="unknown volatility filter"):
         VolatilityFilter(kind="egarch")
     with pytest.raises(InputError, match="refit"):

@@ -149,13 +149,26 @@ def test_conditional_sample_is_decoded_from_the_filter_state(tmp_path):
     fd.fit(r.iloc[:1500], cfg, out_dir=tmp_path, device="cpu")
     model = load(tmp_path)  # the filter's state survives the round trip
     assert model.vol_filter.active and model.vol_filter.winsor == 4.0
-    assert model.context_days >= model.config.stitch_context
+    assert model.context_days == max(model.config.stitch_context, model.vol_filter.warmup_days()) == 259
     c = np.random.default_rng(2).standard_t(4, 300) * 0.01
     u, s2 = model.encode(c)
     np.testing.assert_allclose(model.decode(u, s2[0]), c, rtol=1e-9, atol=1e-12)
     a = model.sample(5, 30, context=c, steps=3, seed=7)
     u_new = model.sample_model_space(5, 30, context_u=u[None], steps=3, generator=torch.Generator().manual_seed(7))
     np.testing.assert_allclose(a, model.decode(u_new[0], s2[-1]), rtol=1e-9)
+    with pytest.raises(InputError, match="context_u"):
+        model.sample_model_space(2, 5, context_u=u, steps=2)  # 1-D: one history must be shape (1, C)
+    # a model.json whose filter state and config disagree is refused
+    meta = json.loads((tmp_path / "model.json").read_text())
+    meta["fit_config"]["train"]["vol_filter"] = "none"
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="does not match"):
+        load(tmp_path)
+    del meta["vol_filter"]
+    meta["fit_config"]["train"]["vol_filter"] = "garch"
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="no filter state"):
+        load(tmp_path)
     # the same model-space draws after a calm and after a wild history: returns scale with the state
     calm = model.decode(u_new[0], s2[-1])
     wild = model.decode(u_new[0], 4 * s2[-1])

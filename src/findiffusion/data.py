@@ -8,7 +8,8 @@ unit-variance values u and back:
 
 * ``"standard"`` (default): u = (z - m) / s.
 * ``"lambertw"``: the heavy-tail Lambert W x Gaussian transform of
-  Goerg (2015). With z = (r - m)/s the generative direction is
+  Goerg (2015). With z = (x - m)/s (x the filter's residual, or the return
+  without a filter) the generative direction is
 
   (1)  z = u \exp(\tfrac{\delta}{2} u^2),   \delta \ge 0,
 
@@ -410,8 +411,9 @@ class VolatilityFilter:
     def __post_init__(self) -> None:
         if self.kind not in self.KINDS:
             raise InputError(f"unknown volatility filter {self.kind!r}; use one of {self.KINDS}")
-        if self.winsor is not None and not self.winsor > 0:
-            raise InputError(f"volatility filter winsor level must be positive (or None), got {self.winsor}")
+        if self.winsor is not None and not (self.winsor > 0 and math.isfinite(self.winsor)):
+            raise InputError(f"volatility filter winsor level must be a positive number of sd (or None for no "
+                             f"winsorizing), got {self.winsor}")
         if self.kind == "garch" and not (self.alpha >= 0 and self.beta >= 0 and self.alpha + self.beta < 1):
             raise InputError(
                 f"volatility filter needs alpha >= 0, beta >= 0 and alpha + beta < 1, got {self.alpha}, {self.beta}"
@@ -421,8 +423,14 @@ class VolatilityFilter:
     def active(self) -> bool:
         return self.kind != "none"
 
+    def warmup_days(self, tol: float = 1e-4) -> int:
+        """Days of history after which the start variance weighs less than ``tol``: beta^days < tol."""
+        if not self.active or self.beta <= 0:
+            return 0
+        return int(math.ceil(math.log(tol) / math.log(self.beta)))
+
     def fit(self, r: np.ndarray) -> VolatilityFilter:
-        """Estimate m, v and the start-variance quantiles on returns ``r``. Shape: (T,)."""
+        """Estimate m, v, the variance cap and the start-variance quantiles on returns ``r``. Shape: (T,)."""
         r = np.asarray(r, dtype=float)
         if not self.active:
             return self
@@ -495,6 +503,8 @@ class VolatilityFilter:
                     start_quantiles=tuple(float(v) for v in d["start_quantiles"]))
         except (KeyError, TypeError, ValueError, InputError):
             raise InputError("invalid volatility-filter state in the model directory; refit the model") from None
-        if not (math.isfinite(f.var) and f.var > 0 and math.isfinite(f.mean)):
+        q = np.asarray(f.start_quantiles, dtype=float)
+        if not (math.isfinite(f.var) and f.var > 0 and math.isfinite(f.mean) and f.var_max > 0
+                and np.isfinite(q).all() and (q > 0).all() and (np.diff(q) >= 0).all()):
             raise InputError("invalid volatility-filter state in the model directory; refit the model")
         return f

@@ -37,8 +37,8 @@ FORMAT_VERSION = 1
 #: guard on the clean estimate in model space (u is ~N(0, 1); 10 sd is far beyond any day seen)
 CLIP_X0 = 10.0
 DEFAULT_SAMPLER = "ode"
-#: history days a conditional sample is given when the model has a volatility filter (0.965^250 ~ 1e-4)
-FILTER_WARMUP = 250
+#: history weight left on the volatility filter's start variance after ``context_days`` (beta^days)
+FILTER_TOL = 1e-4
 DEFAULT_STEPS = {"ddpm": None, "ddim": 50, "sde": 200, "ode": 20}
 
 
@@ -70,10 +70,10 @@ class DiffusionModel:
 
     @property
     def context_days(self) -> int:
-        """Days of history to pass as ``context`` to :meth:`sample`: the network's
-        ``stitch_context``, or :data:`FILTER_WARMUP` with a volatility filter (its state needs that long to settle)."""
-        C = int(self.config.stitch_context)
-        return max(C, FILTER_WARMUP) if self.vol_filter.active else C
+        """Days of history to pass as ``context`` to :meth:`sample`: the network's ``stitch_context``,
+        or, with a volatility filter, the days its state needs to settle (beta^days < 1e-4: 259 days
+        at beta = 0.965). A shorter context works but starts the filter partly from the long-run variance."""
+        return max(int(self.config.stitch_context), self.vol_filter.warmup_days(FILTER_TOL))
 
     @property
     def window(self) -> int:
@@ -205,7 +205,10 @@ class DiffusionModel:
         ctx_rows = None  # (N_total, C') model-space context per path
         n_ctx = 1
         if context_u is not None:
-            u = torch.from_numpy(np.asarray(context_u)[:, -self.config.stitch_context:]).float()  # (M, C')
+            cu = np.asarray(context_u, dtype=float)
+            if cu.ndim != 2 or cu.shape[1] < 1 or not np.isfinite(cu).all():
+                raise InputError("context_u must be a 2-D (cases, days) array of finite model-space values")
+            u = torch.from_numpy(cu[:, -self.config.stitch_context:]).float()  # (M, C')
             n_ctx = u.shape[0]
             ctx_rows = u.repeat_interleave(n_paths, dim=0)  # (M * N, C'), case-major
         total = n_ctx * n_paths
@@ -325,8 +328,13 @@ def load(directory: str | Path, device: str = "cpu") -> DiffusionModel:
         cfg = fit_config_from_dict(meta["fit_config"])
         transform = ReturnTransform.from_dict(meta["transform"])
         vol_filter = VolatilityFilter.from_dict(meta.get("vol_filter"))
-        if not vol_filter.active:  # files written before the filter existed
+        if "vol_filter" not in meta and cfg.train.vol_filter != "none" and "vol_filter" in meta["fit_config"]["train"]:
+            raise ModelFileError(f"{str(mj)!r} names a volatility filter but holds no filter state; refit the model")
+        if "vol_filter" not in meta:  # files written before the filter existed
             cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, vol_filter="none"))
+        if vol_filter.kind != cfg.train.vol_filter:
+            raise ModelFileError(f"{str(mj)!r}: the volatility filter ({vol_filter.kind}) does not match the "
+                                 f"config ({cfg.train.vol_filter}); refit the model")
         wpath = d / str(meta["weights"])
         blob = wpath.read_bytes()
         if hashlib.sha256(blob).hexdigest() != meta["weights_sha256"]:

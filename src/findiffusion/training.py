@@ -80,7 +80,10 @@ class TrainConfig:
             raise InputError("batch_size and steps must be positive")
         if self.transform not in ReturnTransform.KINDS:
             raise InputError(f"unknown transform {self.transform!r}; use one of {ReturnTransform.KINDS}")
-        VolatilityFilter(kind=self.vol_filter, alpha=self.vol_alpha, beta=self.vol_beta, winsor=self.vol_winsor)  # validates
+        try:
+            VolatilityFilter(kind=self.vol_filter, alpha=self.vol_alpha, beta=self.vol_beta, winsor=self.vol_winsor)
+        except InputError as exc:  # the same check, in the config's own names
+            raise InputError(f"{exc} (TrainConfig.vol_filter / vol_alpha / vol_beta / vol_winsor)") from None
 
 
 @dataclass(frozen=True)
