@@ -270,8 +270,8 @@ def imputation_scores(model: Any, returns: Any, *, n_samples: int = 32, steps: i
                 v_sim = np.log(np.mean(sims[:, sl] ** 2, axis=1) + 1e-8)  # (K,)
                 zv[dd] = (v_obs - v_sim.mean()) / (v_sim.std(ddof=1) + 1e-9)
     # back to returns day by day: r_t = m + sigma_t g^{-1}(u_t), with sigma_t of the observed history
-    pred = model.vol_filter.mean + np.sqrt(s2[:-1]) * model.transform.inverse(mean) if model.vol_filter.active \
-        else model.transform.inverse(mean)
+    # (without a filter m = 0 and sigma_t = 1)
+    pred = model.vol_filter.mean + np.sqrt(s2[:-1]) * model.transform.inverse(mean)
     extra = {"z": z, "tail_prob": tail, "pred_mean_return": pred}
     score = np.abs(z)
     if block > 1:

@@ -454,15 +454,13 @@ class VolatilityFilter:
         r = np.asarray(r, dtype=float)
         if not self.active:
             return r.copy(), np.ones(r.shape[:-1] + (r.shape[-1] + 1,))
-        e = r - self.mean
+        z = np.empty_like(r)
         s2 = np.empty(r.shape[:-1] + (r.shape[-1] + 1,))
         s2[..., 0] = self.var if var0 is None else var0
-        omega = self.var * (1 - self.alpha - self.beta)
-        c2 = math.inf if self.winsor is None else self.winsor ** 2
         for t in range(r.shape[-1]):
-            shock = np.minimum(e[..., t] ** 2, c2 * s2[..., t])
-            s2[..., t + 1] = np.minimum(omega + self.alpha * shock + self.beta * s2[..., t], self.var_max)
-        return e / np.sqrt(s2[..., :-1]), s2
+            z[..., t] = (r[..., t] - self.mean) / np.sqrt(s2[..., t])
+            s2[..., t + 1] = self._next_var(s2[..., t], z[..., t])
+        return z, s2
 
     def unfilter(self, z: np.ndarray, var0: np.ndarray | float | None = None) -> np.ndarray:
         """Rebuild returns from residuals z, eq. (3) forwards. Shape: (..., T) -> (..., T)."""
@@ -471,12 +469,16 @@ class VolatilityFilter:
             return z.copy()
         r = np.empty_like(z)
         s2 = np.broadcast_to(np.asarray(self.var if var0 is None else var0, dtype=float), z.shape[:-1]).copy()
-        omega = self.var * (1 - self.alpha - self.beta)
-        c2 = math.inf if self.winsor is None else self.winsor ** 2
         for t in range(z.shape[-1]):
             r[..., t] = self.mean + np.sqrt(s2) * z[..., t]
-            s2 = np.minimum(omega + self.alpha * s2 * np.minimum(z[..., t] ** 2, c2) + self.beta * s2, self.var_max)
+            s2 = self._next_var(s2, z[..., t])
         return r
+
+    def _next_var(self, s2: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Eq. (3), one day: sigma^2_{t+1} from sigma^2_t and z_t (the one update both directions share)."""
+        c2 = math.inf if self.winsor is None else self.winsor ** 2
+        omega = self.var * (1 - self.alpha - self.beta)
+        return np.minimum(omega + self.alpha * s2 * np.minimum(z * z, c2) + self.beta * s2, self.var_max)
 
     def sample_start(self, n: int, u: np.ndarray) -> np.ndarray:
         """Start variances for ``n`` unconditional paths from uniforms ``u`` in [0, 1). Shape: (n,)."""

@@ -177,7 +177,7 @@ class DiffusionModel:
             if c.ndim not in (1, 2) or c.shape[-1] < 1 or not np.isfinite(c).all():
                 raise InputError("context must be a 1-D (days) or 2-D (cases, days) array of finite log returns")
             ctx_u, s2 = self.encode(c.reshape(-1, c.shape[-1]))  # (M, C), (M, C + 1)
-            var0 = np.repeat(s2[:, -1], n_paths) if self.vol_filter.active else None  # (M * N,), case-major
+            var0 = np.repeat(s2[:, -1], n_paths)  # (M * N,), case-major (ignored without a filter)
         else:
             var0 = self.start_variance(n_paths, gen)
         u = self.sample_model_space(n_paths, length, context_u=ctx_u, sampler=sampler, steps=steps, generator=gen,
@@ -328,9 +328,9 @@ def load(directory: str | Path, device: str = "cpu") -> DiffusionModel:
         cfg = fit_config_from_dict(meta["fit_config"])
         transform = ReturnTransform.from_dict(meta["transform"])
         vol_filter = VolatilityFilter.from_dict(meta.get("vol_filter"))
-        if "vol_filter" not in meta and cfg.train.vol_filter != "none" and "vol_filter" in meta["fit_config"]["train"]:
-            raise ModelFileError(f"{str(mj)!r} names a volatility filter but holds no filter state; refit the model")
-        if "vol_filter" not in meta:  # files written before the filter existed
+        if "vol_filter" not in meta:  # files written before the filter existed, unless the config names one
+            if "vol_filter" in meta["fit_config"]["train"] and cfg.train.vol_filter != "none":
+                raise ModelFileError(f"{str(mj)!r} names a volatility filter but holds no filter state; refit the model")
             cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, vol_filter="none"))
         if vol_filter.kind != cfg.train.vol_filter:
             raise ModelFileError(f"{str(mj)!r}: the volatility filter ({vol_filter.kind}) does not match the "
