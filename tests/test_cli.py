@@ -68,6 +68,14 @@ def test_fit_and_sample_end_to_end(tmp_path, capsys, prices_csv):
     code, stdout, _ = _run(capsys, "forecast", "--model", str(fm), "--data", str(prices_csv), "--column", "Adj Close",
                            "--horizon", "5", "--n", "50", "--steps", "2", "--out", str(tmp_path / "fc"), "--quiet")
     assert code == 0, stdout
+    # --prediction v is stored with the model and sampled with --sampler dpm
+    fv = tmp_path / "mv"
+    code, _, _ = _run(capsys, "fit", "--data", str(prices_csv), "--column", "Adj Close", "--out", str(fv),
+                      "--config", str(cfg), "--quiet", "--prediction", "v")
+    assert code == 0 and json.loads((fv / "model.json").read_text())["fit_config"]["train"]["prediction"] == "v"
+    code, stdout, _ = _run(capsys, "sample", "--model", str(fv), "--n", "4", "--sampler", "dpm", "--steps", "4",
+                           "--out", str(tmp_path / "v.npy"), "--quiet")
+    assert code == 0 and np.load(tmp_path / "v.npy").shape == (4, 32), stdout
     # resume from the finished run's checkpoint is accepted
     code, _, _ = _run(capsys, "fit", "--data", str(prices_csv), "--column", "Adj Close", "--out", str(out),
                       "--config", str(cfg), "--quiet", "--start", "2001-02-01", "--resume")

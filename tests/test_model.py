@@ -176,6 +176,30 @@ def test_conditional_sample_is_decoded_from_the_filter_state(tmp_path):
     np.testing.assert_allclose(wild[:, 0] - m, 2 * (calm[:, 0] - m), rtol=1e-9)
 
 
+def test_model_files_from_before_v_prediction_load_as_eps(tmp_path):
+    """A model.json without train.prediction describes an eps-prediction network."""
+    import dataclasses
+
+    import findiffusion as fd
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config(steps=5)
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, prediction="eps"))
+    r = np.random.default_rng(0).normal(0, 0.01, 300)
+    model = fd.fit(r, cfg)
+    model.save(tmp_path)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    del meta["fit_config"]["train"]["prediction"]
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    old = load(tmp_path)
+    assert old.config.train.prediction == "eps" and old.denoiser.prediction == "eps"
+    assert np.array_equal(model.sample(4, 20, steps=3, seed=1), old.sample(4, 20, steps=3, seed=1))
+    # the same weights read as a v network give other samples: the key matters
+    meta["fit_config"]["train"]["prediction"] = "v"
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    assert not np.allclose(model.sample(4, 20, steps=3, seed=1), load(tmp_path).sample(4, 20, steps=3, seed=1))
+
+
 def test_model_files_from_before_the_volatility_filter_still_load(tmp_path):
     """A model.json without vol_filter describes a model of unfiltered returns."""
     import dataclasses

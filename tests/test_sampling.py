@@ -26,6 +26,8 @@ CASES = [
     ("sde", {"steps": 1000}, "linear"),
     ("ode", {"steps": 80}, "linear"),
     ("ode", {"steps": 100}, "cosine"),
+    ("dpm", {"steps": 80}, "linear"),
+    ("dpm", {"steps": 100}, "cosine"),
 ]
 
 
@@ -59,13 +61,13 @@ def test_wrong_denoiser_fails_the_same_test(gaussian_problem):
     assert np.abs(np.cov(out.T) - sigma).max() > 0.3
 
 
-@pytest.mark.parametrize("name", ["ddpm", "ddim", "sde", "ode"])
+@pytest.mark.parametrize("name", ["ddpm", "ddim", "sde", "ode", "dpm"])
 def test_same_generator_same_samples(name, gaussian_problem):
     mu, sigma = gaussian_problem
     sched = NoiseSchedule()
     eps_fn = GaussianOptimalEps(mu, sigma, sched)
     fn = get_sampler(name)
-    steps = {"ddpm": 50, "ddim": 10, "sde": 20, "ode": 5}[name]
+    steps = {"ddpm": 50, "ddim": 10, "sde": 20, "ode": 5, "dpm": 10}[name]
     outs = []
     for _ in range(2):
         g = torch.Generator().manual_seed(7)
@@ -93,7 +95,7 @@ def test_unknown_sampler():
         get_sampler("euler")
 
 
-@pytest.mark.parametrize("name,few,many", [("ode", 10, 80), ("ddim", 20, 500)])
+@pytest.mark.parametrize("name,few,many", [("ode", 10, 80), ("ddim", 20, 500), ("dpm", 20, 160)])
 def test_discretisation_error_shrinks(name, few, many):
     """Deterministic samplers map x_T to x_0 = x_T * sqrt(lam / var(x_T)) exactly in the limit."""
     lam = 0.3
@@ -105,3 +107,17 @@ def test_discretisation_error_shrinks(name, few, many):
     err = [abs(float(get_sampler(name)(eps_fn, x, sched, steps=s)[0, 0]) / exact - 1) for s in (few, many)]
     assert err[1] < err[0] / 3
     assert err[1] < 0.01
+
+
+@pytest.mark.parametrize("lam", [0.1, 1.0, 3.0])
+def test_dpm_beats_heun_at_equal_cost(lam):
+    """DPM-Solver++(2M) with 2k evaluations is closer to the exact flow map than Heun with k steps (2k - 1)."""
+    sched = NoiseSchedule()
+    eps_fn = GaussianOptimalEps(np.zeros(1), np.array([[lam]]), sched)
+    x = torch.tensor([[2.0]], dtype=torch.float64)
+    ab = float(sched.alpha_bars[-1])
+    exact = 2.0 * np.sqrt(lam / (1 - ab + ab * lam))
+    for k in (10, 20):
+        e_dpm = abs(float(get_sampler("dpm")(eps_fn, x, sched, steps=2 * k)[0, 0]) / exact - 1)
+        e_ode = abs(float(get_sampler("ode")(eps_fn, x, sched, steps=k)[0, 0]) / exact - 1)
+        assert e_dpm < e_ode / 2, (k, e_dpm, e_ode)

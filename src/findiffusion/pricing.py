@@ -241,7 +241,7 @@ def sample_antithetic(model: Any, n_paths: int, length: int, *, sampler: str = "
     from findiffusion.model import CLIP_X0, DEFAULT_STEPS, _check_sample_args
     from findiffusion.sampling import get_sampler
 
-    if sampler not in ("ddim", "ode"):
+    if sampler not in ("ddim", "ode", "dpm"):
         raise InputError(f"antithetic sampling needs a deterministic sampler (ddim or ode), got {sampler!r}")
     _check_sample_args(n_paths, length, sampler, steps, model.denoiser.schedule.T)
     steps = steps if steps is not None else DEFAULT_STEPS[sampler]
@@ -547,7 +547,7 @@ def price_with_model(
     _contracts(list(options), strikes, maturities, barriers, s0)  # fail fast, before sampling
     T = max(maturities)
     notes = []
-    if antithetic and sampler not in ("ddim", "ode"):
+    if antithetic and sampler not in ("ddim", "ode", "dpm"):
         antithetic = False
         notes.append(f"antithetic noise off: sampler {sampler!r} draws noise at every step (needs a core hook)")
     if antithetic:

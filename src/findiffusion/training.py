@@ -46,6 +46,8 @@ class TrainConfig:
             Measured in bench/filter_choice.py: better volatility clustering, but too heavy tails.
         vol_alpha, vol_beta: the filter's reaction and persistence (fixed, not fitted).
         vol_winsor: the filter's winsorizing level c in sd (default 4; ``None``: none).
+        prediction: what the network predicts, ``"eps"`` (the noise) or ``"v"`` (Salimans & Ho's
+            v = alpha eps - sigma x0, from which the noise follows); see :mod:`findiffusion.denoiser`.
         batch_size: windows per optimisation step.
         steps: optimisation steps.
         lr: peak learning rate (linear warm-up, cosine decay to 10 %).
@@ -63,6 +65,7 @@ class TrainConfig:
     vol_alpha: float = 0.03
     vol_beta: float = 0.965
     vol_winsor: float | None = 4.0
+    prediction: str = "eps"
     batch_size: int = 64
     steps: int = 3200
     lr: float = 2e-3
@@ -80,6 +83,8 @@ class TrainConfig:
             raise InputError("batch_size and steps must be positive")
         if self.transform not in ReturnTransform.KINDS:
             raise InputError(f"unknown transform {self.transform!r}; use one of {ReturnTransform.KINDS}")
+        if self.prediction not in Denoiser.PREDICTIONS:
+            raise InputError(f"unknown prediction {self.prediction!r}; use one of {Denoiser.PREDICTIONS}")
         try:
             VolatilityFilter(kind=self.vol_filter, alpha=self.vol_alpha, beta=self.vol_beta, winsor=self.vol_winsor)
         except InputError as exc:  # the same check, in the config's own names
@@ -125,7 +130,7 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 def build_denoiser(cfg: FitConfig) -> Denoiser:
     """A fresh denoiser for ``cfg`` (weights from the current torch RNG)."""
-    return Denoiser(DilatedResNet(cfg.network), NoiseSchedule(cfg.schedule))
+    return Denoiser(DilatedResNet(cfg.network), NoiseSchedule(cfg.schedule), prediction=cfg.train.prediction)
 
 
 def _lr_at(step: int, cfg: TrainConfig) -> float:

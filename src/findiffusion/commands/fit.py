@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vol-filter", choices=["none", "garch"],
                    help="model returns standardized by a slow GARCH-type volatility filter (default none; garch "
                         "measured better for risk and forecasts, worse in the tails of long paths: see README)")
+    p.add_argument("--prediction", choices=["eps", "v"],
+                   help="what the network predicts (default eps; v is exact on Gaussian markets but measured "
+                        "thinner-tailed on the S&P 500: see docs/realism.md)")
     p.add_argument("--config", help="JSON file with a full FitConfig (overrides the defaults)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
@@ -47,6 +50,8 @@ def make_config(args: argparse.Namespace):
         train = dataclasses.replace(train, steps=args.steps)
     if args.vol_filter:
         train = dataclasses.replace(train, vol_filter=args.vol_filter)
+    if args.prediction:
+        train = dataclasses.replace(train, prediction=args.prediction)
     if args.window:
         train = dataclasses.replace(train, window=args.window)
         cfg = dataclasses.replace(cfg, stitch_context=min(cfg.stitch_context, max(1, args.window // 2)))

@@ -1,0 +1,63 @@
+"""The denoiser's two parameterizations: eps and v (Salimans & Ho, 2022)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from findiffusion.denoiser import Denoiser
+from findiffusion.networks import DilatedResNet, NetworkConfig
+from findiffusion.schedules import NoiseSchedule
+
+
+class ZeroNet(nn.Module):
+    """Outputs F = 0 whatever the input. Shape: (B, 3, L) -> (B, 1, L)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward(self, inp: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.w * inp[:, :1]
+
+
+def test_v_with_zero_output_is_the_optimal_denoiser_of_unit_gaussian_data():
+    """For x0 ~ N(0, I), E[eps | x_t] = sigma_t x_t: the v-parameterization gives it at F = 0, at every t."""
+    sch = NoiseSchedule()
+    den = Denoiser(ZeroNet(), sch, prediction="v")
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 16, generator=g)
+    tau = torch.tensor([1.0, 10.0, 100.0, 500.0, 900.0, 1000.0], dtype=torch.float64)
+    ab = sch.alpha_bar(tau).float()[:, None]
+    assert torch.allclose(den(x, tau), (1 - ab).sqrt() * x, atol=1e-6)
+    assert torch.allclose(Denoiser(ZeroNet(), sch, prediction="eps")(x, tau), torch.zeros_like(x))
+
+
+def test_v_loss_is_eps_loss_plus_x0_loss():
+    """|v - F|^2 = |eps - eps_theta|^2 + |x0 - x0_hat|^2 (alpha^2 + sigma^2 = 1), on the days to generate."""
+    torch.manual_seed(0)
+    sch = NoiseSchedule()
+    den = Denoiser(DilatedResNet(NetworkConfig(channels=8, dilations=(1, 2), time_embed_dim=16)), sch, "v")
+    x0 = torch.randn(32, 24, generator=torch.Generator().manual_seed(1))
+    mask = torch.zeros(32, 24)
+    mask[:16, :8] = 1.0  # half the rows observe their first 8 days
+    loss = den.loss(x0, mask, torch.Generator().manual_seed(2))
+    # redraw the same t and noise as the loss did
+    g = torch.Generator().manual_seed(2)
+    t = torch.randint(1, sch.T + 1, (32,), generator=g)
+    noise = torch.randn(x0.shape, generator=g)
+    x_t = sch.q_sample(x0, t, noise)
+    tau = t.to(torch.float64)
+    with torch.no_grad():
+        eps_hat = den(x_t, tau, x0, mask)
+        ab = sch.alpha_bar(tau).float()[:, None]
+        x0_hat = (x_t - (1 - ab).sqrt() * eps_hat) / ab.sqrt()
+    w = 1 - mask
+    expected = (((noise - eps_hat) ** 2 + (x0 - x0_hat) ** 2) * w).sum() / w.sum()
+    assert float(loss.detach()) == pytest.approx(float(expected), rel=1e-3)
+
+
+def test_unknown_prediction():
+    with pytest.raises(ValueError, match="unknown prediction"):
+        Denoiser(ZeroNet(), NoiseSchedule(), prediction="x0")
