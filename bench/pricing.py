@@ -20,6 +20,7 @@ Outputs (models, tables, smile plots) go to bench/out/pricing/.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 import time
@@ -140,7 +141,8 @@ def asian_price_tw(s0: float, strike: float, days: int, rate: float, sigma: floa
 
 
 # ---- the bench -------------------------------------------------------------------------------------
-def _model(kind: str, path: str | None, quick: bool, out: Path, years: int, device: str = "cpu"):
+def _model(kind: str, path: str | None, quick: bool, out: Path, years: int, device: str = "cpu",
+           prediction: str = "eps"):
     import findiffusion
     from findiffusion.config import config_tag
     from findiffusion.networks import NetworkConfig
@@ -150,7 +152,9 @@ def _model(kind: str, path: str | None, quick: bool, out: Path, years: int, devi
         return findiffusion.load(path, device=device), f"loaded {path}"
     cfg = (FitConfig(network=NetworkConfig(channels=16), train=TrainConfig(steps=600, batch_size=64, window=32),
                      stitch_context=16) if quick else FitConfig())
-    cache = out / f"model-{kind}-{'quick' if quick else 'default'}-{config_tag(cfg)}"  # a new default, a new cache
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, prediction=prediction))
+    label = ("quick" if quick else "default") + ("" if prediction == "eps" else f"-{prediction}")
+    cache = out / f"model-{kind}-{label}-{config_tag(cfg)}"  # a new default, a new cache
     if (cache / "model.json").exists():
         return findiffusion.load(cache, device=device), f"cached {cache}"
     days = years * DAYS
@@ -183,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--years", type=int, default=40, help="years of simulated training data (default 40)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", choices=["gbm", "heston"], help="run one part")
+    ap.add_argument("--prediction", default="eps", choices=["eps", "v"],
+                    help="the fitted models' parameterization (default eps, the library default)")
+    ap.add_argument("--no-antithetic", action="store_true", help="skip the antithetic variance-reduction part")
     a = ap.parse_args(argv)
     import torch
 
@@ -198,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench/pricing.py  quick={a.quick}  n={n}  {a.sampler} steps={steps}  maturities={mats}  seed={a.seed}  r={rate}")
     ok = True
     if a.only in (None, "gbm"):
-        model, how = _model("gbm", a.gbm_model, a.quick, out, a.years, a.device)
+        model, how = _model("gbm", a.gbm_model, a.quick, out, a.years, a.device, a.prediction)
         print(f"\n(a) GBM sigma=20 %: model {how}")
         t0 = time.time()
         res = price_with_model(model, s0=s0, strikes=strikes, maturities_days=mats, rate=rate, n_paths=n,
@@ -222,23 +229,24 @@ def main(argv: list[str] | None = None) -> int:
                - (s0 - t[t.option == "call"].strike.to_numpy() * np.exp(-rate * t[t.option == "call"].maturity_days
                                                                        / DAYS)))
         print(f"(c) put–call parity on EMS paths: max |C - P - (S0 - K e^-rT)| = {np.abs(par).max():.2e}")
-        # antithetic noise: variance factor at equal path count, with and without the EMS correction
-        from findiffusion.pricing import price_paths, sample_antithetic
+        if not a.no_antithetic:
+            # antithetic noise: variance factor at equal path count, with and without the EMS correction
+            from findiffusion.pricing import price_paths, sample_antithetic
 
-        d0 = mats[0]
-        r_plain = model.sample(n, d0, sampler=a.sampler, steps=steps, seed=a.seed + 1)
-        r_anti = sample_antithetic(model, n, d0, sampler=a.sampler, steps=steps, seed=a.seed + 2)
-        vr = []
-        for corr in ("ems", "none"):
-            kw = {"s0": s0, "strikes": [90.0, 100.0, 110.0], "maturities_days": [d0], "rate": rate, "greeks": False,
-                  "options": ["call"], "correction": corr, "control_variate": False, "batches": 50}
-            tp, ta = price_paths(r_plain, **kw).table, price_paths(r_anti, antithetic=True, **kw).table
-            vr += [{"correction": corr, "K": p.strike, "days": d0, "se_plain": p.se, "se_antithetic": q.se,
-                    "var_ratio": (p.se / q.se) ** 2} for p, q in zip(tp.itertuples(), ta.itertuples(), strict=True)]
-        print("antithetic noise, calls (var_ratio = plain variance / antithetic variance; > 1 is a gain):")
-        print(_table(vr, ["correction", "K", "days", "se_plain", "se_antithetic", "var_ratio"]))
+            d0 = mats[0]
+            r_plain = model.sample(n, d0, sampler=a.sampler, steps=steps, seed=a.seed + 1)
+            r_anti = sample_antithetic(model, n, d0, sampler=a.sampler, steps=steps, seed=a.seed + 2)
+            vr = []
+            for corr in ("ems", "none"):
+                kw = {"s0": s0, "strikes": [90.0, 100.0, 110.0], "maturities_days": [d0], "rate": rate, "greeks": False,
+                      "options": ["call"], "correction": corr, "control_variate": False, "batches": 50}
+                tp, ta = price_paths(r_plain, **kw).table, price_paths(r_anti, antithetic=True, **kw).table
+                vr += [{"correction": corr, "K": p.strike, "days": d0, "se_plain": p.se, "se_antithetic": q.se,
+                        "var_ratio": (p.se / q.se) ** 2} for p, q in zip(tp.itertuples(), ta.itertuples(), strict=True)]
+            print("antithetic noise, calls (var_ratio = plain variance / antithetic variance; > 1 is a gain):")
+            print(_table(vr, ["correction", "K", "days", "se_plain", "se_antithetic", "var_ratio"]))
     if a.only in (None, "heston"):
-        model, how = _model("heston", a.heston_model, a.quick, out, a.years, a.device)
+        model, how = _model("heston", a.heston_model, a.quick, out, a.years, a.device, a.prediction)
         p = HESTON
         print(f"\n(b) Heston kappa={p['kappa']} theta={p['theta']} xi={p['xi']} rho={p['rho']}: model {how}")
         res = price_with_model(model, s0=s0, strikes=strikes, maturities_days=mats, rate=rate, n_paths=n,
