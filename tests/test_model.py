@@ -233,3 +233,13 @@ def test_sampling_on_the_gpu_matches_the_cpu(tiny_model):
         a = gpu.sample(16, 40, sampler=sampler, steps=4, seed=1, context=np.full(60, 0.001))
         b = model.sample(16, 40, sampler=sampler, steps=4, seed=1, context=np.full(60, 0.001))
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)  # same noise (drawn on the CPU), float32 kernels
+
+
+def test_default_batch_size_depends_on_the_device(tiny_model):
+    """512 windows per call on a CPU (bench/batch_size.py: 4096 is ~4x slower there), 4096 on a GPU."""
+    from findiffusion.model import default_batch_size
+
+    model, _ = tiny_model
+    assert default_batch_size("cpu") == 512 and default_batch_size("cuda") == 4096
+    a = model.sample(600, 20, sampler="dpm", steps=2, seed=3)
+    assert np.array_equal(a, model.sample(600, 20, sampler="dpm", steps=2, seed=3, batch_size=512))

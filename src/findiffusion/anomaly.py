@@ -63,6 +63,7 @@ import torch
 
 from findiffusion.errors import InputError
 from findiffusion.files import atomic_write_text, save_figure
+from findiffusion.model import default_batch_size
 from findiffusion.progress import progress_bar
 from findiffusion.sampling import get_sampler
 
@@ -211,7 +212,7 @@ def _as_series(returns: Any) -> pd.Series:
 # ---------------------------------------------------------------------------
 @torch.no_grad()
 def imputation_scores(model: Any, returns: Any, *, n_samples: int = 32, steps: int = 10, sampler: str = "ddim",
-                      block: int = 1, stride: int = 8, seed: int = 0, batch_size: int = 4096,
+                      block: int = 1, stride: int = 8, seed: int = 0, batch_size: int | None = None,
                       progress: bool = False) -> AnomalyScores:
     """Imputation score, eqs. (1)-(2) (``block=1``) or the block log-variance score (``block>1``).
 
@@ -242,7 +243,7 @@ def imputation_scores(model: Any, returns: Any, *, n_samples: int = 32, steps: i
     gen = torch.Generator().manual_seed(seed)
     fn = get_sampler(sampler)
     imps = np.empty((R, n_samples, L))
-    per = max(1, batch_size // n_samples)  # rows per call
+    per = max(1, (batch_size or default_batch_size(model.device)) // n_samples)  # rows per call
     bar = progress_bar(progress, math.ceil(R / per), "impute")
     for b0 in range(0, R, per):
         c = ctx[b0:b0 + per].repeat_interleave(n_samples, 0).to(dev)  # (rows * K, L)
@@ -283,7 +284,7 @@ def imputation_scores(model: Any, returns: Any, *, n_samples: int = 32, steps: i
 
 @torch.no_grad()
 def denoising_scores(model: Any, returns: Any, *, n_levels: int = 16, n_noise: int = 4, stride: int = 8,
-                     seed: int = 0, batch_size: int = 4096, progress: bool = False) -> AnomalyScores:
+                     seed: int = 0, batch_size: int | None = None, progress: bool = False) -> AnomalyScores:
     """Denoising score, eq. (3): the conditional diffusion loss of each masked day across noise levels.
 
     Cost: about n_levels * n_noise * stride * (T / (window/2)) window evaluations (no sampler chain).
@@ -308,7 +309,7 @@ def denoising_scores(model: Any, returns: Any, *, n_levels: int = 16, n_noise: i
     gen = torch.Generator().manual_seed(seed)
     loss = np.zeros((R, L))
     reps = n_levels * n_noise
-    per = max(1, batch_size // reps)
+    per = max(1, (batch_size or default_batch_size(model.device)) // reps)
     bar = progress_bar(progress, math.ceil(R / per), "denoise")
     for b0 in range(0, R, per):
         c = ctx[b0:b0 + per]
@@ -337,7 +338,7 @@ def denoising_scores(model: Any, returns: Any, *, n_levels: int = 16, n_noise: i
 
 @torch.no_grad()
 def causal_scores(model: Any, returns: Any, *, n_samples: int = 32, steps: int = 10, sampler: str = "ddim",
-                  seed: int = 0, batch_size: int = 4096, progress: bool = False) -> AnomalyScores:
+                  seed: int = 0, batch_size: int | None = None, progress: bool = False) -> AnomalyScores:
     """One-sided (causal) score: |z| of u_t against K one-day-ahead forecasts from the days before t.
 
     Each day is the first generated day of a prefix-conditioned window (the last ``stitch_context``

@@ -143,7 +143,7 @@ def evaluate_paths(paths: np.ndarray, realized: np.ndarray, horizons: tuple[int,
 # forecasters: diffusion, GARCH(1,1)-t, historical simulation
 # ---------------------------------------------------------------------------
 def diffusion_paths(model: Any, returns: np.ndarray, origins: np.ndarray, horizon: int, n_paths: int, *,
-                    sampler: str = "ode", steps: int | None = 20, seed: int = 0, batch_size: int = 4096,
+                    sampler: str = "ode", steps: int | None = 20, seed: int = 0, batch_size: int | None = None,
                     progress: bool = False) -> np.ndarray:
     """Conditional diffusion paths after each origin, batched over origins.
 

@@ -228,7 +228,7 @@ def martingale_correction(prices: np.ndarray, rate: float, days_per_year: int = 
 
 # ---- antithetic sampling ---------------------------------------------------------------------------
 def sample_antithetic(model: Any, n_paths: int, length: int, *, sampler: str = "ddim", steps: int | None = 20,
-                      seed: int = 0, context: np.ndarray | None = None, batch_size: int = 4096,
+                      seed: int = 0, context: np.ndarray | None = None, batch_size: int | None = None,
                       progress: bool = False) -> np.ndarray:
     """Antithetic log-return paths from a fitted model, eq. (7): rows 2i and 2i+1 use noise xi and -xi.
 
@@ -238,7 +238,7 @@ def sample_antithetic(model: Any, n_paths: int, length: int, *, sampler: str = "
     Returns:
         Log returns. Shape: (N, T), N = ``n_paths`` rounded up to even.
     """
-    from findiffusion.model import CLIP_X0, DEFAULT_STEPS, _check_sample_args
+    from findiffusion.model import CLIP_X0, DEFAULT_STEPS, _check_sample_args, default_batch_size
     from findiffusion.sampling import get_sampler
 
     if sampler not in ("ddim", "ode", "dpm"):
@@ -256,7 +256,7 @@ def sample_antithetic(model: Any, n_paths: int, length: int, *, sampler: str = "
         u_c, s2 = model.encode(c)  # (C,), (C + 1,)
         ctx = torch.from_numpy(u_c[-model.config.stitch_context:]).float()
     plan = model._chunk_plan(length, ctx is not None)
-    half = max(1, batch_size // 2)
+    half = max(1, (batch_size or default_batch_size(model.device)) // 2)
     bar = progress_bar(progress, len(plan) * math.ceil(n_pairs / half), "sample (antithetic)")
     out = []
     for b0 in range(0, n_pairs, half):
@@ -532,7 +532,7 @@ def price_with_model(
     steps: int | None = 20,
     antithetic: bool = False,
     context: np.ndarray | None = None,
-    batch_size: int = 4096,
+    batch_size: int | None = None,
     progress: bool = False,
     **kwargs: Any,
 ) -> PricingResult:
