@@ -114,19 +114,23 @@ def test_corrupted_and_incompatible_model_dirs(tiny_model, tmp_path):
         load(d)
 
 
-def test_model_files_from_before_global_pool_still_load(tmp_path):
-    """A model.json without network.global_pool describes a network without the pooling path."""
+def _fit_tiny_and_read_meta(tmp_path, section: str, **changes):
+    """Fit a 5-step tiny model with ``cfg.<section>`` changed, save it; return it and its model.json dict."""
     import dataclasses
 
     import findiffusion as fd
     from tests.conftest import tiny_config
 
     cfg = tiny_config(steps=5)
-    cfg = dataclasses.replace(cfg, network=dataclasses.replace(cfg.network, global_pool=False))
-    r = np.random.default_rng(0).normal(0, 0.01, 300)
-    model = fd.fit(r, cfg)
+    cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **changes)})
+    model = fd.fit(np.random.default_rng(0).normal(0, 0.01, 300), cfg)
     model.save(tmp_path)
-    meta = json.loads((tmp_path / "model.json").read_text())
+    return model, json.loads((tmp_path / "model.json").read_text())
+
+
+def test_model_files_from_before_global_pool_still_load(tmp_path):
+    """A model.json without network.global_pool describes a network without the pooling path."""
+    model, meta = _fit_tiny_and_read_meta(tmp_path, "network", global_pool=False)
     del meta["fit_config"]["network"]["global_pool"]
     (tmp_path / "model.json").write_text(json.dumps(meta))
     old = load(tmp_path)
@@ -178,17 +182,7 @@ def test_conditional_sample_is_decoded_from_the_filter_state(tmp_path):
 
 def test_model_files_from_before_v_prediction_load_as_eps(tmp_path):
     """A model.json without train.prediction describes an eps-prediction network."""
-    import dataclasses
-
-    import findiffusion as fd
-    from tests.conftest import tiny_config
-
-    cfg = tiny_config(steps=5)
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, prediction="eps"))
-    r = np.random.default_rng(0).normal(0, 0.01, 300)
-    model = fd.fit(r, cfg)
-    model.save(tmp_path)
-    meta = json.loads((tmp_path / "model.json").read_text())
+    model, meta = _fit_tiny_and_read_meta(tmp_path, "train", prediction="eps")
     del meta["fit_config"]["train"]["prediction"]
     (tmp_path / "model.json").write_text(json.dumps(meta))
     old = load(tmp_path)
@@ -202,17 +196,7 @@ def test_model_files_from_before_v_prediction_load_as_eps(tmp_path):
 
 def test_model_files_from_before_the_volatility_filter_still_load(tmp_path):
     """A model.json without vol_filter describes a model of unfiltered returns."""
-    import dataclasses
-
-    import findiffusion as fd
-    from tests.conftest import tiny_config
-
-    r = np.random.default_rng(0).normal(0, 0.01, 300)
-    cfg = tiny_config(steps=5)
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, vol_filter="garch"))
-    model = fd.fit(r, cfg)
-    model.save(tmp_path)
-    meta = json.loads((tmp_path / "model.json").read_text())
+    _, meta = _fit_tiny_and_read_meta(tmp_path, "train", vol_filter="garch")
     del meta["vol_filter"]
     for key in ("vol_filter", "vol_alpha", "vol_beta"):
         del meta["fit_config"]["train"][key]
@@ -241,5 +225,11 @@ def test_default_batch_size_depends_on_the_device(tiny_model):
 
     model, _ = tiny_model
     assert default_batch_size("cpu") == 512 and default_batch_size("cuda") == 4096
-    a = model.sample(600, 20, sampler="dpm", steps=2, seed=3)
+    seen: list[int] = []  # windows per network call
+    hook = model.denoiser.network.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].shape[0]))
+    try:
+        a = model.sample(600, 20, sampler="dpm", steps=2, seed=3)
+    finally:
+        hook.remove()
+    assert max(seen) == 512 and sorted(set(seen)) == [88, 512]  # 600 = 512 + 88
     assert np.array_equal(a, model.sample(600, 20, sampler="dpm", steps=2, seed=3, batch_size=512))

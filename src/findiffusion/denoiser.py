@@ -107,9 +107,9 @@ class Denoiser(nn.Module):
             eps = self(x_t, tau, context, mask).to(x_t.dtype)
             if clip_x0 is None:
                 return eps
-            ab = self.schedule.alpha_bar(tau).to(x_t.device, x_t.dtype).view(-1, *([1] * (x_t.dim() - 1)))
-            x0 = ((x_t - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-clip_x0, clip_x0)
-            return (x_t - ab.sqrt() * x0) / (1 - ab).sqrt()
+            a, s = self._alpha_sigma(tau, x_t)  # (B, 1)
+            x0 = ((x_t - s * eps) / a).clamp(-clip_x0, clip_x0)
+            return (x_t - a * x0) / s
 
         return fn
 
@@ -119,7 +119,7 @@ class Denoiser(nn.Module):
         mask: torch.Tensor,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Masked epsilon MSE for a batch of clean windows. Shape: x0, mask (B, L) -> ()."""
+        """Masked MSE of the network's target (eps or v) for a batch of clean windows. Shape: x0, mask (B, L) -> ()."""
         B = x0.shape[0]
         t = torch.randint(1, self.schedule.T + 1, (B,), generator=generator).to(x0.device)  # (B,)
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)  # (B, L)
