@@ -54,6 +54,10 @@ def detectors(model, x: np.ndarray, train: np.ndarray, a: argparse.Namespace, ti
         timed("diff-impute+block", lambda: np.fmax(out["diff-impute"],
                                                    A.imputation_scores(model, x, block=5, stride=3, **kw).score))
     timed("diff-denoise", lambda: A.denoising_scores(model, x, n_levels=16, n_noise=a.noise, seed=a.seed).score)
+    timed("diff-denoise-block5", lambda: A.denoising_scores(model, x, n_levels=16, n_noise=a.noise, block=5, stride=3,
+                                                            seed=a.seed).score)
+    if "diff-denoise" in out and "diff-denoise-block5" in out:  # = score_anomalies("denoise+block")
+        out["diff-denoise+block"] = np.fmax(out["diff-denoise"], out["diff-denoise-block5"])
     timed("rolling-z", lambda: A.rolling_zscore(x, 60))
     timed("garch-t", lambda: A.garch_scores(x, fit_returns=train))
     timed("iforest", lambda: A.isolation_forest_scores(x, seed=a.seed))

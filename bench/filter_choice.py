@@ -30,8 +30,9 @@ VARIANTS = {
 }
 
 
-def config(variant: str, seed: int) -> FitConfig:
-    return dataclasses.replace(BASE, seed=seed, train=dataclasses.replace(BASE.train, **VARIANTS[variant]))
+def config(variant: str, seed: int, prediction: str = "eps") -> FitConfig:
+    train = dataclasses.replace(BASE.train, prediction=prediction, **VARIANTS[variant])
+    return dataclasses.replace(BASE, seed=seed, train=train)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default="sp500")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", choices=("80", "2014"), default="80")
+    p.add_argument("--prediction", choices=("eps", "v"), default="eps", help="network target (default eps)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
@@ -48,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     info = SeriesInfo(source=a.data, column="", n_returns=len(train), start=str(train.index[0].date()),
                       end=str(train.index[-1].date()), last_price=None)
     t0 = time.time()
-    findiffusion.fit(train, config(a.variant, a.seed), out_dir=a.out, device=a.device, data_info=info)
-    print(f"{a.variant} {a.data} seed {a.seed} split {a.split}: fitted in {time.time() - t0:.0f} s", file=sys.stderr)
+    findiffusion.fit(train, config(a.variant, a.seed, a.prediction), out_dir=a.out, device=a.device, data_info=info)
+    print(f"{a.variant} {a.prediction} {a.data} seed {a.seed} split {a.split}: fitted in {time.time() - t0:.0f} s", file=sys.stderr)
     return 0
 
 

@@ -64,14 +64,31 @@ def shocked():
     return pd.Series(r, index=idx), days
 
 
-@pytest.mark.parametrize("method", ["impute", "impute+block", "denoise", "causal"])
+@pytest.mark.parametrize("method", ["impute", "impute+block", "denoise", "denoise+block", "causal"])
 def test_planted_8_sigma_shocks_are_the_top_scored_days(shocked, method):
     r, days = shocked
-    kw = {"n_samples": 16, "steps": 5} if method != "denoise" else {"n_levels": 12, "n_noise": 2}
+    kw = {"n_samples": 16, "steps": 5} if not method.startswith("denoise") else {"n_levels": 12, "n_noise": 2}
     s = A.score_anomalies(iid_gaussian_model(), r, method, **kw)
     assert not np.isnan(s.score).any()
     top = np.argsort(-s.score)[: len(days)]
     assert set(top) == set(days)
+
+
+def test_block_denoising_score_is_the_block_average_of_the_gaussian_log_likelihood():
+    # exact i.i.d. N(0, 1) model: the loss of eq. (3) at a day is -log p(u_t) + c = u_t^2 / 2 + c
+    # (slope a little under 1 from the truncated log-SNR range). A day's 5-day block score averages
+    # the per-day loss of the 5 blocks holding it: u^2 / 2 under the triangular weights (5 - |k|) / 25.
+    rng = np.random.default_rng(3)
+    r = rng.standard_normal(400) * 0.01
+    u, m = r / 0.01, iid_gaussian_model()
+    day = A.denoising_scores(m, r, n_levels=16, n_noise=8, seed=1).score
+    blk = A.denoising_scores(m, r, n_levels=16, n_noise=8, block=5, stride=3, seed=1).score
+    assert not np.isnan(blk).any()
+    slope_day = np.polyfit(u**2 / 2, day, 1)[0]
+    tri = np.convolve(u**2 / 2, np.r_[1:6, 4:0:-1] / 25, mode="same")[4:-4]  # away from the ends
+    slope_blk, corr = np.polyfit(tri, blk[4:-4], 1)[0], np.corrcoef(tri, blk[4:-4])[0, 1]
+    assert 0.85 < slope_day < 1.02
+    assert corr > 0.97 and slope_blk == pytest.approx(slope_day, rel=0.05)
 
 
 def test_imputation_z_is_the_standardised_value_for_iid_data(shocked):
@@ -87,15 +104,16 @@ def test_imputation_z_is_the_standardised_value_for_iid_data(shocked):
     assert np.allclose(s.extra["tail_prob"][days], 1 / 65)
 
 
-@pytest.mark.parametrize("n,block,stride", [(300, 1, 8), (301, 5, 3), (64, 1, 4), (100, 3, 2)])
-def test_window_plan_masks_every_day_once_with_context_on_both_sides(n, block, stride):
+@pytest.mark.parametrize("n,block,stride,offset", [(300, 1, 8, 0), (301, 5, 3, 0), (64, 1, 4, 0), (100, 3, 2, 0),
+                                                   (301, 5, 3, 2), (100, 3, 2, 1)])
+def test_window_plan_masks_every_day_once_with_context_on_both_sides(n, block, stride, offset):
     L = 32
-    starts, rows = A.window_plan(n, L, block, stride)
+    starts, rows = A.window_plan(n, L, block, stride, offset)
     count = np.zeros(n, int)
     for w, pos in rows:
         count[starts[w] + pos] += 1
         assert pos.min() >= 0 and pos.max() < L
-        blocks = np.unique((starts[w] + pos) // block)
+        blocks = np.unique((starts[w] + pos - offset) // block)  # the days before offset: block -1
         assert np.all(np.diff(blocks) >= stride)  # masked blocks are stride blocks apart
         for p in pos:
             d = starts[w] + p
@@ -183,13 +201,28 @@ def test_cli_anomalies_writes_scores_and_plot(cli_files, capsys, shocked, monkey
     _, days = shocked
     monkeypatch.setattr(cmd, "load_model", lambda args: iid_gaussian_model())  # exact scores, not random ones
     rc = main(["anomalies", "--model", str(d / "model"), "--data", str(d / "prices.csv"), "--top", "5",
-               "--samples", "8", "--steps", "4", "--out", str(d / "out"), "--quiet"])
+               "--method", "impute", "--samples", "8", "--steps", "4", "--out", str(d / "out"), "--quiet"])
     assert rc == 0
     f = pd.read_csv(d / "out" / "anomaly_scores.csv")
     assert len(f) == 300 and {"date", "log_return", "score", "rank", "z", "tail_prob"} <= set(f.columns)
     assert set(f.sort_values("rank").index[:5]) == set(days)
     assert (d / "out" / "anomalies.png").stat().st_size > 1000
     assert "top 5" in capsys.readouterr().out
+
+
+def test_cli_anomalies_default_is_denoise_plus_block(cli_files, shocked, monkeypatch):
+    import findiffusion.commands.anomalies as cmd
+
+    d = cli_files
+    _, days = shocked
+    monkeypatch.setattr(cmd, "load_model", lambda args: iid_gaussian_model())
+    rc = main(["anomalies", "--model", str(d / "model"), "--data", str(d / "prices.csv"), "--top", "5",
+               "--out", str(d / "out-db"), "--quiet"])
+    assert rc == 0
+    f = pd.read_csv(d / "out-db" / "anomaly_scores.csv")
+    assert {"denoise_day", "denoise_block5"} <= set(f.columns)
+    assert np.allclose(f["score"], np.fmax(f["denoise_day"], f["denoise_block5"]), rtol=1e-5)
+    assert set(f.sort_values("rank").index[:5]) == set(days)
 
 
 @pytest.mark.parametrize("extra,msg", [

@@ -37,6 +37,16 @@ control variate \bar\alpha(\varepsilon_t^2 - 1) (mean zero) is subtracted from t
 at low noise \hat\varepsilon \approx 0 and the integrand is \approx \varepsilon_t^2, whose chi-square noise
 would otherwise swamp the differences between days.
 
+**Block denoising score** (``denoising_scores(block=b)``; with the single-day score it makes
+``method="denoise+block"``, the default). Whole blocks of b consecutive days are masked, so (3)
+summed over the block bounds -\log p_\theta(u_{t..t+b-1} | \text{context}): the days of a
+volatility burst are each unsurprising next to their large neighbours, but improbable as a
+block. Blocks start at every offset, and a day's score is the mean, over the b blocks holding it,
+of the block's loss per day:
+
+(4) s_t = \frac1b \sum_{o=0}^{b-1} \frac1{|B_o(t)|} \sum_{j \in B_o(t)} \ell_j,
+    B_o(t) = the block of offset o that holds t,  \ell_j = the integrand of (3) at day j.
+
 **Causal score** (``method="causal"``): the one-sided counterpart of (1), u_t against K
 one-day-ahead forecasts from the ``stitch_context`` days before t (prefix mask). Two-sided scores
 ask whether a day fits *between its neighbours*, so a big day inside a volatility cluster (most
@@ -73,10 +83,12 @@ CLIP_X0 = 10.0
 # ---------------------------------------------------------------------------
 # window plan: which window scores which day, and the masks
 # ---------------------------------------------------------------------------
-def window_plan(n: int, window: int, block: int = 1, stride: int = 8) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
+def window_plan(n: int, window: int, block: int = 1, stride: int = 8,
+                offset: int = 0) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
     """Windows and masks that score every day of an n-day series once.
 
-    Days are grouped in blocks of ``block`` consecutive days; each block is scored in the
+    Days are grouped in blocks of ``block`` consecutive days, the first full block starting at day
+    ``offset`` (days before it form one shorter block); each block is scored in the
     window (start s, length L) that holds it most centrally; blocks whose index is
     congruent mod ``stride`` are masked together.
 
@@ -89,14 +101,16 @@ def window_plan(n: int, window: int, block: int = 1, stride: int = 8) -> tuple[n
         raise InputError(f"the series has {n} returns; scoring needs at least the model window ({L} days)")
     if block < 1 or stride < 1 or block > L // 4:
         raise InputError(f"block must be between 1 and {L // 4} days (a quarter window) and stride positive")
+    if not 0 <= offset < block:
+        raise InputError(f"offset must be between 0 and block - 1 = {block - 1}")
     step = max(1, L // 2)
     starts = list(range(0, n - L + 1, step))
     if starts[-1] != n - L:
         starts.append(n - L)
     s = np.array(starts)
-    n_blocks = math.ceil(n / block)
-    b_first = np.arange(n_blocks) * block
-    b_last = np.minimum(b_first + block, n) - 1
+    b_first = np.unique(np.r_[0, np.arange(offset, n, block)])  # (n_blocks,)
+    b_last = np.r_[b_first[1:], n] - 1
+    n_blocks = len(b_first)
     inside = (b_first[:, None] >= s[None, :]) & (b_last[:, None] < s[None, :] + L)  # (n_blocks, W)
     centrality = np.minimum(b_first[:, None] - s[None, :], s[None, :] + L - 1 - b_last[:, None])
     best = np.where(inside, centrality, -1).argmax(axis=1)  # (n_blocks,)
@@ -284,18 +298,32 @@ def imputation_scores(model: Any, returns: Any, *, n_samples: int = 32, steps: i
 
 @torch.no_grad()
 def denoising_scores(model: Any, returns: Any, *, n_levels: int = 16, n_noise: int = 4, stride: int = 8,
-                     seed: int = 0, batch_size: int | None = None, progress: bool = False) -> AnomalyScores:
+                     block: int = 1, seed: int = 0, batch_size: int | None = None,
+                     progress: bool = False) -> AnomalyScores:
     """Denoising score, eq. (3): the conditional diffusion loss of each masked day across noise levels.
 
-    Cost: about n_levels * n_noise * stride * (T / (window/2)) window evaluations (no sampler chain).
+    With ``block = b > 1`` whole blocks of b consecutive days are masked together, so the loss
+    (summed over the block) bounds -log p(block | context) and the block's own days are not
+    context for one another; a burst of large days, each unsurprising next to its large
+    neighbours, is then improbable as a whole. Blocks start at every offset 0..b-1 and a day's score
+    is the mean, over the b blocks that hold it, of the block's loss per day (eq. 3 divided by the
+    block length), in the same units as the single-day score. ``stride`` then counts blocks.
+
+    Cost: about n_levels * n_noise * stride * (T / (window/2)) window evaluations (no sampler chain),
+    times b with blocks.
     """
     if n_levels < 2 or n_noise < 1:
         raise InputError("n_levels must be >= 2 and n_noise >= 1")
     r = _as_series(returns)
     L = model.window
     u, _ = model.encode(r.to_numpy())
-    starts, rows = window_plan(len(u), L, 1, stride)
-    ctx, mask = _batches(rows, starts, u, L)  # (R, L)
+    T = len(u)
+    plans = [(o, *window_plan(T, L, block, stride, o)) for o in range(block)]  # (offset, starts, rows)
+    rows = [(p, w, pos) for p, (_, _, rs) in enumerate(plans) for w, pos in rs]
+    ctx = torch.from_numpy(np.stack([u[plans[p][1][w]: plans[p][1][w] + L] for p, w, _ in rows])).float()  # (R, L)
+    mask = torch.ones_like(ctx)
+    for i, (_, _, pos) in enumerate(rows):
+        mask[i, pos] = 0.0
     R = ctx.shape[0]
     den, dev = model.denoiser, model.device
     sch = den.schedule
@@ -330,10 +358,22 @@ def denoising_scores(model: Any, returns: Any, *, n_levels: int = 16, n_noise: i
             bar[0].update(bar[1], advance=1)
     if bar:
         bar[0].stop()
-    score = np.full(len(u), np.nan)
-    for i, (w, pos) in enumerate(rows):
-        score[starts[w] + pos] = loss[i, pos]
-    return AnomalyScores(r, score, f"denoise ({n_levels} levels x {n_noise} draws)", {})
+    total, count = np.zeros(T), np.zeros(T)
+    for i, (p, w, pos) in enumerate(rows):
+        o, starts = plans[p][0], plans[p][1]
+        days = starts[w] + pos
+        if block == 1:
+            total[days] += loss[i, pos]
+            count[days] += 1
+            continue
+        bid = np.searchsorted(np.unique(np.r_[0, np.arange(o, T, block)]), days, side="right")  # block of each day
+        for k in np.unique(bid):
+            sel = bid == k
+            total[days[sel]] += loss[i, pos[sel]].mean()  # the block's loss per day
+            count[days[sel]] += 1
+    score = total / count
+    name = f"denoise ({n_levels} levels x {n_noise} draws" + (f", block {block})" if block > 1 else ")")
+    return AnomalyScores(r, score, name, {})
 
 
 @torch.no_grad()
@@ -366,8 +406,13 @@ def causal_scores(model: Any, returns: Any, *, n_samples: int = 32, steps: int =
     return AnomalyScores(r, np.abs(z), f"causal (K={n_samples}, {sampler} {steps} steps)", {"z": z})
 
 
-def score_anomalies(model: Any, returns: Any, method: str = "impute", **kwargs: Any) -> AnomalyScores:
-    """Score every day with ``method``: ``"impute"`` (default), ``"impute+block"``, ``"denoise"`` or ``"causal"``.
+def score_anomalies(model: Any, returns: Any, method: str = "denoise+block", **kwargs: Any) -> AnomalyScores:
+    """Score every day with ``method``: ``"denoise+block"`` (default), ``"denoise"``, ``"impute"``,
+    ``"impute+block"`` or ``"causal"``.
+
+    ``"denoise+block"`` is the larger, per day, of the single-day denoising score and the 5-day
+    block score (:func:`denoising_scores` with ``block=5, stride=3``), both in nats per day: a day
+    is anomalous if it is improbable on its own or lies in an improbable stretch.
 
     ``"impute+block"`` is the larger, per day, of the single-day |z| and the score with 5-day
     blocks masked (10 observed days between blocks).
@@ -378,12 +423,17 @@ def score_anomalies(model: Any, returns: Any, method: str = "impute", **kwargs: 
         return denoising_scores(model, returns, **kwargs)
     if method == "causal":
         return causal_scores(model, returns, **kwargs)
+    if method == "denoise+block":
+        a = denoising_scores(model, returns, **kwargs)
+        b = denoising_scores(model, returns, **(kwargs | {"block": 5, "stride": 3}))
+        return AnomalyScores(a.returns, np.fmax(a.score, b.score), "denoise + 5-day block",
+                             {"denoise_day": a.score, "denoise_block5": b.score})
     if method == "impute+block":
         a = imputation_scores(model, returns, **kwargs)
         b = imputation_scores(model, returns, **(kwargs | {"block": 5, "stride": 3}))
         extra = dict(a.extra) | {"z_block5": b.extra["z"]}
         return AnomalyScores(a.returns, np.fmax(a.score, b.score), "impute + 5-day block", extra)
-    raise InputError(f"unknown anomaly method {method!r}; use impute, impute+block, denoise or causal")
+    raise InputError(f"unknown anomaly method {method!r}; use impute, impute+block, denoise, denoise+block or causal")
 
 
 # ---------------------------------------------------------------------------
