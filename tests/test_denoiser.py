@@ -61,3 +61,24 @@ def test_v_loss_is_eps_loss_plus_x0_loss():
 def test_unknown_prediction():
     with pytest.raises(ValueError, match="unknown prediction"):
         Denoiser(ZeroNet(), NoiseSchedule(), prediction="x0")
+
+
+def test_the_filter_state_channel_is_required_and_used():
+    """A 4-channel network sees the filter state as a constant channel; without a state it refuses."""
+    torch.manual_seed(0)
+    den = Denoiser(DilatedResNet(NetworkConfig(channels=8, dilations=(1, 2), time_embed_dim=16, in_channels=4)),
+                   NoiseSchedule())
+    assert den.uses_state
+    torch.nn.init.normal_(den.network.head[-1].weight)  # the head starts at zero: give the output a say
+    x, tau = torch.randn(2, 16), torch.tensor([300.0, 300.0], dtype=torch.float64)
+    with pytest.raises(ValueError, match="state"):
+        den(x, tau)
+    seen = {}
+    den.network.register_forward_hook(lambda mod, args, out: seen.update(inp=args[0]))
+    den(x, tau, state=torch.tensor([0.5, -1.0]))
+    assert seen["inp"].shape == (2, 4, 16)
+    assert torch.equal(seen["inp"][:, 3], torch.tensor([[0.5], [-1.0]]).expand(2, 16))
+    assert not torch.allclose(den(x, tau, state=torch.zeros(2)), den(x, tau, state=torch.ones(2)))
+    three = Denoiser(DilatedResNet(NetworkConfig(channels=8, dilations=(1, 2), time_embed_dim=16)), NoiseSchedule())
+    torch.nn.init.normal_(three.network.head[-1].weight)
+    assert not three.uses_state and torch.equal(three(x, tau), three(x, tau, state=torch.ones(2)))

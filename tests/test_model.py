@@ -158,10 +158,13 @@ def test_conditional_sample_is_decoded_from_the_filter_state(tmp_path):
     u, s2 = model.encode(c)
     np.testing.assert_allclose(model.decode(u, s2[0]), c, rtol=1e-9, atol=1e-12)
     a = model.sample(5, 30, context=c, steps=3, seed=7)
-    u_new = model.sample_model_space(5, 30, context_u=u[None], steps=3, generator=torch.Generator().manual_seed(7))
+    u_new = model.sample_model_space(5, 30, context_u=u[None], var=s2[None], steps=3,
+                                     generator=torch.Generator().manual_seed(7))
     np.testing.assert_allclose(a, model.decode(u_new[0], s2[-1]), rtol=1e-9)
     with pytest.raises(InputError, match="context_u"):
-        model.sample_model_space(2, 5, context_u=u, steps=2)  # 1-D: one history must be shape (1, C)
+        model.sample_model_space(2, 5, context_u=u, var=s2, steps=2)  # 1-D: one history must be shape (1, C)
+    with pytest.raises(InputError, match="pass var"):
+        model.sample_model_space(2, 5, context_u=u[None], steps=2)  # the model conditions on the filter state
     # a model.json whose filter state and config disagree is refused
     meta = json.loads((tmp_path / "model.json").read_text())
     meta["fit_config"]["train"]["vol_filter"] = "none"
@@ -180,6 +183,73 @@ def test_conditional_sample_is_decoded_from_the_filter_state(tmp_path):
     np.testing.assert_allclose(wild[:, 0] - m, 2 * (calm[:, 0] - m), rtol=1e-9)
 
 
+def _filter_model(tmp_path, in_channels: int | None = None):
+    """A 5-step tiny model with the GARCH filter (4 network channels), or rebuilt with 3 (as an older file)."""
+    import dataclasses
+
+    from findiffusion.model import DiffusionModel
+    from findiffusion.training import build_denoiser
+
+    model, _ = _fit_tiny_and_read_meta(tmp_path, "train", vol_filter="garch")
+    if in_channels is None:
+        return model
+    cfg = dataclasses.replace(model.config, network=dataclasses.replace(model.config.network, in_channels=in_channels))
+    old = DiffusionModel(cfg, build_denoiser(cfg), model.transform, vol_filter=model.vol_filter)
+    old.save(tmp_path / "old")
+    return load(tmp_path / "old")
+
+
+def _states_seen(model):
+    """Record the state channel of every network call: list of (n,) arrays."""
+    seen = []
+    model.denoiser.network.register_forward_hook(lambda mod, args, out: seen.append(args[0][:, 3, 0].numpy().copy()))
+    return seen
+
+
+def test_filter_models_see_the_filter_state_at_each_window_start(tmp_path):
+    """Stitched unconditional and conditional paths: every chunk's window gets 0.5 log(sigma^2 / v) of the
+    filter variance at its first day, the variance the decoded returns were scaled by on that day."""
+    import torch
+
+    model = _filter_model(tmp_path)
+    assert model.config.network.in_channels == 4 and model.denoiser.uses_state
+    # an exact sampler of N(0, 1) model-space days (v-parameterization, F = 0: tests/test_denoiser.py), so the
+    # paths' variances wander as a GARCH's do instead of running into the cap
+    model.denoiser.prediction = "v"
+    for p in model.denoiser.network.head[-1].parameters():
+        p.data.zero_()
+    L, C, f = model.window, model.config.stitch_context, model.vol_filter
+    T = L + 2 * (L - C)  # three chunks
+    seen = _states_seen(model)
+    r = model.sample(3, T, sampler="ddim", steps=10, seed=4)
+    var0 = model.start_variance(3, torch.Generator().manual_seed(4))  # sample() draws it first
+    _, s2 = f.filter(r, var0)  # (3, T + 1)
+    starts = [0, L - C, 2 * (L - C)]  # window starts: C days before each new chunk
+    for k, day in enumerate(starts):
+        np.testing.assert_allclose(seen[10 * k], f.state(s2[:, day]), atol=1e-5)  # 10 calls (steps) per chunk
+    assert np.ptp(f.state(s2[:, starts[1]])) > 0.01  # the paths' states have drifted apart
+    # conditional: the first window starts at the first of the last C context days
+    c = np.random.default_rng(1).standard_t(4, 300) * 0.012
+    seen.clear()
+    r = model.sample(2, L - C + 5, sampler="ddim", steps=2, seed=4, context=c)
+    _, s2c = f.filter(np.concatenate([np.tile(c, (2, 1)), r], axis=1))  # (2, 300 + T + 1)
+    np.testing.assert_allclose(seen[0], f.state(s2c[:, 300 - C]), atol=1e-5)
+    np.testing.assert_allclose(seen[2], f.state(s2c[:, 300 + L - 2 * C]), atol=1e-5)
+
+
+def test_filter_model_files_from_before_the_state_channel_still_sample(tmp_path):
+    """A filter model with a 3-channel network (written before the state channel) samples without a state."""
+    from findiffusion.anomaly import score_anomalies
+    from findiffusion.pricing import sample_antithetic
+
+    old = _filter_model(tmp_path, in_channels=3)
+    assert old.vol_filter.active and not old.denoiser.uses_state
+    r = old.sample(3, 50, sampler="ddim", steps=2, seed=1)
+    assert r.shape == (3, 50) and np.isfinite(r).all()
+    assert sample_antithetic(old, 4, 40, sampler="ddim", steps=2).shape == (4, 40)
+    assert np.isfinite(score_anomalies(old, r[0], "denoise", n_levels=3, n_noise=1).score).all()
+
+
 def test_model_files_from_before_v_prediction_load_as_eps(tmp_path):
     """A model.json without train.prediction describes an eps-prediction network."""
     model, meta = _fit_tiny_and_read_meta(tmp_path, "train", prediction="eps")
@@ -196,7 +266,7 @@ def test_model_files_from_before_v_prediction_load_as_eps(tmp_path):
 
 def test_model_files_from_before_the_volatility_filter_still_load(tmp_path):
     """A model.json without vol_filter describes a model of unfiltered returns."""
-    _, meta = _fit_tiny_and_read_meta(tmp_path, "train", vol_filter="garch")
+    _, meta = _fit_tiny_and_read_meta(tmp_path, "train", vol_filter="none")
     del meta["vol_filter"]
     for key in ("vol_filter", "vol_alpha", "vol_beta"):
         del meta["fit_config"]["train"][key]

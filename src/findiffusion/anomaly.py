@@ -124,6 +124,13 @@ def window_plan(n: int, window: int, block: int = 1, stride: int = 8,
     return s, rows
 
 
+def _row_states(model: Any, s2: np.ndarray, first_days: list[int]) -> torch.Tensor | None:
+    """Filter state at each row's window start, for models that condition on it. Shape: (R,)."""
+    if not model.denoiser.uses_state:
+        return None
+    return torch.from_numpy(model.vol_filter.state(s2[np.asarray(first_days, dtype=int)])).float()
+
+
 def _batches(rows: list[tuple[int, np.ndarray]], starts: np.ndarray, u: np.ndarray, L: int):
     """Context (R, L) and mask (R, L) tensors for the rows of a plan."""
     ctx = np.stack([u[starts[w]: starts[w] + L] for w, _ in rows])  # (R, L)
@@ -254,6 +261,7 @@ def imputation_scores(model: Any, returns: Any, *, n_samples: int = 32, steps: i
     ctx, mask = _batches(rows, starts, u, L)  # (R, L) each
     R = ctx.shape[0]
     den, dev = model.denoiser, model.device
+    states = _row_states(model, s2, [starts[w] for w, _ in rows])  # (R,) or None
     gen = torch.Generator().manual_seed(seed)
     fn = get_sampler(sampler)
     imps = np.empty((R, n_samples, L))
@@ -263,7 +271,8 @@ def imputation_scores(model: Any, returns: Any, *, n_samples: int = 32, steps: i
         c = ctx[b0:b0 + per].repeat_interleave(n_samples, 0).to(dev)  # (rows * K, L)
         m = mask[b0:b0 + per].repeat_interleave(n_samples, 0).to(dev)
         x = torch.randn(c.shape, generator=gen).to(dev)
-        out = fn(den.eps_fn(c, m, clip_x0=CLIP_X0), x, den.schedule, steps=steps, generator=gen)
+        st = states[b0:b0 + per].repeat_interleave(n_samples).to(dev) if states is not None else None
+        out = fn(den.eps_fn(c, m, clip_x0=CLIP_X0, state=st), x, den.schedule, steps=steps, generator=gen)
         imps[b0:b0 + per] = out.float().cpu().numpy().reshape(-1, n_samples, L)
         if bar:
             bar[0].update(bar[1], advance=1)
@@ -316,7 +325,7 @@ def denoising_scores(model: Any, returns: Any, *, n_levels: int = 16, n_noise: i
         raise InputError("n_levels must be >= 2 and n_noise >= 1")
     r = _as_series(returns)
     L = model.window
-    u, _ = model.encode(r.to_numpy())
+    u, s2 = model.encode(r.to_numpy())
     T = len(u)
     plans = [(o, *window_plan(T, L, block, stride, o)) for o in range(block)]  # (offset, starts, rows)
     rows = [(p, w, pos) for p, (_, _, rs) in enumerate(plans) for w, pos in rs]
@@ -326,6 +335,7 @@ def denoising_scores(model: Any, returns: Any, *, n_levels: int = 16, n_noise: i
         mask[i, pos] = 0.0
     R = ctx.shape[0]
     den, dev = model.denoiser, model.device
+    states = _row_states(model, s2, [plans[p][1][w] for p, w, _ in rows])  # (R,) or None
     sch = den.schedule
     lam_max = float(torch.log(sch.alpha_bar(1.0) / (1 - sch.alpha_bar(1.0))))
     lam_min = float(torch.log(sch.alpha_bar(float(sch.T)) / (1 - sch.alpha_bar(float(sch.T)))))
@@ -348,7 +358,8 @@ def denoising_scores(model: Any, returns: Any, *, n_levels: int = 16, n_noise: i
         ab = sch.alpha_bar(tau).float()[:, None].to(dev)
         eps = torch.randn(c_rep.shape, generator=gen).to(dev)
         x_t = ab.sqrt() * c_rep + (1 - ab).sqrt() * eps
-        eps_hat = den.eps_fn(c_rep, m_rep, clip_x0=CLIP_X0)(x_t, tau.to(dev))
+        st = states[b0:b0 + per].repeat(reps).to(dev) if states is not None else None  # level-major like c_rep
+        eps_hat = den.eps_fn(c_rep, m_rep, clip_x0=CLIP_X0, state=st)(x_t, tau.to(dev))
         # control variate abar * (eps^2 - 1) (mean 0): removes the chi-square noise of
         # ||eps - eps_hat||^2 at low noise, where eps_hat ~ 0 and the integrand ~ eps^2
         err = (eps - eps_hat) ** 2 - ab * (eps**2 - 1)
@@ -396,8 +407,9 @@ def causal_scores(model: Any, returns: Any, *, n_samples: int = 32, steps: int =
         raise InputError(f"the series has {len(x)} returns; the causal score needs more than {c}")
     t = np.arange(c, len(x))  # scored days
     idx = t[:, None] + np.arange(-c, 0)[None, :]  # (M, C) the days before each
-    u_all, _ = model.encode(x)  # (T,): the filter state of each day comes from all days before it
-    us = model.sample_model_space(n_samples, 1, context_u=u_all[idx], sampler=sampler, steps=steps,
+    u_all, s2_all = model.encode(x)  # (T,), (T + 1,): the filter state of each day comes from all days before it
+    var = s2_all[np.c_[idx, t]]  # (M, C + 1) variances of the context days and the scored day
+    us = model.sample_model_space(n_samples, 1, context_u=u_all[idx], var=var, sampler=sampler, steps=steps,
                                   generator=torch.Generator().manual_seed(seed), batch_size=batch_size,
                                   progress=progress)[:, :, 0]  # (M, K) model space
     u = u_all[t]

@@ -480,6 +480,14 @@ class VolatilityFilter:
         omega = self.var * (1 - self.alpha - self.beta)
         return np.minimum(omega + self.alpha * s2 * np.minimum(z * z, c2) + self.beta * s2, self.var_max)
 
+    def state(self, s2: np.ndarray) -> np.ndarray:
+        r"""The state a model conditions on: s = \tfrac12 \log(\sigma^2_t / v), the log of the filter
+        volatility relative to the long-run one (0 without a filter). Shape: any -> the same."""
+        s2 = np.asarray(s2, dtype=float)
+        if not self.active:
+            return np.zeros_like(s2)
+        return 0.5 * np.log(s2 / self.var)
+
     def sample_start(self, n: int, u: np.ndarray) -> np.ndarray:
         """Start variances for ``n`` unconditional paths from uniforms ``u`` in [0, 1). Shape: (n,)."""
         if not self.active or not self.start_quantiles:

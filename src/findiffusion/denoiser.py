@@ -6,6 +6,10 @@ Tashiro et al., 2021):
   channel 0: x_t on the days to generate, 0 on observed days
   channel 1: the observed values x_0 on observed days, 0 elsewhere
   channel 2: the mask (1 = observed)
+  channel 3 (models with a volatility filter only, ``network.cfg.in_channels == 4``): the filter
+            state at the window's first day, s = \tfrac12\log(\sigma^2_1/\bar\sigma^2), constant over
+            the window, so the network generates residuals that fit the volatility they will be
+            scaled by (in the data, windows that start at a high variance have calm residuals)
 
 and its output F is turned into the predicted noise \varepsilon_\theta in one of two ways
 (``prediction``), with \alpha_t = \sqrt{\bar\alpha_t}, \sigma_t = \sqrt{1-\bar\alpha_t} and
@@ -37,7 +41,7 @@ class Denoiser(nn.Module):
     """Epsilon-prediction wrapper around a network.
 
     Args:
-        network: maps (B, 3, L) inputs and (B,) times to (B, 1, L).
+        network: maps (B, C, L) inputs (C = 3, or 4 with the filter-state channel) and (B,) times to (B, 1, L).
         schedule: the noise schedule.
         prediction: what the network's output F stands for, ``"eps"`` (eq. 1) or ``"v"`` (eq. 2).
     """
@@ -52,6 +56,12 @@ class Denoiser(nn.Module):
         self.schedule = schedule
         self.prediction = prediction
 
+    @property
+    def uses_state(self) -> bool:
+        """Whether the network takes the filter-state channel (channel 3)."""
+        cfg = getattr(self.network, "cfg", None)
+        return getattr(cfg, "in_channels", 3) == 4
+
     def _time_input(self, tau: torch.Tensor) -> torch.Tensor:
         # the network sees time on a fixed 0..1000 scale whatever T is
         return tau.float() * (1000.0 / self.schedule.T)
@@ -62,9 +72,10 @@ class Denoiser(nn.Module):
         tau: torch.Tensor,
         context: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
+        state: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Predict eps. Shape: x_t, context, mask (B, L); tau (B,) -> (B, L)."""
-        out = self.raw(x_t, tau, context, mask)  # (B, L)
+        """Predict eps. Shape: x_t, context, mask (B, L); tau, state (B,) -> (B, L)."""
+        out = self.raw(x_t, tau, context, mask, state)  # (B, L)
         if self.prediction == "eps":
             return out  # eq. (1)
         a, s = self._alpha_sigma(tau, out)
@@ -80,8 +91,12 @@ class Denoiser(nn.Module):
         tau: torch.Tensor,
         context: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
+        state: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The network's output F (eps or v, see ``prediction``). Shape: as :meth:`forward`."""
+        """The network's output F (eps or v, see ``prediction``). Shape: as :meth:`forward`.
+
+        ``state`` (B,) is the filter state of channel 3; required by a network with that channel,
+        ignored otherwise."""
         dtype = next(self.network.parameters()).dtype
         x = x_t.to(dtype)
         if mask is None:
@@ -90,12 +105,17 @@ class Denoiser(nn.Module):
         else:
             mask = mask.to(dtype)
             context = context.to(dtype) if context is not None else torch.zeros_like(x)
-        inp = torch.stack([x * (1 - mask), context * mask, mask], dim=1)  # (B, 3, L)
+        chans = [x * (1 - mask), context * mask, mask]
+        if self.uses_state:
+            if state is None:
+                raise ValueError("this model conditions on the volatility-filter state: pass state (B,)")
+            chans.append(state.to(x.device, dtype)[:, None].expand_as(x))
+        inp = torch.stack(chans, dim=1)  # (B, 3 or 4, L)
         return self.network(inp, self._time_input(tau.to(x.device))).squeeze(1)  # (B, L)
 
     def eps_fn(self, context: torch.Tensor | None = None, mask: torch.Tensor | None = None,
-               clip_x0: float | None = None):
-        r"""A sampler-ready callable ``eps_fn(x_t, tau)`` with fixed context and mask.
+               clip_x0: float | None = None, state: torch.Tensor | None = None):
+        r"""A sampler-ready callable ``eps_fn(x_t, tau)`` with fixed context, mask and filter state.
 
         With ``clip_x0`` the implied clean estimate
         \hat x_0 = (x_t - \sqrt{1-\bar\alpha}\,\varepsilon)/\sqrt{\bar\alpha} is clipped to
@@ -104,7 +124,7 @@ class Denoiser(nn.Module):
         """
 
         def fn(x_t: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-            eps = self(x_t, tau, context, mask).to(x_t.dtype)
+            eps = self(x_t, tau, context, mask, state).to(x_t.dtype)
             if clip_x0 is None:
                 return eps
             a, s = self._alpha_sigma(tau, x_t)  # (B, 1)
@@ -118,13 +138,16 @@ class Denoiser(nn.Module):
         x0: torch.Tensor,
         mask: torch.Tensor,
         generator: torch.Generator | None = None,
+        state: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Masked MSE of the network's target (eps or v) for a batch of clean windows. Shape: x0, mask (B, L) -> ()."""
+        """Masked MSE of the network's target (eps or v) for a batch of clean windows.
+
+        Shape: x0, mask (B, L); state (B,) or None -> ()."""
         B = x0.shape[0]
         t = torch.randint(1, self.schedule.T + 1, (B,), generator=generator).to(x0.device)  # (B,)
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)  # (B, L)
         x_t = self.schedule.q_sample(x0, t, noise)
-        pred = self.raw(x_t, t.to(torch.float64), x0, mask)  # (B, L)
+        pred = self.raw(x_t, t.to(torch.float64), x0, mask, state)  # (B, L)
         if self.prediction == "eps":
             target = noise  # eq. (1)
         else:

@@ -117,13 +117,14 @@ class DiffusionModel:
     # ---- sampling ------------------------------------------------------------
     def _generate(self, n: int, sampler: str, steps: int | None, generator: torch.Generator,
                   context: torch.Tensor | None, mask: torch.Tensor | None, eta: float,
-                  callback: Any = None) -> torch.Tensor:
-        """One window of model-space values. Shape: (n, L)."""
+                  callback: Any = None, state: torch.Tensor | None = None) -> torch.Tensor:
+        """One window of model-space values (``state``: filter state per row, models with a filter). Shape: (n, L)."""
         fn = get_sampler(sampler)
         x = torch.randn(n, self.window, generator=generator).to(self.device)  # x_T, (n, L)
         if context is not None:
             context, mask = context.to(self.device), mask.to(self.device)
-        eps_fn = self.denoiser.eps_fn(context, mask, clip_x0=CLIP_X0)
+        eps_fn = self.denoiser.eps_fn(context, mask, clip_x0=CLIP_X0,
+                                      state=state.to(self.device) if state is not None else None)
         kwargs: dict[str, Any] = {"generator": generator, "callback": callback}
         if sampler == "ddim":
             kwargs["eta"] = eta
@@ -185,23 +186,29 @@ class DiffusionModel:
                 raise InputError("context must be a 1-D (days) or 2-D (cases, days) array of finite log returns")
             ctx_u, s2 = self.encode(c.reshape(-1, c.shape[-1]))  # (M, C), (M, C + 1)
             var0 = np.repeat(s2[:, -1], n_paths)  # (M * N,), case-major (ignored without a filter)
+            var = s2
         else:
-            var0 = self.start_variance(n_paths, gen)
-        u = self.sample_model_space(n_paths, length, context_u=ctx_u, sampler=sampler, steps=steps, generator=gen,
-                                    eta=eta, batch_size=batch_size, progress=progress)  # (M, N, T) or (N, T)
+            var = var0 = self.start_variance(n_paths, gen)
+        u = self.sample_model_space(n_paths, length, context_u=ctx_u, var=var, sampler=sampler, steps=steps,
+                                    generator=gen, eta=eta, batch_size=batch_size,
+                                    progress=progress)  # (M, N, T) or (N, T)
         r = self.decode(u.reshape(-1, length), var0)  # (M * N, T)
         if context is not None and np.asarray(context).ndim == 2:
             return r.reshape(-1, n_paths, length)  # (M, N, T)
         return r
 
     def sample_model_space(self, n_paths: int, length: int, *, context_u: np.ndarray | None = None,
-                           sampler: str = DEFAULT_SAMPLER, steps: int | None = None,
+                           var: np.ndarray | None = None, sampler: str = DEFAULT_SAMPLER, steps: int | None = None,
                            generator: torch.Generator | None = None, eta: float = 0.0, batch_size: int | None = None,
                            progress: bool = False) -> np.ndarray:
         """Like :meth:`sample` but in model space u, with a model-space context (see :meth:`encode`).
 
         Args:
             context_u: model-space context, its last ``stitch_context`` days are used. Shape: (M, C) or None.
+            var: filter variances, needed by models that condition on the filter state
+                (:attr:`Denoiser.uses_state`): with ``context_u`` the variances :meth:`encode` returns
+                with it, Shape (M, C + 1); without, the start variance of each path, Shape (N,)
+                (:meth:`start_variance`). Ignored by other models.
 
         Returns:
             Shape: (M, N, T) with a context, else (N, T).
@@ -219,6 +226,16 @@ class DiffusionModel:
             n_ctx = u.shape[0]
             ctx_rows = u.repeat_interleave(n_paths, dim=0)  # (M * N, C'), case-major
         total = n_ctx * n_paths
+        s2_rows = None  # (N_total, C' + 1) filter variances of the context days and the next day
+        if self.denoiser.uses_state:
+            if var is None:
+                raise InputError("this model conditions on its volatility-filter state: pass var (the filter "
+                                 "variances encode() returns with the context, or start_variance())")
+            v = np.asarray(var, dtype=float)
+            if context_u is not None:
+                s2_rows = np.repeat(v.reshape(n_ctx, -1)[:, -(ctx_rows.shape[1] + 1):], n_paths, axis=0)
+            else:
+                s2_rows = v.reshape(total, 1)
         chunks = self._chunk_plan(length, ctx_rows is not None)
         batch_size = batch_size or default_batch_size(self.device)
         bar = _progress(progress, len(chunks) * math.ceil(total / batch_size), "sample")
@@ -226,7 +243,8 @@ class DiffusionModel:
         for b0 in range(0, total, batch_size):
             nb = min(batch_size, total - b0)
             rows = ctx_rows[b0:b0 + nb] if ctx_rows is not None else None
-            out.append(self._sample_batch(nb, chunks, sampler, steps, gen, rows, eta, bar))
+            s2b = s2_rows[b0:b0 + nb] if s2_rows is not None else None
+            out.append(self._sample_batch(nb, chunks, sampler, steps, gen, rows, eta, bar, s2b))
         if bar:
             bar[0].stop()
         u_out = torch.cat(out).numpy().astype(np.float64)  # (M * N, T)
@@ -245,7 +263,10 @@ class DiffusionModel:
         return plan
 
     def _sample_batch(self, n: int, chunks: list[tuple[int, int]], sampler: str, steps: int | None,
-                      gen: torch.Generator, ctx_u: torch.Tensor | None, eta: float, bar: Any) -> torch.Tensor:
+                      gen: torch.Generator, ctx_u: torch.Tensor | None, eta: float, bar: Any,
+                      s2: np.ndarray | None = None) -> torch.Tensor:
+        """Stitched paths, chunk by chunk. ``s2``: filter variances of the path's days so far and the
+        next day (models that condition on the filter state), Shape (n, days + 1)."""
         L = self.window
         path = torch.zeros(n, 0)
         if ctx_u is not None:
@@ -258,11 +279,30 @@ class DiffusionModel:
             if obs > 0:
                 context[:, :obs] = path[:, -obs:]
                 mask[:, :obs] = 1.0
-            w = self._generate(n, sampler, steps, gen, context if obs else None, mask if obs else None, eta).cpu()
+            state = self.window_state(s2, path.shape[1] - obs)  # the window starts obs days back
+            w = self._generate(n, sampler, steps, gen, context if obs else None, mask if obs else None, eta,
+                               state=state).cpu()
             path = torch.cat([path, w[:, obs:obs + new]], dim=1)  # (n, days so far)
+            if s2 is not None:
+                s2 = self.extend_variances(s2, w[:, obs:obs + new])
             if bar:
                 bar[0].update(bar[1], advance=1)
         return path[:, n_ctx:]
+
+    def window_state(self, s2: np.ndarray | None, day: int) -> torch.Tensor | None:
+        """Filter state (channel 3 of the denoiser) of windows that start at path day ``day``. Shape: (n,)."""
+        if s2 is None:
+            return None
+        return torch.from_numpy(self.vol_filter.state(s2[:, day])).float()
+
+    def extend_variances(self, s2: np.ndarray, u_new: torch.Tensor) -> np.ndarray:
+        """Run the filter over new model-space days: (n, P + 1) variances -> (n, P + 1 + D)."""
+        z = self.transform.inverse(u_new.numpy().astype(np.float64))  # (n, D) residuals
+        cols, last = [s2], s2[:, -1]
+        for t in range(z.shape[1]):
+            last = self.vol_filter._next_var(last, z[:, t])  # eq. (3) of the filter, as in decode
+            cols.append(last[:, None])
+        return np.concatenate(cols, axis=1)
 
     def sample_prices(self, n_paths: int, length: int | None = None, *, s0: float = 100.0,
                       **kwargs: Any) -> np.ndarray:

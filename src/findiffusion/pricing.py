@@ -256,6 +256,10 @@ def sample_antithetic(model: Any, n_paths: int, length: int, *, sampler: str = "
         u_c, s2 = model.encode(c)  # (C,), (C + 1,)
         ctx = torch.from_numpy(u_c[-model.config.stitch_context:]).float()
     plan = model._chunk_plan(length, ctx is not None)
+    # filter start: today's state after the context, else one draw per antithetic pair
+    var0 = None
+    if model.vol_filter.active:
+        var0 = s2[-1] if ctx is not None else np.repeat(model.start_variance(n_pairs, gen), 2)
     half = max(1, (batch_size or default_batch_size(model.device)) // 2)
     bar = progress_bar(progress, len(plan) * math.ceil(n_pairs / half), "sample (antithetic)")
     out = []
@@ -263,6 +267,10 @@ def sample_antithetic(model: Any, n_paths: int, length: int, *, sampler: str = "
         nb = min(half, n_pairs - b0)
         path = ctx.repeat(2 * nb, 1) if ctx is not None else torch.zeros(2 * nb, 0)  # Shape: (2nb, C)
         n_ctx = path.shape[1]
+        v2 = None  # filter variances along the paths, for models that condition on the filter state
+        if model.denoiser.uses_state:
+            v2 = (np.tile(s2[-(n_ctx + 1):], (2 * nb, 1)) if ctx is not None
+                  else var0[2 * b0:2 * b0 + 2 * nb, None])  # Shape: (2nb, C + 1)
         for obs, new in plan:
             obs = min(obs, path.shape[1])
             z = torch.randn(nb, L, generator=gen)
@@ -271,22 +279,22 @@ def sample_antithetic(model: Any, n_paths: int, length: int, *, sampler: str = "
             if obs > 0:
                 cond[:, :obs], mask[:, :obs] = path[:, -obs:], 1.0
             cond, mask = cond.to(model.device), mask.to(model.device)
-            eps_fn = model.denoiser.eps_fn(cond if obs else None, mask if obs else None, clip_x0=CLIP_X0)
+            state = model.window_state(v2, path.shape[1] - obs)
+            eps_fn = model.denoiser.eps_fn(cond if obs else None, mask if obs else None, clip_x0=CLIP_X0,
+                                           state=state.to(model.device) if state is not None else None)
             kw: dict[str, Any] = {"eta": 0.0} if sampler == "ddim" else {}
             with torch.no_grad():
                 w = fn(eps_fn, x, sched, steps=steps, generator=gen, **kw).float()
             w = torch.where(mask > 0, cond, w).cpu()
             path = torch.cat([path, w[:, obs:obs + new]], dim=1)
+            if v2 is not None:
+                v2 = model.extend_variances(v2, w[:, obs:obs + new])
             if bar:
                 bar[0].update(bar[1], advance=1)
         out.append(path[:, n_ctx:])
     if bar:
         bar[0].stop()
     u = torch.cat(out).numpy().astype(np.float64)  # Shape: (N, T)
-    # filter start: today's state after the context, else one draw per antithetic pair
-    var0 = None
-    if model.vol_filter.active:
-        var0 = s2[-1] if ctx is not None else np.repeat(model.start_variance(n_pairs, gen), 2)
     return model.decode(u, var0)
 
 

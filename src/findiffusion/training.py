@@ -11,6 +11,7 @@ uninterrupted run.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import time
@@ -235,11 +236,15 @@ def fit(
     # 1. preprocessing: returns -> residuals of the variance filter (identity by default) -> unit-variance values
     vol_filter = VolatilityFilter(kind=tc.vol_filter, alpha=tc.vol_alpha, beta=tc.vol_beta,
                                   winsor=tc.vol_winsor).fit(r)
-    z, _ = vol_filter.filter(r)  # (T,)
+    z, s2 = vol_filter.filter(r)  # (T,), (T + 1,)
     transform = ReturnTransform(kind=tc.transform).fit(z)
     u = transform.forward(z).astype(np.float32)
     windows = torch.from_numpy(make_windows(u, tc.window)).to(dev)  # (N, L)
     n_win = windows.shape[0]
+    # with a filter the network also sees the filter state at each window's first day (denoiser channel 3)
+    if vol_filter.active and cfg.network.in_channels == 3:
+        cfg = dataclasses.replace(cfg, network=dataclasses.replace(cfg.network, in_channels=4))
+    states = torch.from_numpy(vol_filter.state(s2[:n_win])).float().to(dev)  # (N,)
 
     # 2. model, EMA copy, optimiser; every random draw from one generator
     torch.manual_seed(cfg.seed)
@@ -263,7 +268,7 @@ def fit(
         idx = torch.randint(0, n_win, (tc.batch_size,), generator=gen).to(dev)
         x0 = windows[idx]  # (B, L)
         mask = random_masks(tc.batch_size, tc.window, tc.masks, gen, cfg.stitch_context).to(dev)  # (B, L)
-        loss = den.loss(x0, mask, gen)
+        loss = den.loss(x0, mask, gen, states[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(den.parameters(), tc.grad_clip)
