@@ -21,9 +21,10 @@ METHODS = ("impute", "impute+block", "denoise", "denoise+block", "causal")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "anomalies", help="score every day for anomalies",
-        description="Score every day by how far the observed return falls into the tail of the model's "
-                    "imputation of it from the days on both sides (or by its denoising error across noise "
-                    "levels); write anomaly_scores.csv and anomalies.png.")
+        description="Score every day by the model's denoising loss on it and on the 5-day blocks that hold it, "
+                    "masked from the days on both sides (a bound on how improbable they are given their "
+                    "surroundings), or by how far it falls into the tail of its imputations (--method impute); "
+                    "write anomaly_scores.csv and anomalies.png.")
     add_model_arg(p)
     add_data_args(p, default=None)
     p.add_argument("--top", type=positive_int("--top"), default=20, help="days to mark and list (default 20)")
