@@ -329,10 +329,8 @@ def denoising_scores(model: Any, returns: Any, *, n_levels: int = 16, n_noise: i
     T = len(u)
     plans = [(o, *window_plan(T, L, block, stride, o)) for o in range(block)]  # (offset, starts, rows)
     rows = [(p, w, pos) for p, (_, _, rs) in enumerate(plans) for w, pos in rs]
-    ctx = torch.from_numpy(np.stack([u[plans[p][1][w]: plans[p][1][w] + L] for p, w, _ in rows])).float()  # (R, L)
-    mask = torch.ones_like(ctx)
-    for i, (_, _, pos) in enumerate(rows):
-        mask[i, pos] = 0.0
+    parts = [_batches(rs, st, u, L) for _, st, rs in plans]
+    ctx, mask = torch.cat([c for c, _ in parts]), torch.cat([m for _, m in parts])  # (R, L) each, plan-major
     R = ctx.shape[0]
     den, dev = model.denoiser, model.device
     states = _row_states(model, s2, [plans[p][1][w] for p, w, _ in rows])  # (R,) or None
@@ -373,15 +371,10 @@ def denoising_scores(model: Any, returns: Any, *, n_levels: int = 16, n_noise: i
     for i, (p, w, pos) in enumerate(rows):
         o, starts = plans[p][0], plans[p][1]
         days = starts[w] + pos
-        if block == 1:
-            total[days] += loss[i, pos]
-            count[days] += 1
-            continue
-        bid = np.searchsorted(np.unique(np.r_[0, np.arange(o, T, block)]), days, side="right")  # block of each day
-        for k in np.unique(bid):
-            sel = bid == k
-            total[days[sel]] += loss[i, pos[sel]].mean()  # the block's loss per day
-            count[days[sel]] += 1
+        _, blk = np.unique((days - o) // block, return_inverse=True)  # block of each day (the days before o: -1)
+        per_day = np.bincount(blk, weights=loss[i, pos]) / np.bincount(blk)  # each block's loss per day
+        total[days] += per_day[blk]
+        count[days] += 1
     score = total / count
     name = f"denoise ({n_levels} levels x {n_noise} draws" + (f", block {block})" if block > 1 else ")")
     return AnomalyScores(r, score, name, {})

@@ -123,8 +123,7 @@ class DiffusionModel:
         x = torch.randn(n, self.window, generator=generator).to(self.device)  # x_T, (n, L)
         if context is not None:
             context, mask = context.to(self.device), mask.to(self.device)
-        eps_fn = self.denoiser.eps_fn(context, mask, clip_x0=CLIP_X0,
-                                      state=state.to(self.device) if state is not None else None)
+        eps_fn = self.denoiser.eps_fn(context, mask, clip_x0=CLIP_X0, state=state)  # raw() moves state to x's device
         kwargs: dict[str, Any] = {"generator": generator, "callback": callback}
         if sampler == "ddim":
             kwargs["eta"] = eta

@@ -280,8 +280,7 @@ def sample_antithetic(model: Any, n_paths: int, length: int, *, sampler: str = "
                 cond[:, :obs], mask[:, :obs] = path[:, -obs:], 1.0
             cond, mask = cond.to(model.device), mask.to(model.device)
             state = model.window_state(v2, path.shape[1] - obs)
-            eps_fn = model.denoiser.eps_fn(cond if obs else None, mask if obs else None, clip_x0=CLIP_X0,
-                                           state=state.to(model.device) if state is not None else None)
+            eps_fn = model.denoiser.eps_fn(cond if obs else None, mask if obs else None, clip_x0=CLIP_X0, state=state)
             kw: dict[str, Any] = {"eta": 0.0} if sampler == "ddim" else {}
             with torch.no_grad():
                 w = fn(eps_fn, x, sched, steps=steps, generator=gen, **kw).float()
