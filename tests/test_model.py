@@ -14,12 +14,18 @@ from findiffusion.model import returns_to_prices
 
 def test_same_seed_same_samples_and_reload(tiny_model):
     model, path = tiny_model
-    for sampler in ("ddpm", "ddim", "sde", "ode"):
-        steps = {"ddpm": 20, "ddim": 5, "sde": 10, "ode": 4}[sampler]
+    for sampler in ("ddpm", "ddim", "sde", "ode", "dpm", "dpm-sde"):
+        steps = {"ddpm": 20, "ddim": 5, "sde": 10, "ode": 4, "dpm": 6, "dpm-sde": 6}[sampler]
         a = model.sample(8, 40, sampler=sampler, steps=steps, seed=3)
         b = model.sample(8, 40, sampler=sampler, steps=steps, seed=3)
         assert np.array_equal(a, b)
         assert a.shape == (8, 40) and np.isfinite(a).all()
+    # dpm-sde: eta=None is the reverse SDE (eta 1); eta=0 is the deterministic dpm exactly
+    sde = model.sample(8, 40, sampler="dpm-sde", steps=6, seed=3)
+    assert np.array_equal(sde, model.sample(8, 40, sampler="dpm-sde", steps=6, seed=3, eta=1.0))
+    np.testing.assert_allclose(model.sample(8, 40, sampler="dpm-sde", steps=6, seed=3, eta=0.0),
+                               model.sample(8, 40, sampler="dpm", steps=6, seed=3), rtol=1e-5, atol=1e-7)
+    assert not np.allclose(sde, model.sample(8, 40, sampler="dpm", steps=6, seed=3))
     c = model.sample(8, 40, steps=5, seed=4)
     assert not np.array_equal(a, c)
     reloaded = load(path)

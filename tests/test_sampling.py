@@ -28,6 +28,8 @@ CASES = [
     ("ode", {"steps": 100}, "cosine"),
     ("dpm", {"steps": 80}, "linear"),
     ("dpm", {"steps": 100}, "cosine"),
+    ("dpm-sde", {"steps": 200}, "linear"),
+    ("dpm-sde", {"steps": 200, "eta": 0.5}, "cosine"),
 ]
 
 
@@ -61,13 +63,13 @@ def test_wrong_denoiser_fails_the_same_test(gaussian_problem):
     assert np.abs(np.cov(out.T) - sigma).max() > 0.3
 
 
-@pytest.mark.parametrize("name", ["ddpm", "ddim", "sde", "ode", "dpm"])
+@pytest.mark.parametrize("name", ["ddpm", "ddim", "sde", "ode", "dpm", "dpm-sde"])
 def test_same_generator_same_samples(name, gaussian_problem):
     mu, sigma = gaussian_problem
     sched = NoiseSchedule()
     eps_fn = GaussianOptimalEps(mu, sigma, sched)
     fn = get_sampler(name)
-    steps = {"ddpm": 50, "ddim": 10, "sde": 20, "ode": 5, "dpm": 10}[name]
+    steps = {"ddpm": 50, "ddim": 10, "sde": 20, "ode": 5, "dpm": 10, "dpm-sde": 10}[name]
     outs = []
     for _ in range(2):
         g = torch.Generator().manual_seed(7)
@@ -121,3 +123,16 @@ def test_dpm_beats_heun_at_equal_cost(lam):
         e_dpm = abs(float(get_sampler("dpm")(eps_fn, x, sched, steps=2 * k)[0, 0]) / exact - 1)
         e_ode = abs(float(get_sampler("ode")(eps_fn, x, sched, steps=k)[0, 0]) / exact - 1)
         assert e_dpm < e_ode / 2, (k, e_dpm, e_ode)
+
+
+def test_dpm_sde_without_noise_is_dpm(gaussian_problem):
+    """eta = 0 removes the noise of eq. (7) and leaves eq. (6) exactly."""
+    mu, sigma = gaussian_problem
+    sched = NoiseSchedule()
+    eps_fn = GaussianOptimalEps(mu, sigma, sched)
+    x = torch.randn(256, len(mu), generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    a = get_sampler("dpm")(eps_fn, x, sched, steps=15)
+    b = get_sampler("dpm-sde")(eps_fn, x, sched, steps=15, eta=0.0, generator=torch.Generator().manual_seed(4))
+    assert torch.allclose(a, b, atol=1e-12)
+    with pytest.raises(InputError, match="eta"):
+        get_sampler("dpm-sde")(eps_fn, x, sched, steps=5, eta=-1.0)

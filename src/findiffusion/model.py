@@ -45,7 +45,7 @@ def default_batch_size(device: torch.device | str) -> int:
     return GPU_BATCH if torch.device(device).type == "cuda" else CPU_BATCH
 #: history weight left on the volatility filter's start variance after ``context_days`` (beta^days)
 FILTER_TOL = 1e-4
-DEFAULT_STEPS = {"ddpm": None, "ddim": 50, "sde": 200, "ode": 20, "dpm": 40}
+DEFAULT_STEPS = {"ddpm": None, "ddim": 50, "sde": 200, "ode": 20, "dpm": 40, "dpm-sde": 40}
 
 
 class DiffusionModel:
@@ -116,7 +116,7 @@ class DiffusionModel:
 
     # ---- sampling ------------------------------------------------------------
     def _generate(self, n: int, sampler: str, steps: int | None, generator: torch.Generator,
-                  context: torch.Tensor | None, mask: torch.Tensor | None, eta: float,
+                  context: torch.Tensor | None, mask: torch.Tensor | None, eta: float | None,
                   callback: Any = None, state: torch.Tensor | None = None) -> torch.Tensor:
         """One window of model-space values (``state``: filter state per row, models with a filter). Shape: (n, L)."""
         fn = get_sampler(sampler)
@@ -125,8 +125,8 @@ class DiffusionModel:
             context, mask = context.to(self.device), mask.to(self.device)
         eps_fn = self.denoiser.eps_fn(context, mask, clip_x0=CLIP_X0, state=state)  # raw() moves state to x's device
         kwargs: dict[str, Any] = {"generator": generator, "callback": callback}
-        if sampler == "ddim":
-            kwargs["eta"] = eta
+        if sampler in ("ddim", "dpm-sde") and eta is not None:
+            kwargs["eta"] = eta  # None: the sampler's own default (DDIM 0, DPM-SDE 1)
         out = fn(eps_fn, x, self.denoiser.schedule, steps=steps, **kwargs).float()
         if context is not None:
             out = torch.where(mask > 0, context, out)  # observed days keep their values
@@ -142,7 +142,7 @@ class DiffusionModel:
         seed: int | None = 0,
         generator: torch.Generator | None = None,
         context: np.ndarray | None = None,
-        eta: float = 0.0,
+        eta: float | None = None,
         batch_size: int | None = None,
         progress: bool = False,
     ) -> np.ndarray:
@@ -158,8 +158,9 @@ class DiffusionModel:
             length: days per path T (any positive integer; default: the window).
             sampler: ``"ode"`` (default: probability-flow ODE, Heun, 20 steps: the best
                 few-step sampler in bench/samplers.py), ``"dpm"`` (DPM-Solver++(2M): the same ODE,
-                more accurately at equal cost; see docs/realism.md), ``"ddim"``, ``"ddpm"`` or ``"sde"``.
-            steps: sampler steps (default 20 for ODE, 40 DPM, 50 DDIM, 200 SDE, all for DDPM).
+                more accurately at equal cost; see docs/realism.md), ``"dpm-sde"`` (its stochastic
+                version, eq. (7) of :mod:`findiffusion.sampling`), ``"ddim"``, ``"ddpm"`` or ``"sde"``.
+            steps: sampler steps (default 20 for ODE, 40 DPM and DPM-SDE, 50 DDIM, 200 SDE, all for DDPM).
             seed: seed of the generator (ignored when ``generator`` is given).
             generator: a :class:`torch.Generator` for every random draw.
             context: optional recent real log returns (oldest first); paths
@@ -168,7 +169,8 @@ class DiffusionModel:
                 more so its state has settled).
                 Shape (C,) for one history, or (M, C) for M histories at once
                 (batched: rolling backtests and forecasts).
-            eta: DDIM stochasticity.
+            eta: noise scale of ``"ddim"`` (default 0, deterministic) and ``"dpm-sde"`` (default 1, the
+                reverse SDE); ignored by the other samplers.
             batch_size: paths generated at once (default: 512 on a CPU, 4096 on a GPU).
             progress: show a rich progress bar.
 
@@ -198,7 +200,7 @@ class DiffusionModel:
 
     def sample_model_space(self, n_paths: int, length: int, *, context_u: np.ndarray | None = None,
                            var: np.ndarray | None = None, sampler: str = DEFAULT_SAMPLER, steps: int | None = None,
-                           generator: torch.Generator | None = None, eta: float = 0.0, batch_size: int | None = None,
+                           generator: torch.Generator | None = None, eta: float | None = None, batch_size: int | None = None,
                            progress: bool = False) -> np.ndarray:
         """Like :meth:`sample` but in model space u, with a model-space context (see :meth:`encode`).
 
@@ -262,7 +264,7 @@ class DiffusionModel:
         return plan
 
     def _sample_batch(self, n: int, chunks: list[tuple[int, int]], sampler: str, steps: int | None,
-                      gen: torch.Generator, ctx_u: torch.Tensor | None, eta: float, bar: Any,
+                      gen: torch.Generator, ctx_u: torch.Tensor | None, eta: float | None, bar: Any,
                       s2: np.ndarray | None = None) -> torch.Tensor:
         """Stitched paths, chunk by chunk. ``s2``: filter variances of the path's days so far and the
         next day (models that condition on the filter state), Shape (n, days + 1)."""

@@ -42,7 +42,15 @@ two-step (multistep) linear extrapolation of D in \lambda:
       (the first step uses D_i alone; the last, to \bar\sigma = 0, returns D_i).
       One network evaluation per step; exact when D is constant in \lambda.
 
-The grids of (4), (5) and (6) are spaced as in Karras et al. (2022, eq. 5) with
+SDE-DPM-Solver++(2M) (Lu et al., 2022, sec. 5 and App. B), the same exponential integrator for the
+reverse SDE (4), with a noise scale \eta (0: eq. (6); 1: the reverse SDE) and c_i = 1 - e^{-(1+\eta)h_i}:
+
+  (7) \bar x_{i+1} = \frac{\bar\sigma_{i+1}}{\bar\sigma_i}e^{-\eta h_i}\bar x_i + c_i D_i
+      + \tfrac{c_i}{2r_i}(D_i - D_{i-1}) + \bar\sigma_{i+1}\sqrt{1 - e^{-2\eta h_i}}\,z
+      (first step without the D_{i-1} term; the last returns D_i). With \eta = 1 the first-order part
+      is the exact posterior q(\bar x_{i+1} | \bar x_i, x_0 = D_i), i.e. an ancestral step.
+
+The grids of (4) to (7) are spaced as in Karras et al. (2022, eq. 5) with
 \rho = 7 between \bar\sigma(T) and \bar\sigma(1), then one last step to \bar\sigma = 0
 (Tweedie's denoised estimate).
 """
@@ -61,7 +69,7 @@ from findiffusion.schedules import NoiseSchedule
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Callable[[int, int], None] | None
 
-SAMPLERS = ("ddpm", "ddim", "sde", "ode", "dpm")
+SAMPLERS = ("ddpm", "ddim", "sde", "ode", "dpm", "dpm-sde")
 
 
 def _tau(x: torch.Tensor, value: float) -> torch.Tensor:
@@ -261,9 +269,50 @@ def sample_dpm(
     return xbar.to(x.dtype)
 
 
+@torch.no_grad()
+def sample_dpm_sde(
+    eps_fn: EpsFn,
+    x: torch.Tensor,
+    schedule: NoiseSchedule,
+    *,
+    steps: int = 40,
+    generator: torch.Generator | None = None,
+    callback: Callback = None,
+    eta: float = 1.0,
+) -> torch.Tensor:
+    """SDE-DPM-Solver++(2M), eq. (7), on the Karras grid: stochastic, ``steps`` network evaluations.
+
+    ``eta`` scales the injected noise: 0 is :func:`sample_dpm` (the ODE), 1 the reverse SDE.
+    """
+    if eta < 0:
+        raise InputError(f"eta must be >= 0, got {eta}")
+    grid = sigma_grid(schedule, steps)
+    xbar = x.double() * math.sqrt(1.0 + grid[0] ** 2)
+    d_prev: torch.Tensor | None = None
+    h_prev = 0.0
+    for i in range(steps):
+        s, s_next = grid[i], grid[i + 1]
+        d = xbar - s * _eps_at_sigma(eps_fn, xbar, s, schedule)  # denoised estimate D_i
+        if s_next == 0.0:
+            xbar = d  # last step: Tweedie's estimate
+        else:
+            h = math.log(s) - math.log(s_next)
+            c = -math.expm1(-(1.0 + eta) * h)  # 1 - e^{-(1+eta)h}
+            xbar = (s_next / s) * math.exp(-eta * h) * xbar + c * d  # eq. (7), first order
+            if d_prev is not None:
+                xbar = xbar + 0.5 * c * (h / h_prev) * (d - d_prev)  # second-order multistep term
+            if eta > 0:
+                xbar = xbar + s_next * math.sqrt(-math.expm1(-2.0 * eta * h)) * _randn(xbar, generator)
+            d_prev, h_prev = d, h
+        if callback:
+            callback(i + 1, steps)
+    return xbar.to(x.dtype)
+
+
 def get_sampler(name: str) -> Callable[..., torch.Tensor]:
     """Look up a sampler by name: one of :data:`SAMPLERS`."""
-    table = {"ddpm": sample_ddpm, "ddim": sample_ddim, "sde": sample_sde, "ode": sample_ode, "dpm": sample_dpm}
+    table = {"ddpm": sample_ddpm, "ddim": sample_ddim, "sde": sample_sde, "ode": sample_ode, "dpm": sample_dpm,
+             "dpm-sde": sample_dpm_sde}
     if name not in table:
         raise InputError(f"unknown sampler {name!r}; use one of {', '.join(SAMPLERS)}")
     return table[name]

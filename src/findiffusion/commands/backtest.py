@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--end", help="last out-of-sample day (default: the end of the data)")
     p.add_argument("--level", type=float_list("--level"), default=[0.99, 0.975], help="levels (default 0.99,0.975)")
     p.add_argument("--n", type=positive_int("--n"), default=500, help="generated next-day returns per day (default 500)")
-    p.add_argument("--sampler", default="ode", help="ddpm, ddim, sde, ode or dpm (default ode, 20 steps)")
+    p.add_argument("--sampler", default="ode", help="ddpm, ddim, sde, ode, dpm or dpm-sde (default ode, 20 steps)")
     p.add_argument("--steps", type=positive_int("--steps"), default=20, help="sampler steps (default 20)")
     p.add_argument("--estimator", default="empirical", choices=["empirical", "pooled"],
                    help="model VaR/ES from each day's samples, or location-scale pooled (default empirical)")

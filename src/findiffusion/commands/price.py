@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "down barriers below")
     p.add_argument("--n", type=positive_int("--n"), default=100_000, help="number of paths (default 100000)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    p.add_argument("--sampler", default="ddim", choices=["ddim", "ode", "dpm", "ddpm", "sde"],
+    p.add_argument("--sampler", default="ddim", choices=["ddim", "ode", "dpm", "dpm-sde", "ddpm", "sde"],
                    help="sampler (default ddim; antithetic noise needs ddim, ode or dpm)")
     p.add_argument("--steps", type=positive_int("--steps"), default=20, help="sampler steps (default 20)")
     p.add_argument("--antithetic", action="store_true",
