@@ -246,27 +246,7 @@ def sample_dpm(
     ``generator`` is accepted for a uniform signature.
     """
     del generator
-    grid = sigma_grid(schedule, steps)
-    xbar = x.double() * math.sqrt(1.0 + grid[0] ** 2)
-    d_prev: torch.Tensor | None = None
-    h_prev = 0.0
-    for i in range(steps):
-        s, s_next = grid[i], grid[i + 1]
-        d = xbar - s * _eps_at_sigma(eps_fn, xbar, s, schedule)  # denoised estimate D_i
-        if s_next == 0.0:
-            xbar = d  # last step: Tweedie's estimate
-        else:
-            h = math.log(s) - math.log(s_next)
-            if d_prev is None:
-                d_ext = d  # first step: first order (= DDIM)
-            else:
-                r = h_prev / h
-                d_ext = (1.0 + 0.5 / r) * d - (0.5 / r) * d_prev
-            xbar = (s_next / s) * xbar + (1.0 - s_next / s) * d_ext  # eq. (6)
-            d_prev, h_prev = d, h
-        if callback:
-            callback(i + 1, steps)
-    return xbar.to(x.dtype)
+    return sample_dpm_sde(eps_fn, x, schedule, steps=steps, callback=callback, eta=0.0)  # eq. (7), eta = 0: eq. (6)
 
 
 @torch.no_grad()
