@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from findiffusion.commands.common import add_model_arg, float_list, load_model, output_dir, positive_int, require
+from findiffusion.commands.common import (
+    add_model_arg,
+    add_sampler_args,
+    float_list,
+    load_model,
+    output_dir,
+    positive_int,
+    require,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,8 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--end", help="last out-of-sample day (default: the end of the data)")
     p.add_argument("--level", type=float_list("--level"), default=[0.99, 0.975], help="levels (default 0.99,0.975)")
     p.add_argument("--n", type=positive_int("--n"), default=500, help="generated next-day returns per day (default 500)")
-    p.add_argument("--sampler", default="ode", help="ddpm, ddim, sde, ode, dpm or dpm-sde (default ode, 20 steps)")
-    p.add_argument("--steps", type=positive_int("--steps"), default=20, help="sampler steps (default 20)")
+    add_sampler_args(p)
     p.add_argument("--estimator", default="empirical", choices=["empirical", "pooled"],
                    help="model VaR/ES from each day's samples, or location-scale pooled (default empirical)")
     p.add_argument("--hs-window", type=positive_int("--hs-window"), default=250, help="HS window (default 250)")

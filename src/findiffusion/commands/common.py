@@ -83,6 +83,19 @@ def add_model_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run (default: auto)")
 
 
+def sampler_names() -> str:
+    """The sampler names for help texts: "ddpm, ddim, ..., dpm or dpm-sde"."""
+    from findiffusion.sampling import SAMPLERS
+
+    return ", ".join(SAMPLERS[:-1]) + " or " + SAMPLERS[-1]
+
+
+def add_sampler_args(p: argparse.ArgumentParser) -> None:
+    """``--sampler`` and ``--steps`` of the conditional commands (risk, backtest, forecast): ODE, 20 steps."""
+    p.add_argument("--sampler", default="ode", help=f"{sampler_names()} (default ode, 20 steps)")
+    p.add_argument("--steps", type=positive_int("--steps"), default=20, help="sampler steps (default 20)")
+
+
 def load_model(args: argparse.Namespace):
     from findiffusion.model import load
     from findiffusion.training import resolve_device

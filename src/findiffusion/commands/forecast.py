@@ -8,6 +8,7 @@ import time
 from findiffusion.commands.common import (
     add_data_args,
     add_model_arg,
+    add_sampler_args,
     load_data,
     load_model,
     output_dir,
@@ -28,8 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--as-of", help="last observed day, YYYY-MM-DD (default: the last day of the data)")
     p.add_argument("--horizon", type=positive_int("--horizon"), default=20, help="days ahead (default 20)")
     p.add_argument("--n", type=positive_int("--n"), default=2000, help="number of paths (default 2000)")
-    p.add_argument("--sampler", default="ode", help="ddpm, ddim, sde, ode, dpm or dpm-sde (default ode, 20 steps)")
-    p.add_argument("--steps", type=positive_int("--steps"), default=20, help="sampler steps (default 20)")
+    add_sampler_args(p)
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -7,6 +7,7 @@ import argparse
 from findiffusion.commands.common import (
     add_data_args,
     add_model_arg,
+    add_sampler_args,
     float_list,
     int_list,
     load_data,
@@ -30,8 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--horizon", type=int_list("--horizon"), default=[1, 10], help="horizons in days (default 1,10)")
     p.add_argument("--n", type=positive_int("--n"), default=10_000, help="generated paths (default 10000)")
     p.add_argument("--position", type=positive_float("--position"), default=1e6, help="position value (default 1e6)")
-    p.add_argument("--sampler", default="ode", help="ddpm, ddim, sde, ode, dpm or dpm-sde (default ode, 20 steps)")
-    p.add_argument("--steps", type=positive_int("--steps"), default=20, help="sampler steps (default 20)")
+    add_sampler_args(p)
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--out", help="directory for risk.json and risk_pnl.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
