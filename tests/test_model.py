@@ -243,6 +243,31 @@ def test_filter_models_see_the_filter_state_at_each_window_start(tmp_path):
     np.testing.assert_allclose(seen[2], f.state(s2c[:, 300 + L - 2 * C]), atol=1e-5)
 
 
+def test_antithetic_pairs_start_every_chunk_from_opposite_noise(tmp_path):
+    """Stitched antithetic paths: each chunk's first network call sees x_T = z for row 2i and -z for
+    row 2i+1 on the days it generates, and both rows of a pair share the filter state."""
+    model = _filter_model(tmp_path)
+    calls = []
+    model.denoiser.network.register_forward_hook(lambda mod, args, out: calls.append(args[0].numpy().copy()))
+    L, C = model.window, model.config.stitch_context
+    r = model.sample(6, 2 * L, sampler="ode", steps=2, seed=3, antithetic=True)
+    assert r.shape == (6, 2 * L) and np.isfinite(r).all()
+    first = [c for i, c in enumerate(calls) if i % 3 == 0]  # ode, 2 steps: 3 network calls per chunk
+    assert len(first) == len(model._chunk_plan(2 * L, False)) >= 2
+    for k, inp in enumerate(first):
+        new = slice(0 if k == 0 else C, None)  # days the chunk generates (channel 0, unmasked)
+        x0 = inp[:, 0, new]
+        np.testing.assert_allclose(x0[0::2], -x0[1::2], atol=1e-5)
+        assert np.abs(x0).mean() > 0.5  # real noise, not zeros
+        np.testing.assert_allclose(inp[0::2, 3, 0], inp[1::2, 3, 0])  # same filter state in a pair
+    assert not np.allclose(r[0::2], r[1::2])
+    for kw, msg in (({"n_paths": 5}, "even"), ({"sampler": "sde"}, "deterministic"),
+                    ({"sampler": "ddim", "eta": 0.5}, "eta 0.5")):
+        args = {"n_paths": 4, "length": 10, "sampler": "ode", "steps": 2} | kw
+        with pytest.raises(InputError, match=msg):
+            model.sample(args.pop("n_paths"), args.pop("length"), antithetic=True, **args)
+
+
 def test_filter_model_files_from_before_the_state_channel_still_sample(tmp_path):
     """A filter model with a 3-channel network (written before the state channel) samples without a state."""
     from findiffusion.anomaly import score_anomalies

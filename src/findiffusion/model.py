@@ -117,10 +117,16 @@ class DiffusionModel:
     # ---- sampling ------------------------------------------------------------
     def _generate(self, n: int, sampler: str, steps: int | None, generator: torch.Generator,
                   context: torch.Tensor | None, mask: torch.Tensor | None, eta: float | None,
-                  callback: Any = None, state: torch.Tensor | None = None) -> torch.Tensor:
-        """One window of model-space values (``state``: filter state per row, models with a filter). Shape: (n, L)."""
+                  callback: Any = None, state: torch.Tensor | None = None, antithetic: bool = False) -> torch.Tensor:
+        """One window of model-space values (``state``: filter state per row, models with a filter). Shape: (n, L).
+
+        ``antithetic``: rows 2i and 2i+1 start from x_T = z and -z (n even; deterministic samplers only)."""
         fn = get_sampler(sampler)
-        x = torch.randn(n, self.window, generator=generator).to(self.device)  # x_T, (n, L)
+        if antithetic:
+            z = torch.randn(n // 2, self.window, generator=generator)  # (n/2, L)
+            x = torch.stack([z, -z], dim=1).reshape(n, self.window).to(self.device)  # pairs interleaved, (n, L)
+        else:
+            x = torch.randn(n, self.window, generator=generator).to(self.device)  # x_T, (n, L)
         if context is not None:
             context, mask = context.to(self.device), mask.to(self.device)
         eps_fn = self.denoiser.eps_fn(context, mask, clip_x0=CLIP_X0, state=state)  # raw() moves state to x's device
@@ -145,6 +151,7 @@ class DiffusionModel:
         eta: float | None = None,
         batch_size: int | None = None,
         progress: bool = False,
+        antithetic: bool = False,
     ) -> np.ndarray:
         """Generate daily log-return paths.
 
@@ -173,12 +180,17 @@ class DiffusionModel:
                 reverse SDE); ignored by the other samplers.
             batch_size: paths generated at once (default: 512 on a CPU, 4096 on a GPU).
             progress: show a rich progress bar.
+            antithetic: paths 2i and 2i+1 are an antithetic pair: every chunk of one starts from the
+                noise x_T = z, of the other from -z, and they share the filter's start variance
+                (N must be even; deterministic samplers only: ``"ode"``, ``"dpm"``, ``"ddim"`` with eta 0).
 
         Returns:
             Log returns. Shape: (N, T); (M, N, T) for a 2-D ``context``.
         """
         length = self.window if length is None else length
         _check_sample_args(n_paths, length, sampler, steps, self.denoiser.schedule.T)
+        if antithetic:
+            _check_antithetic(n_paths, sampler, eta)
         gen = generator if generator is not None else torch.Generator().manual_seed(0 if seed is None else seed)
         ctx_u = None
         if context is not None:
@@ -188,11 +200,13 @@ class DiffusionModel:
             ctx_u, s2 = self.encode(c.reshape(-1, c.shape[-1]))  # (M, C), (M, C + 1)
             var0 = np.repeat(s2[:, -1], n_paths)  # (M * N,), case-major (ignored without a filter)
             var = s2
+        elif antithetic and self.vol_filter.active:
+            var = var0 = np.repeat(self.start_variance(n_paths // 2, gen), 2)  # one start per pair, (N,)
         else:
             var = var0 = self.start_variance(n_paths, gen)
         u = self.sample_model_space(n_paths, length, context_u=ctx_u, var=var, sampler=sampler, steps=steps,
                                     generator=gen, eta=eta, batch_size=batch_size,
-                                    progress=progress)  # (M, N, T) or (N, T)
+                                    progress=progress, antithetic=antithetic)  # (M, N, T) or (N, T)
         r = self.decode(u.reshape(-1, length), var0)  # (M * N, T)
         if context is not None and np.asarray(context).ndim == 2:
             return r.reshape(-1, n_paths, length)  # (M, N, T)
@@ -201,7 +215,7 @@ class DiffusionModel:
     def sample_model_space(self, n_paths: int, length: int, *, context_u: np.ndarray | None = None,
                            var: np.ndarray | None = None, sampler: str = DEFAULT_SAMPLER, steps: int | None = None,
                            generator: torch.Generator | None = None, eta: float | None = None, batch_size: int | None = None,
-                           progress: bool = False) -> np.ndarray:
+                           progress: bool = False, antithetic: bool = False) -> np.ndarray:
         """Like :meth:`sample` but in model space u, with a model-space context (see :meth:`encode`).
 
         Args:
@@ -210,11 +224,14 @@ class DiffusionModel:
                 (:attr:`Denoiser.uses_state`): with ``context_u`` the variances :meth:`encode` returns
                 with it, Shape (M, C + 1); without, the start variance of each path, Shape (N,)
                 (:meth:`start_variance`). Ignored by other models.
+            antithetic: antithetic pairs of rows, as in :meth:`sample`.
 
         Returns:
             Shape: (M, N, T) with a context, else (N, T).
         """
         _check_sample_args(n_paths, length, sampler, steps, self.denoiser.schedule.T)
+        if antithetic:
+            _check_antithetic(n_paths, sampler, eta)
         steps = steps if steps is not None else DEFAULT_STEPS[sampler]
         gen = generator if generator is not None else torch.Generator().manual_seed(0)
         ctx_rows = None  # (N_total, C') model-space context per path
@@ -239,13 +256,15 @@ class DiffusionModel:
                 s2_rows = v.reshape(total, 1)
         chunks = self._chunk_plan(length, ctx_rows is not None)
         batch_size = batch_size or default_batch_size(self.device)
+        if antithetic:
+            batch_size = 2 * max(1, batch_size // 2)  # batches keep pairs together
         bar = _progress(progress, len(chunks) * math.ceil(total / batch_size), "sample")
         out = []
         for b0 in range(0, total, batch_size):
             nb = min(batch_size, total - b0)
             rows = ctx_rows[b0:b0 + nb] if ctx_rows is not None else None
             s2b = s2_rows[b0:b0 + nb] if s2_rows is not None else None
-            out.append(self._sample_batch(nb, chunks, sampler, steps, gen, rows, eta, bar, s2b))
+            out.append(self._sample_batch(nb, chunks, sampler, steps, gen, rows, eta, bar, s2b, antithetic))
         if bar:
             bar[0].stop()
         u_out = torch.cat(out).numpy().astype(np.float64)  # (M * N, T)
@@ -265,7 +284,7 @@ class DiffusionModel:
 
     def _sample_batch(self, n: int, chunks: list[tuple[int, int]], sampler: str, steps: int | None,
                       gen: torch.Generator, ctx_u: torch.Tensor | None, eta: float | None, bar: Any,
-                      s2: np.ndarray | None = None) -> torch.Tensor:
+                      s2: np.ndarray | None = None, antithetic: bool = False) -> torch.Tensor:
         """Stitched paths, chunk by chunk. ``s2``: filter variances of the path's days so far and the
         next day (models that condition on the filter state), Shape (n, days + 1)."""
         L = self.window
@@ -282,7 +301,7 @@ class DiffusionModel:
                 mask[:, :obs] = 1.0
             state = self.window_state(s2, path.shape[1] - obs)  # the window starts obs days back
             w = self._generate(n, sampler, steps, gen, context if obs else None, mask if obs else None, eta,
-                               state=state).cpu()
+                               state=state, antithetic=antithetic).cpu()
             path = torch.cat([path, w[:, obs:obs + new]], dim=1)  # (n, days so far)
             if s2 is not None:
                 s2 = self.extend_variances(s2, w[:, obs:obs + new])
@@ -417,3 +436,15 @@ def _check_sample_args(n: int, length: int | None, sampler: str, steps: int | No
     if steps is not None and (steps < 1 or (T is not None and steps > T)):
         upper = T if T is not None else "the model's diffusion steps"
         raise InputError(f"steps must be between 1 and {upper} (the model's diffusion steps), got {steps}")
+
+
+#: samplers whose only noise is x_T, so that x_T -> -x_T gives an exact antithetic draw
+ANTITHETIC_SAMPLERS = ("ddim", "ode", "dpm")
+
+
+def _check_antithetic(n: int, sampler: str, eta: float | None) -> None:
+    if sampler not in ANTITHETIC_SAMPLERS or (sampler == "ddim" and eta not in (None, 0, 0.0)):
+        raise InputError(f"antithetic sampling needs a deterministic sampler ({', '.join(ANTITHETIC_SAMPLERS)}; "
+                         f"ddim with eta 0), got {sampler!r}" + (f" with eta {eta}" if eta else ""))
+    if n % 2:
+        raise InputError(f"antithetic sampling makes pairs of paths: n must be even, got {n}")

@@ -54,7 +54,6 @@ import pandas as pd
 import torch
 
 from findiffusion.errors import InputError
-from findiffusion.progress import progress_bar
 
 DAYS_PER_YEAR = 252
 #: option types; aliases: "asian" = "asian-call", "up-and-out" = "up-and-out-call", "down-and-in" = "down-and-in-put"
@@ -232,69 +231,25 @@ def sample_antithetic(model: Any, n_paths: int, length: int, *, sampler: str = "
                       progress: bool = False) -> np.ndarray:
     """Antithetic log-return paths from a fitted model, eq. (7): rows 2i and 2i+1 use noise xi and -xi.
 
-    Only deterministic samplers ("ddim" with eta = 0, "ode"), where x_T in each stitched chunk is all the
-    noise; each row is an exact draw from the model. Mirrors :meth:`DiffusionModel.sample`.
+    Only deterministic samplers ("ddim" with eta = 0, "ode", "dpm"), where x_T in each stitched chunk is
+    all the noise; each row is an exact draw from the model. A thin wrapper of
+    :meth:`DiffusionModel.sample` with ``antithetic=True`` for one (1-D) context or none.
 
     Returns:
         Log returns. Shape: (N, T), N = ``n_paths`` rounded up to even.
     """
-    from findiffusion.model import CLIP_X0, DEFAULT_STEPS, _check_sample_args, default_batch_size
-    from findiffusion.sampling import get_sampler
+    from findiffusion.model import ANTITHETIC_SAMPLERS
 
-    if sampler not in ("ddim", "ode", "dpm"):
-        raise InputError(f"antithetic sampling needs a deterministic sampler (ddim or ode), got {sampler!r}")
-    _check_sample_args(n_paths, length, sampler, steps, model.denoiser.schedule.T)
-    steps = steps if steps is not None else DEFAULT_STEPS[sampler]
-    n_pairs = (n_paths + 1) // 2
-    gen = torch.Generator().manual_seed(seed)
-    fn, sched, L = get_sampler(sampler), model.denoiser.schedule, model.window
-    ctx = None
+    if sampler not in ANTITHETIC_SAMPLERS:
+        raise InputError(f"antithetic sampling needs a deterministic sampler (ddim, ode or dpm), got {sampler!r}")
     if context is not None:
-        c = np.asarray(context, dtype=float)
-        if c.ndim != 1 or c.size < 1 or not np.isfinite(c).all():
+        context = np.asarray(context, dtype=float)
+        if context.ndim != 1:
             raise InputError("context must be a 1-D array of finite log returns (oldest first)")
-        u_c, s2 = model.encode(c)  # (C,), (C + 1,)
-        ctx = torch.from_numpy(u_c[-model.config.stitch_context:]).float()
-    plan = model._chunk_plan(length, ctx is not None)
-    # filter start: today's state after the context, else one draw per antithetic pair
-    var0 = None
-    if model.vol_filter.active:
-        var0 = s2[-1] if ctx is not None else np.repeat(model.start_variance(n_pairs, gen), 2)
-    half = max(1, (batch_size or default_batch_size(model.device)) // 2)
-    bar = progress_bar(progress, len(plan) * math.ceil(n_pairs / half), "sample (antithetic)")
-    out = []
-    for b0 in range(0, n_pairs, half):
-        nb = min(half, n_pairs - b0)
-        path = ctx.repeat(2 * nb, 1) if ctx is not None else torch.zeros(2 * nb, 0)  # Shape: (2nb, C)
-        n_ctx = path.shape[1]
-        v2 = None  # filter variances along the paths, for models that condition on the filter state
-        if model.denoiser.uses_state:
-            v2 = (np.tile(s2[-(n_ctx + 1):], (2 * nb, 1)) if ctx is not None
-                  else var0[2 * b0:2 * b0 + 2 * nb, None])  # Shape: (2nb, C + 1)
-        for obs, new in plan:
-            obs = min(obs, path.shape[1])
-            z = torch.randn(nb, L, generator=gen)
-            x = torch.stack([z, -z], dim=1).reshape(2 * nb, L).to(model.device)  # pairs interleaved
-            cond, mask = torch.zeros(2 * nb, L), torch.zeros(2 * nb, L)
-            if obs > 0:
-                cond[:, :obs], mask[:, :obs] = path[:, -obs:], 1.0
-            cond, mask = cond.to(model.device), mask.to(model.device)
-            state = model.window_state(v2, path.shape[1] - obs)
-            eps_fn = model.denoiser.eps_fn(cond if obs else None, mask if obs else None, clip_x0=CLIP_X0, state=state)
-            kw: dict[str, Any] = {"eta": 0.0} if sampler == "ddim" else {}
-            with torch.no_grad():
-                w = fn(eps_fn, x, sched, steps=steps, generator=gen, **kw).float()
-            w = torch.where(mask > 0, cond, w).cpu()
-            path = torch.cat([path, w[:, obs:obs + new]], dim=1)
-            if v2 is not None:
-                v2 = model.extend_variances(v2, w[:, obs:obs + new])
-            if bar:
-                bar[0].update(bar[1], advance=1)
-        out.append(path[:, n_ctx:])
-    if bar:
-        bar[0].stop()
-    u = torch.cat(out).numpy().astype(np.float64)  # Shape: (N, T)
-    return model.decode(u, var0)
+    n_even = n_paths + (n_paths % 2) if isinstance(n_paths, int | np.integer) and n_paths > 0 else n_paths
+    return model.sample(n_even, length, sampler=sampler, steps=steps, seed=seed, context=context,
+                        eta=0.0 if sampler == "ddim" else None, batch_size=batch_size, progress=progress,
+                        antithetic=True)
 
 
 # ---- Monte Carlo pricing ---------------------------------------------------------------------------
