@@ -8,6 +8,11 @@ steps (the reference), metric by metric: 1.00 = the same, 1.10 = 10 % worse.
     .venv/bin/python bench/samplers.py --model models/spx-80   # a model fitted on the first 80 %
     .venv/bin/python bench/samplers.py                         # fits (or reuses) the bench's default model, seed 0
     .venv/bin/python bench/samplers.py --quick                 # smoke run: tiny model, 100 windows
+    .venv/bin/python bench/samplers.py --model M --configs sde:200,ode:20,dpm-sde:40 --no-disc
+
+``--configs`` picks the samplers (``name:steps``, ``name`` alone for its default steps; the first one
+is the reference of the ratio columns). ``--no-disc`` skips the classifier (minutes per sampler on a
+CPU); the other metrics are those of bench/realism.py.
 """
 
 from __future__ import annotations
@@ -22,11 +27,24 @@ import torch
 import findiffusion
 from findiffusion import report as rp
 from findiffusion.data import make_windows
+from findiffusion.model import DEFAULT_STEPS
+from findiffusion.sampling import SAMPLERS
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 from realism import err, get_model  # noqa: E402
 
-CONFIGS = (("ddpm", None), ("ddim", 50), ("ddim", 20), ("ddim", 10), ("ode", 20), ("ode", 10))
+CONFIGS = "ddpm,ddim:50,ddim:20,ddim:10,ode:20,ode:10"
+
+
+def parse_configs(text: str) -> list[tuple[str, int | None]]:
+    """``"ddpm,ddim:50"`` -> [("ddpm", None), ("ddim", 50)]."""
+    out = []
+    for item in text.split(","):
+        name, _, steps = item.strip().partition(":")
+        if name not in SAMPLERS:
+            raise SystemExit(f"unknown sampler {name!r} in --configs; use {', '.join(SAMPLERS)}")
+        out.append((name, int(steps) if steps else None))
+    return out
 KEYS = ("disc", "w1_1", "w1_20", "kurtosis", "hill", "var99", "es99", "acf_abs_rmse", "lev_rmse")
 
 
@@ -36,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", help="model directory fitted on the first 80 %% of --data")
     p.add_argument("--n", type=int, default=2000, help="windows per sampler (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="sample seed (default 0)")
+    p.add_argument("--configs", default=CONFIGS, help=f"samplers to compare, name[:steps] (default {CONFIGS})")
     p.add_argument("--disc-seeds", default="1,2,3")
     p.add_argument("--no-disc", action="store_true", help="skip the discriminative score")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny model, 100 windows, 1 classifier seed")
@@ -53,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     real = make_windows(train.to_numpy(), model.window)
     held = make_windows(returns.iloc[n_train:].to_numpy(), model.window)
     gens, wall = {}, {}
-    for sampler, steps in CONFIGS:
-        name = f"{sampler} {steps or model.denoiser.schedule.T}"
+    for sampler, steps in parse_configs(args.configs):
+        steps = steps or DEFAULT_STEPS[sampler] or model.denoiser.schedule.T
+        name = f"{sampler} {steps}"
         t0 = time.time()
         gens[name] = model.sample(args.n, model.window, sampler=sampler, steps=steps, seed=args.seed)
         wall[name] = time.time() - t0

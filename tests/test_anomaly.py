@@ -39,7 +39,8 @@ class IIDGaussianOptimalNet(nn.Module):
 def iid_gaussian_model(scale: float = 0.01, window: int = 32) -> DiffusionModel:
     """A DiffusionModel whose returns are exactly i.i.d. N(0, scale^2)."""
     sch = NoiseSchedule(ScheduleConfig(n_steps=200))
-    cfg = FitConfig(schedule=sch.cfg, train=TrainConfig(window=window, transform="standard"), stitch_context=16)
+    cfg = FitConfig(schedule=sch.cfg, train=TrainConfig(window=window, transform="standard", vol_filter="none"),
+                    stitch_context=16)
     tr = ReturnTransform(kind="standard", loc=0.0, scale=scale)
     return DiffusionModel(cfg, Denoiser(IIDGaussianOptimalNet(sch), sch), tr)
 
@@ -49,7 +50,7 @@ def untrained_model(window: int = 32) -> DiffusionModel:
     from findiffusion.networks import NetworkConfig
     from findiffusion.training import build_denoiser
 
-    cfg = FitConfig(network=NetworkConfig(channels=8, dilations=(1, 2)), train=TrainConfig(window=window),
+    cfg = FitConfig(network=NetworkConfig(channels=8, dilations=(1, 2)), train=TrainConfig(window=window, vol_filter="none"),
                     stitch_context=16)
     return DiffusionModel(cfg, build_denoiser(cfg), ReturnTransform(kind="standard", scale=0.01))
 

@@ -243,7 +243,7 @@ def gbm_model():
 
     torch.set_num_threads(1)
     r = bp.simulate_gbm(1, 5000, mu=0.07, seed=9)[0]
-    cfg = FitConfig(network=NetworkConfig(channels=16), train=TrainConfig(steps=400, batch_size=64, window=32),
+    cfg = FitConfig(network=NetworkConfig(channels=16), train=TrainConfig(steps=400, batch_size=64, window=32, vol_filter="none"),
                     stitch_context=16)
     return fit(r, cfg)
 

@@ -172,8 +172,8 @@ def garch_t_forecast(returns: np.ndarray, start: int, levels: Sequence[float], r
     return VaRForecast("GARCH-t", tuple(levels), var, es, draw)
 
 
-def diffusion_samples(model: Any, returns: np.ndarray, start: int, n_paths: int = 500, sampler: str = "ode",
-                      steps: int | None = 20, seed: int = 0, chunk_days: int = 50,
+def diffusion_samples(model: Any, returns: np.ndarray, start: int, n_paths: int = 500, sampler: str | None = None,
+                      steps: int | None = None, seed: int = 0, chunk_days: int = 50,
                       progress: bool = False) -> np.ndarray:
     """Next-day returns from the model for every day from ``start`` on, each conditioned on the
     ``model.context_days`` returns before it (fewer when the history is shorter; 2-D ``context``:
@@ -344,7 +344,7 @@ def split_index(returns: pd.Series, start: str, end: str | None = None) -> tuple
 
 
 def backtest(returns: pd.Series, start: str, end: str | None = None, levels: Sequence[float] = (0.99, 0.975),
-             model: Any = None, n_paths: int = 500, sampler: str = "ode", steps: int | None = 20,
+             model: Any = None, n_paths: int = 500, sampler: str | None = None, steps: int | None = None,
              estimator: str = "empirical", hs_window: int = 250, garch_refit: int = 1, n_sims: int = 2000,
              seed: int = 0, progress: bool = False) -> BacktestResult:
     """Rolling one-day VaR/ES from the diffusion model (when given), HS and GARCH-t, and their tests.
@@ -373,7 +373,7 @@ def backtest(returns: pd.Series, start: str, end: str | None = None, levels: Seq
         t = time.time()
         samples = diffusion_samples(model, x, i0, n_paths, sampler, steps, seed, progress=progress)
         fcs.append(forecast_from_samples(samples, levels, "diffusion", estimator))
-        info["diffusion"] = {"n_paths": n_paths, "sampler": sampler, "steps": steps, "estimator": estimator,
+        info["diffusion"] = {"n_paths": n_paths, "sampler": sampler or "model default", "steps": steps, "estimator": estimator,
                              "seconds": round(time.time() - t, 1)}
     fcs.append(historical_simulation_forecast(x, i0, levels, hs_window))
     t = time.time()

@@ -376,9 +376,8 @@ class VolatilityFilter:
     of the shocks and their dependence inside a window), while (3) carries the slow
     volatility level across windows and stitched chunks. \alpha and \beta are fixed,
     not fitted: a slow filter (memory 1/(1-\beta) ~ 30 days) leaves the fast
-    clustering to the model. ``kind="none"`` is the identity (\sigma_t = 1, m = 0), the
-    default of :class:`~findiffusion.training.TrainConfig`: bench/filter_choice.py measured
-    the filter to fix volatility clustering but to make the tails too heavy. With c = inf, (3) is
+    clustering to the model. ``kind="none"`` is the identity (\sigma_t = 1, m = 0). The
+    filter is the default of :class:`~findiffusion.training.TrainConfig` (bench/realism.py). With c = inf, (3) is
     GARCH(1,1); a finite c (winsorized update) lets a shock beyond c sd raise the
     variance no more than one of c sd, so a generated extreme day cannot set off a spiral.
 

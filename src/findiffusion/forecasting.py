@@ -143,7 +143,7 @@ def evaluate_paths(paths: np.ndarray, realized: np.ndarray, horizons: tuple[int,
 # forecasters: diffusion, GARCH(1,1)-t, historical simulation
 # ---------------------------------------------------------------------------
 def diffusion_paths(model: Any, returns: np.ndarray, origins: np.ndarray, horizon: int, n_paths: int, *,
-                    sampler: str = "ode", steps: int | None = 20, seed: int = 0, batch_size: int | None = None,
+                    sampler: str | None = None, steps: int | None = None, seed: int = 0, batch_size: int | None = None,
                     progress: bool = False) -> np.ndarray:
     """Conditional diffusion paths after each origin, batched over origins.
 
@@ -334,7 +334,7 @@ def _fmt(x: Any) -> str:
 
 
 def forecast(model: Any, returns: pd.Series, *, as_of: str | None = None, horizon: int = 20, n_paths: int = 2000,
-             last_price: float | None = None, sampler: str = "ode", steps: int | None = 20, seed: int = 0,
+             last_price: float | None = None, sampler: str | None = None, steps: int | None = None, seed: int = 0,
              progress: bool = False) -> Forecast:
     """Forecast the next ``horizon`` days after ``as_of`` (default: the last day of ``returns``).
 

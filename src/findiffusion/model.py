@@ -31,12 +31,17 @@ from findiffusion.denoiser import Denoiser
 from findiffusion.errors import InputError, ModelFileError
 from findiffusion.files import atomic_write, atomic_write_text
 from findiffusion.progress import progress_bar as _progress
-from findiffusion.sampling import SAMPLERS, get_sampler
+from findiffusion.sampling import SAMPLERS, SIGMA_MAX, SIGMA_MIN, get_sampler
+
+#: samplers that integrate on the sigma grid of eq. (8) of findiffusion.sampling (they take sigma_max)
+SIGMA_GRID_SAMPLERS = ("sde", "ode", "dpm", "dpm-sde")
 
 FORMAT_VERSION = 1
 #: guard on the clean estimate in model space (u is ~N(0, 1); 10 sd is far beyond any day seen)
 CLIP_X0 = 10.0
+#: default sampler and steps of models without a volatility filter / with one (see DiffusionModel.default_sampler)
 DEFAULT_SAMPLER = "ode"
+FILTER_SAMPLER = ("dpm", 10)
 CPU_BATCH, GPU_BATCH = 512, 4096  # windows per network call (bench/batch_size.py: 4096 is ~4x slower on a 2-core CPU)
 
 
@@ -86,6 +91,34 @@ class DiffusionModel:
         """The model's native window length in days."""
         return int(self.config.train.window)
 
+    @property
+    def sigma_range(self) -> tuple[float | None, float | None]:
+        """(sigma_max, sigma_min) of the sigma-grid samplers (sde, ode, dpm, dpm-sde), eq. (8) of
+        :mod:`findiffusion.sampling`: (10, 0.05) with a volatility filter, the chain's ends otherwise.
+
+        With a volatility filter the model space is filter residuals, close to N(0, I) window by window
+        (their sd given the state is 0.94-1.04 on the S&P 500), so starting at sigma_bar = 10 from
+        x ~ N(0, I) is exact to about 1 % and skips the high-noise part of the chain where small network
+        errors spread the tails (docs/realism.md, *The sampling grid*). Without a filter the windows
+        are standardized returns, a scale mixture (window sd from about 0.4 to 4): the start must be
+        sigma_bar(T) (``None``)."""
+        return (SIGMA_MAX, SIGMA_MIN) if self.vol_filter.active else (None, None)
+
+    @property
+    def default_sampler(self) -> tuple[str, int]:
+        """(sampler, steps) used when none is given: DPM-Solver++(2M) with 10 steps for models with a
+        volatility filter, the probability-flow ODE with 20 Heun steps otherwise (bench/samplers.py)."""
+        return FILTER_SAMPLER if self.vol_filter.active else (DEFAULT_SAMPLER, DEFAULT_STEPS[DEFAULT_SAMPLER])
+
+    def resolve_sampler(self, sampler: str | None, steps: int | None) -> tuple[str, int | None]:
+        """Fill in the defaults: no sampler -> :attr:`default_sampler`; no steps -> the model's default
+        steps for its default sampler, else the sampler's own (``DEFAULT_STEPS``)."""
+        default, default_steps = self.default_sampler
+        sampler = default if sampler is None else sampler
+        if steps is None:
+            steps = default_steps if sampler == default else DEFAULT_STEPS.get(sampler)
+        return sampler, steps
+
     def to(self, device: str | torch.device) -> DiffusionModel:
         """Move the network to ``device`` (sampling output is always NumPy)."""
         self.device = torch.device(device)
@@ -133,6 +166,8 @@ class DiffusionModel:
         kwargs: dict[str, Any] = {"generator": generator, "callback": callback}
         if sampler in ("ddim", "dpm-sde") and eta is not None:
             kwargs["eta"] = eta  # None: the sampler's own default (DDIM 0, DPM-SDE 1)
+        if sampler in SIGMA_GRID_SAMPLERS and self.vol_filter.active:
+            kwargs["sigma_max"], kwargs["sigma_min"] = self.sigma_range
         out = fn(eps_fn, x, self.denoiser.schedule, steps=steps, **kwargs).float()
         if context is not None:
             out = torch.where(mask > 0, context, out)  # observed days keep their values
@@ -143,7 +178,7 @@ class DiffusionModel:
         n_paths: int,
         length: int | None = None,
         *,
-        sampler: str = DEFAULT_SAMPLER,
+        sampler: str | None = None,
         steps: int | None = None,
         seed: int | None = 0,
         generator: torch.Generator | None = None,
@@ -163,11 +198,13 @@ class DiffusionModel:
         Args:
             n_paths: number of paths N.
             length: days per path T (any positive integer; default: the window).
-            sampler: ``"ode"`` (default: probability-flow ODE, Heun, 20 steps: the best
-                few-step sampler in bench/samplers.py), ``"dpm"`` (DPM-Solver++(2M): the same ODE,
-                more accurately at equal cost; see docs/realism.md), ``"dpm-sde"`` (its stochastic
-                version, eq. (7) of :mod:`findiffusion.sampling`), ``"ddim"``, ``"ddpm"`` or ``"sde"``.
-            steps: sampler steps (default 20 for ODE, 40 DPM and DPM-SDE, 50 DDIM, 200 SDE, all for DDPM).
+            sampler: ``"ode"`` (probability-flow ODE, Heun), ``"dpm"`` (DPM-Solver++(2M): the same ODE,
+                more accurately at equal cost), ``"dpm-sde"`` (its stochastic version, eq. (7) of
+                :mod:`findiffusion.sampling`), ``"ddim"``, ``"ddpm"`` or ``"sde"``. Default
+                (:attr:`default_sampler`): ``"dpm"`` with 10 steps for models with a volatility
+                filter, ``"ode"`` with 20 steps otherwise (the best few-step samplers in bench/samplers.py).
+            steps: sampler steps (default: as above for the default sampler; otherwise 20 for ODE,
+                40 DPM and DPM-SDE, 50 DDIM, 200 SDE, all for DDPM).
             seed: seed of the generator (ignored when ``generator`` is given).
             generator: a :class:`torch.Generator` for every random draw.
             context: optional recent real log returns (oldest first); paths
@@ -188,6 +225,7 @@ class DiffusionModel:
             Log returns. Shape: (N, T); (M, N, T) for a 2-D ``context``.
         """
         length = self.window if length is None else length
+        sampler, steps = self.resolve_sampler(sampler, steps)
         _check_sample_args(n_paths, length, sampler, steps, self.denoiser.schedule.T)
         if antithetic:
             _check_antithetic(n_paths, sampler, eta)
@@ -213,7 +251,7 @@ class DiffusionModel:
         return r
 
     def sample_model_space(self, n_paths: int, length: int, *, context_u: np.ndarray | None = None,
-                           var: np.ndarray | None = None, sampler: str = DEFAULT_SAMPLER, steps: int | None = None,
+                           var: np.ndarray | None = None, sampler: str | None = None, steps: int | None = None,
                            generator: torch.Generator | None = None, eta: float | None = None, batch_size: int | None = None,
                            progress: bool = False, antithetic: bool = False) -> np.ndarray:
         """Like :meth:`sample` but in model space u, with a model-space context (see :meth:`encode`).
@@ -229,10 +267,10 @@ class DiffusionModel:
         Returns:
             Shape: (M, N, T) with a context, else (N, T).
         """
+        sampler, steps = self.resolve_sampler(sampler, steps)
         _check_sample_args(n_paths, length, sampler, steps, self.denoiser.schedule.T)
         if antithetic:
             _check_antithetic(n_paths, sampler, eta)
-        steps = steps if steps is not None else DEFAULT_STEPS[sampler]
         gen = generator if generator is not None else torch.Generator().manual_seed(0)
         ctx_rows = None  # (N_total, C') model-space context per path
         n_ctx = 1
@@ -425,13 +463,13 @@ def load(directory: str | Path, device: str = "cpu") -> DiffusionModel:
     return model.to(resolve_device(device))
 
 
-def _check_sample_args(n: int, length: int | None, sampler: str, steps: int | None, T: int | None) -> None:
+def _check_sample_args(n: int, length: int | None, sampler: str | None, steps: int | None, T: int | None) -> None:
     """Validate sampling arguments; ``length=None`` and ``T=None`` (model not loaded yet) skip those bounds."""
     if not isinstance(n, int | np.integer) or n <= 0:
         raise InputError(f"n must be a positive number of paths, got {n}")
     if length is not None and (not isinstance(length, int | np.integer) or length <= 0):
         raise InputError(f"length must be a positive number of days, got {length}")
-    if sampler not in SAMPLERS:
+    if sampler is not None and sampler not in SAMPLERS:  # None: the model's default sampler
         raise InputError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
     if steps is not None and (steps < 1 or (T is not None and steps > T)):
         upper = T if T is not None else "the model's diffusion steps"

@@ -281,7 +281,7 @@ def split_returns(returns: Any, model: Any | None = None, train_end: str | None 
 
 
 def build_report(model: Any, returns: Any, *, n: int = 2000, length: int = 64, seed: int = 0,
-                 sampler: str = "ode", steps: int | None = None, train_end: str | None = None,
+                 sampler: str | None = None, steps: int | None = None, train_end: str | None = None,
                  train_fraction: float | None = None, baselines: bool = True, gjr: bool = False,
                  disc_seeds: Sequence[int] = (1, 2, 3), model_name: str = "findiffusion",
                  progress: bool = False) -> RealismReport:
@@ -314,6 +314,7 @@ def build_report(model: Any, returns: Any, *, n: int = 2000, length: int = 64, s
     real = make_windows(train, length)  # (M, T)
     heldout = make_windows(rest, length) if len(rest) >= length + 20 else None
     t0 = time.time()
+    sampler, steps = model.resolve_sampler(sampler, steps)
     gen = {model_name: model.sample(n, length, sampler=sampler, steps=steps, seed=seed, progress=progress)}
     t_model = time.time() - t0
     if baselines:

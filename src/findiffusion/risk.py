@@ -324,7 +324,7 @@ class RiskReport:
 
 
 def risk_report(model: Any, context: Any, levels: Sequence[float] = (0.99,), horizons: Sequence[int] = (1, 10),
-                n_paths: int = 10_000, position: float = 1e6, sampler: str = "ode", steps: int | None = 20,
+                n_paths: int = 10_000, position: float = 1e6, sampler: str | None = None, steps: int | None = None,
                 seed: int = 0, as_of: str = "", progress: bool = False) -> RiskReport:
     r"""VaR/ES of a long position from paths continuing ``context`` (recent log returns, oldest first).
 
@@ -343,5 +343,5 @@ def risk_report(model: Any, context: Any, levels: Sequence[float] = (0.99,), hor
     pnl = {int(h): position * np.expm1(cum[:, h - 1]) for h in horizons}
     var = {h: {lv: float(value_at_risk(p, lv)) for lv in levels} for h, p in pnl.items()}
     es = {h: {lv: float(expected_shortfall(p, lv)) for lv in levels} for h, p in pnl.items()}
-    info = {"n_paths": n_paths, "sampler": sampler, "steps": steps, "seed": seed, "context_days": int(ctx.size)}
+    info = {"n_paths": n_paths, "sampler": sampler or "model default", "steps": steps, "seed": seed, "context_days": int(ctx.size)}
     return RiskReport(as_of, levels, tuple(int(h) for h in horizons), float(position), var, es, pnl, info)

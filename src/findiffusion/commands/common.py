@@ -91,9 +91,14 @@ def sampler_names() -> str:
 
 
 def add_sampler_args(p: argparse.ArgumentParser) -> None:
-    """``--sampler`` and ``--steps`` of the conditional commands (risk, backtest, forecast): ODE, 20 steps."""
-    p.add_argument("--sampler", default="ode", help=f"{sampler_names()} (default ode, 20 steps)")
-    p.add_argument("--steps", type=positive_int("--steps"), default=20, help="sampler steps (default 20)")
+    """``--sampler`` and ``--steps`` of the conditional commands (risk, backtest, forecast): the model's default."""
+    p.add_argument("--sampler", default=None, help=f"{sampler_names()} (default: the model's, {DEFAULT_SAMPLER_HELP})")
+    p.add_argument("--steps", type=positive_int("--steps"), default=None,
+                   help="sampler steps (default: the model's for its default sampler, else the sampler's own)")
+
+
+#: the model's default sampler, in words (DiffusionModel.default_sampler)
+DEFAULT_SAMPLER_HELP = "dpm 10 steps with a volatility filter, ode 20 without"
 
 
 def load_model(args: argparse.Namespace):

@@ -68,12 +68,13 @@ def run(args: argparse.Namespace) -> int:
     write_array(out / "synthetic_returns.npy", synth)
     real = make_windows(returns.to_numpy(), model.window)
     s_real, s_syn = _stats(real), _stats(synth)
+    sampler_name = "{} {} steps".format(*model.default_sampler)
     lines = [
         "# findiffusion demo: S&P 500",
         "",
         f"Model fitted on {info.n_returns} daily log returns of the S&P 500 ({info.start} .. {info.end}) "
         f"in {fit_s:.0f} s on {model.history['device']}; {args.n} synthetic {model.window}-day windows "
-        f"sampled in {sample_s:.1f} s (sampler ode, seed {args.seed}).",
+        f"sampled in {sample_s:.1f} s (sampler {sampler_name}, seed {args.seed}).",
         "",
         "| statistic | real windows | synthetic |",
         "|---|---|---|",

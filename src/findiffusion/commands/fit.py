@@ -20,8 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=positive_int("--steps"), help="optimisation steps (default: the tuned default)")
     p.add_argument("--window", type=positive_int("--window"), help="days per training window (default 64)")
     p.add_argument("--vol-filter", choices=["none", "garch"],
-                   help="model returns standardized by a slow GARCH-type volatility filter (default none; garch "
-                        "measured better for risk and forecasts, worse in the tails of long paths: see README)")
+                   help="garch (default): the model learns returns standardized by a slow GARCH-type volatility "
+                        "filter; none: standardized returns (weaker volatility clustering: see README)")
     p.add_argument("--prediction", choices=["eps", "v"],
                    help="what the network predicts (default eps; v is exact on Gaussian markets but measured "
                         "thinner-tailed on the S&P 500: see docs/realism.md)")
