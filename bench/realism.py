@@ -105,8 +105,9 @@ def run_data(data: str, args: argparse.Namespace) -> None:
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for r in rows:
         print("| " + " | ".join(c.replace("|", "\\|").ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
+    used = "{} {} steps".format(*model.resolve_sampler(args.sampler, args.steps))
     print(f"\n{args.n} windows x {args.length} days per generator, sample seed {args.sample_seed}, sampler "
-          f"{args.sampler} steps {args.steps or 'default'}, classifier seeds {args.disc_seeds}, "
+          f"{used}, classifier seeds {args.disc_seeds}, "
           f"scoring {t_eval:.0f} s", flush=True)
     # full report (plots) of the first model seed and the baselines
     first = names[0]
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="0,1,2", help="model seeds to fit when no --model (default 0,1,2)")
     p.add_argument("--n", type=int, default=2000, help="generated windows per generator (default 2000)")
     p.add_argument("--length", type=int, default=64, help="days per window (default 64)")
-    p.add_argument("--sampler", default="ode", help="sampler (default ode, the model default)")
+    p.add_argument("--sampler", default=None, help="sampler (default: each model's own, model.default_sampler)")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--sample-seed", type=int, default=0)
     p.add_argument("--disc-seeds", default="1,2,3", help="classifier seeds (default 1,2,3)")

@@ -10,6 +10,10 @@ steps (the reference), metric by metric: 1.00 = the same, 1.10 = 10 % worse.
     .venv/bin/python bench/samplers.py --quick                 # smoke run: tiny model, 100 windows
     .venv/bin/python bench/samplers.py --model M --configs sde:200,ode:20,dpm-sde:40 --no-disc
 
+``--grid chain`` runs the sigma-grid samplers (sde, ode, dpm, dpm-sde) from sigma_bar(T) to sigma_bar(1),
+the chain's ends, as every model did before filter models got the [0.05, 10] range of eq. (8) in
+findiffusion.sampling; ``--grid late`` on [0.05, 10] whatever the model; ``--grid model`` (default) on
+the model's own :attr:`sigma_range`.
 ``--configs`` picks the samplers (``name:steps``, ``name`` alone for its default steps; the first one
 is the reference of the ratio columns). ``--no-disc`` skips the classifier (minutes per sampler on a
 CPU); the other metrics are those of bench/realism.py.
@@ -28,7 +32,7 @@ import findiffusion
 from findiffusion import report as rp
 from findiffusion.data import make_windows
 from findiffusion.model import DEFAULT_STEPS
-from findiffusion.sampling import SAMPLERS
+from findiffusion.sampling import SAMPLERS, SIGMA_MAX, SIGMA_MIN
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 from realism import err, get_model  # noqa: E402
@@ -54,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", help="model directory fitted on the first 80 %% of --data")
     p.add_argument("--n", type=int, default=2000, help="windows per sampler (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="sample seed (default 0)")
+    p.add_argument("--grid", choices=("model", "chain", "late"), default="model",
+                   help="sigma range of the sigma-grid samplers: the model's (default) or the whole chain")
     p.add_argument("--configs", default=CONFIGS, help=f"samplers to compare, name[:steps] (default {CONFIGS})")
     p.add_argument("--disc-seeds", default="1,2,3")
     p.add_argument("--no-disc", action="store_true", help="skip the discriminative score")
@@ -69,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     n_train = int(round(0.8 * len(returns)))
     train = returns.iloc[:n_train]
     model, where = get_model(args.data, train, 0, args.quick, args.model, args.device)
+    if args.grid != "model":  # the whole chain (as before eq. (8)'s late start) or the late start for any model
+        rng = (None, None) if args.grid == "chain" else (SIGMA_MAX, SIGMA_MIN)
+        type(model).sigma_range = property(lambda self: rng)
     real = make_windows(train.to_numpy(), model.window)
     held = make_windows(returns.iloc[n_train:].to_numpy(), model.window)
     gens, wall = {}, {}
@@ -95,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                      rp._fmt(rv), *[rp._fmt(e) for e in errs], *rel])
     rows.append(["wall time (s)", "-", *[f"{wall[n]:.1f}" for n in names], *[f"{wall[n] / wall[ref]:.2f}" for n in names[1:]]])
     widths = [max(len(r[i].replace("|", "\\|")) for r in [header, *rows]) for i in range(len(header))]
-    print(f"\nmodel {where}, {args.n} windows of {model.window} days, seed {args.seed}, classifier seeds {disc_seeds}")
+    print(f"\nmodel {where}, grid {args.grid} {model.sigma_range}, {args.n} windows of {model.window} days, seed {args.seed}, classifier seeds {disc_seeds}")
     print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for r in rows:

@@ -166,7 +166,7 @@ class DiffusionModel:
         kwargs: dict[str, Any] = {"generator": generator, "callback": callback}
         if sampler in ("ddim", "dpm-sde") and eta is not None:
             kwargs["eta"] = eta  # None: the sampler's own default (DDIM 0, DPM-SDE 1)
-        if sampler in SIGMA_GRID_SAMPLERS and self.vol_filter.active:
+        if sampler in SIGMA_GRID_SAMPLERS:
             kwargs["sigma_max"], kwargs["sigma_min"] = self.sigma_range
         out = fn(eps_fn, x, self.denoiser.schedule, steps=steps, **kwargs).float()
         if context is not None:

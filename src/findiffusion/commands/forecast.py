@@ -22,8 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "forecast", help="probabilistic forecast: quantiles and a fan chart",
         description="Generate paths conditionally on the days up to --as-of and write the 5/25/50/75/95 %% "
                     "quantiles of daily and cumulative returns and prices per day ahead "
-                    "(forecast_quantiles.csv) and a fan chart (fan_chart.png). Models fitted with "
-                    "--vol-filter garch gave the calibrated intervals in bench/forecast.py (docs/forecasting.md).")
+                    "(forecast_quantiles.csv) and a fan chart (fan_chart.png). Models with the volatility filter "
+                    "(the fit default) gave the calibrated intervals in bench/forecast.py (docs/forecasting.md).")
     add_model_arg(p)
     add_data_args(p)
     p.add_argument("--as-of", help="last observed day, YYYY-MM-DD (default: the last day of the data)")
