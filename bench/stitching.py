@@ -43,7 +43,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--length", type=int, default=2520)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--sampler", default="ode")
+    ap.add_argument("--sampler", default=None, help="default: the model's own (model.default_sampler)")
     ap.add_argument("--steps", type=int, default=None)
     args = ap.parse_args()
     r, info = fd.load_series("sp500")
@@ -71,7 +71,7 @@ def main() -> None:
     ci = [f"{e:.3f}  (90 % CI {a:.3f}-{b:.3f})" for e, a, b in zip(est, lo, hi, strict=True)]
     rows = [
         ("days", f"{args.n} paths x {args.length} days, {len(bounds)} boundaries, window {L}, context {C}"),
-        ("sampling time", f"{dt:.0f} s ({args.sampler})"),
+        ("sampling time", f"{dt:.0f} s ({args.sampler or 'model default'})"),
         ("sd, first day after boundary / other days", ci[0]),
         ("sd, last day before boundary / other days", ci[1]),
         ("corr(|r_t|,|r_t+1|) across boundary", ci[2]),
@@ -88,6 +88,10 @@ def main() -> None:
     rows.append(("annualised vol per path: 10/50/90 %", ", ".join(f"{v:.1%}" for v in np.quantile(vol_path, [0.1, 0.5, 0.9]))))
     blocks = real[: n_real * args.length].reshape(n_real, args.length) if n_real else real[None, :]
     rows.append(("real series vol over 2520-day blocks", ", ".join(f"{v:.1%}" for v in blocks.std(axis=1) * np.sqrt(252))))
+    # extreme days: the real S&P 500's worst day in 1999-2018 was -9.5 %
+    rows.append(("days below -10 % per 10 000 (real series)", f"{1e4 * (x < -0.10).mean():.1f} ({1e4 * (real < -0.10).mean():.1f})"))
+    rows.append(("paths with a day below -15 %", f"{int((x.min(axis=1) < -0.15).sum())} of {args.n}"))
+    rows.append(("worst / best day, synthetic (real)", f"{x.min():.1%} / {x.max():.1%} ({real.min():.1%} / {real.max():.1%})"))
     w = max(len(k) for k, _ in rows)
     print(f"\nstitching check (seed {args.seed})")
     for k, v in rows:
