@@ -262,7 +262,7 @@ def test_small_gbm_model_prices_near_black_scholes(gbm_model, tmp_path):
     """Honest tolerance for a 400-step, 16-channel model: implied vols within 0.2 +- 0.04 (the full-size
     check, 2 SE + 1 % of Black–Scholes, is bench/pricing.py)."""
     res = price_with_model(gbm_model, s0=S0, strikes=[95.0, 100.0, 105.0], maturities_days=[21], rate=R,
-                           n_paths=2000, steps=10, seed=1, batches=10)
+                           n_paths=2000, sampler="ddim", steps=10, seed=1, batches=10)
     t = res.table
     assert np.all(np.abs(t.iv - 0.2) < 0.04), t.iv
     c, p = t[t.option == "call"], t[t.option == "put"]

@@ -490,8 +490,8 @@ def price_with_model(
     barriers: list[float] | None = None,
     n_paths: int = 100_000,
     seed: int = 0,
-    sampler: str = "ddim",
-    steps: int | None = 20,
+    sampler: str | None = None,
+    steps: int | None = None,
     antithetic: bool = False,
     context: np.ndarray | None = None,
     batch_size: int | None = None,
@@ -500,7 +500,8 @@ def price_with_model(
 ) -> PricingResult:
     """Generate ``n_paths`` paths from ``model`` and price on them with :func:`price_paths`.
 
-    ``antithetic`` needs a deterministic sampler (ddim/ode) and is switched off otherwise (noted).
+    ``sampler``/``steps``: default the model's own (:attr:`~findiffusion.model.DiffusionModel.default_sampler`).
+    ``antithetic`` needs a deterministic sampler (ddim/ode/dpm) and is switched off otherwise (noted).
     ``context``: recent real log returns (oldest first) to price conditionally on today's regime.
     Other keyword arguments go to :func:`price_paths`.
     """
@@ -509,6 +510,7 @@ def price_with_model(
     _contracts(list(options), strikes, maturities, barriers, s0)  # fail fast, before sampling
     T = max(maturities)
     notes = []
+    sampler, steps = model.resolve_sampler(sampler, steps)
     if antithetic and sampler not in ("ddim", "ode", "dpm"):
         antithetic = False
         notes.append(f"antithetic noise off: sampler {sampler!r} draws noise at every step (needs a core hook)")

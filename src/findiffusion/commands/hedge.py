@@ -9,7 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
-from findiffusion.commands.common import add_model_arg, float_list, load_model, positive_float, positive_int, require
+from findiffusion.commands.common import (
+    DEFAULT_SAMPLER_HELP,
+    add_model_arg,
+    float_list,
+    load_model,
+    positive_float,
+    positive_int,
+    require,
+)
 
 
 def _float(name: str):
@@ -72,8 +80,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--n", type=positive_int("--n"), default=20000, help="held-out paths to evaluate on (default 20000)")
     g.add_argument("--n-train", type=positive_int("--n-train"), default=8000,
                    help="separate paths to calibrate the band / train the policy on (default 8000)")
-    g.add_argument("--sampler", default="ddim", help="sampler (default ddim)")
-    g.add_argument("--steps", type=positive_int("--steps"), default=20, help="sampler steps (default 20)")
+    g.add_argument("--sampler", default=None, help=f"sampler (default: the model's, {DEFAULT_SAMPLER_HELP})")
+    g.add_argument("--steps", type=positive_int("--steps"), default=None,
+                   help="sampler steps (default: the model's for its default sampler, else the sampler's own)")
     g.add_argument("--seed", type=int, default=0, help="seed (default 0; training paths use seed + 1)")
     p.add_argument("--out", default="hedge_output", help="folder for plots and the P&L table (default hedge_output)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

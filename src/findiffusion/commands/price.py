@@ -6,7 +6,15 @@ import argparse
 import time
 from pathlib import Path
 
-from findiffusion.commands.common import add_model_arg, float_list, int_list, load_model, positive_float, positive_int
+from findiffusion.commands.common import (
+    DEFAULT_SAMPLER_HELP,
+    add_model_arg,
+    float_list,
+    int_list,
+    load_model,
+    positive_float,
+    positive_int,
+)
 
 
 def _types(text: str) -> list[str]:
@@ -36,9 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "down barriers below")
     p.add_argument("--n", type=positive_int("--n"), default=100_000, help="number of paths (default 100000)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    p.add_argument("--sampler", default="ddim", choices=["ddim", "ode", "dpm", "dpm-sde", "ddpm", "sde"],
-                   help="sampler (default ddim; antithetic noise needs ddim, ode or dpm)")
-    p.add_argument("--steps", type=positive_int("--steps"), default=20, help="sampler steps (default 20)")
+    p.add_argument("--sampler", default=None, choices=["ddim", "ode", "dpm", "dpm-sde", "ddpm", "sde"],
+                   help=f"sampler (default: the model's, {DEFAULT_SAMPLER_HELP}; antithetic noise needs ddim, ode or dpm)")
+    p.add_argument("--steps", type=positive_int("--steps"), default=None,
+                   help="sampler steps (default: the model's for its default sampler, else the sampler's own)")
     p.add_argument("--antithetic", action="store_true",
                    help="antithetic noise pairs (ddim/ode); they reduce variance only with --correction none")
     p.add_argument("--correction", default="ems", choices=["ems", "none"],
