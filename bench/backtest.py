@@ -58,8 +58,8 @@ def main() -> None:
     ap.add_argument("--model", help="model trained on data up to 2014-12-31 (default: fit one, cached)")
     ap.add_argument("--quick", action="store_true", help="tiny model, 2015-01-02 .. 2015-06-30, few paths")
     ap.add_argument("--n", type=int, help="next-day samples per day (default 400; quick 100)")
-    ap.add_argument("--sampler", default="ode", help="sampler (default ode, the model default)")
-    ap.add_argument("--steps", type=int, help="sampler steps (default 20; quick 5)")
+    ap.add_argument("--sampler", default=None, help="sampler (default: the model's own, model.default_sampler)")
+    ap.add_argument("--steps", type=int, help="sampler steps (default: the model's for its sampler; quick 5)")
     ap.add_argument("--garch-refit", type=int, default=1, help="refit GARCH-t every this many days (default 1)")
     ap.add_argument("--sims", type=int, default=2000, help="simulations for the Z2 p-value")
     ap.add_argument("--seed", type=int, default=0)
@@ -68,10 +68,10 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     n = args.n or (100 if args.quick else 400)
-    steps = args.steps or (5 if args.quick else 20)
     end = "2015-06-30" if args.quick else "2018-12-31"
 
     model = get_model(args.model, args.quick, args.seed, args.device)
+    args.sampler, steps = model.resolve_sampler(args.sampler, args.steps or (5 if args.quick else None))
     returns, _ = findiffusion.load_series("sp500")
     r, i0 = split_index(returns, "2015-01-01", end)
     x = r.to_numpy()

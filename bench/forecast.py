@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small smoke run (tiny model, few origins and paths)")
     ap.add_argument("--every", type=int, default=None, help="days between origins (default 10; quick 40)")
     ap.add_argument("--n", type=int, default=None, help="paths per origin (default 200; quick 100)")
-    ap.add_argument("--sampler", default="ode")
-    ap.add_argument("--steps", type=int, default=None, help="sampler steps (default 20; quick 10)")
+    ap.add_argument("--sampler", default=None, help="sampler (default: the model's own, model.default_sampler)")
+    ap.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's for its sampler)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
@@ -63,7 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(a.threads)
     every = a.every or (40 if a.quick else 10)
     n = a.n or (100 if a.quick else 200)
-    steps = a.steps or (10 if a.quick else 20)
     H, horizons = 20, (1, 5, 20)
 
     r, _ = findiffusion.load_series("sp500")
@@ -72,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     origins = np.arange(train_end - 1, len(x) - H, every)  # last observed day of each forecast
     realized = x[origins[:, None] + 1 + np.arange(H)]  # (M, H)
     model, mpath = get_model(a.model, a.quick, r, a.seed, a.device)
+    a.sampler, steps = model.resolve_sampler(a.sampler, a.steps)
     print(f"model {mpath}; {len(origins)} origins {r.index[origins[0]].date()} .. {r.index[origins[-1]].date()}"
           f" every {every} days; {n} paths each; diffusion sampler {a.sampler} {steps} steps; seed {a.seed}")
 
