@@ -1,7 +1,7 @@
 r"""Loading price/return series, windowing, and invertible return transforms.
 
-The model never sees raw returns. An optional causal :class:`VolatilityFilter`
-(eq. 3, off by default) divides each return by a slow GARCH-type volatility
+The model never sees raw returns. A causal :class:`VolatilityFilter`
+(eq. 3, on by default; ``TrainConfig.vol_filter = "none"`` turns it off) divides each return by a slow GARCH-type volatility
 estimate from the days before it, and a :class:`ReturnTransform` maps those
 residuals z (z = r without the filter) to approximately Gaussian,
 unit-variance values u and back:
