@@ -32,8 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--level", type=float_list("--level"), default=[0.99, 0.975], help="levels (default 0.99,0.975)")
     p.add_argument("--n", type=positive_int("--n"), default=500, help="generated next-day returns per day (default 500)")
     add_sampler_args(p)
-    p.add_argument("--estimator", default="empirical", choices=["empirical", "pooled"],
-                   help="model VaR/ES from each day's samples, or location-scale pooled (default empirical)")
+    p.add_argument("--estimator", default="pooled", choices=["pooled", "empirical"],
+                   help="model VaR/ES location-scale pooled over days (default; see docs/risk.md) or "
+                        "from each day's samples alone (empirical)")
     p.add_argument("--hs-window", type=positive_int("--hs-window"), default=250, help="HS window (default 250)")
     p.add_argument("--garch-refit", type=positive_int("--garch-refit"), default=1,
                    help="refit GARCH-t every this many days (default 1)")
