@@ -31,10 +31,7 @@ from findiffusion.denoiser import Denoiser
 from findiffusion.errors import InputError, ModelFileError
 from findiffusion.files import atomic_write, atomic_write_text
 from findiffusion.progress import progress_bar as _progress
-from findiffusion.sampling import SAMPLERS, SIGMA_MAX, SIGMA_MIN, get_sampler
-
-#: samplers that integrate on the sigma grid of eq. (8) of findiffusion.sampling (they take sigma_max)
-SIGMA_GRID_SAMPLERS = ("sde", "ode", "dpm", "dpm-sde")
+from findiffusion.sampling import SAMPLERS, SIGMA_GRID_SAMPLERS, SIGMA_MAX, SIGMA_MIN, get_sampler
 
 FORMAT_VERSION = 1
 #: guard on the clean estimate in model space (u is ~N(0, 1); 10 sd is far beyond any day seen)

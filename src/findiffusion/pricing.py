@@ -238,18 +238,13 @@ def sample_antithetic(model: Any, n_paths: int, length: int, *, sampler: str = "
     Returns:
         Log returns. Shape: (N, T), N = ``n_paths`` rounded up to even.
     """
-    from findiffusion.model import ANTITHETIC_SAMPLERS
-
-    if sampler not in ANTITHETIC_SAMPLERS:
-        raise InputError(f"antithetic sampling needs a deterministic sampler (ddim, ode or dpm), got {sampler!r}")
     if context is not None:
         context = np.asarray(context, dtype=float)
         if context.ndim != 1:
             raise InputError("context must be a 1-D array of finite log returns (oldest first)")
     n_even = n_paths + (n_paths % 2) if isinstance(n_paths, int | np.integer) and n_paths > 0 else n_paths
     return model.sample(n_even, length, sampler=sampler, steps=steps, seed=seed, context=context,
-                        eta=0.0 if sampler == "ddim" else None, batch_size=batch_size, progress=progress,
-                        antithetic=True)
+                        batch_size=batch_size, progress=progress, antithetic=True)  # checks the sampler
 
 
 # ---- Monte Carlo pricing ---------------------------------------------------------------------------
@@ -510,8 +505,10 @@ def price_with_model(
     _contracts(list(options), strikes, maturities, barriers, s0)  # fail fast, before sampling
     T = max(maturities)
     notes = []
+    from findiffusion.model import ANTITHETIC_SAMPLERS
+
     sampler, steps = model.resolve_sampler(sampler, steps)
-    if antithetic and sampler not in ("ddim", "ode", "dpm"):
+    if antithetic and sampler not in ANTITHETIC_SAMPLERS:
         antithetic = False
         notes.append(f"antithetic noise off: sampler {sampler!r} draws noise at every step (needs a core hook)")
     if antithetic:

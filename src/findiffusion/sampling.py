@@ -62,7 +62,7 @@ is exact for data of mean 0 and covariance I at any \sigma_{max}; for a componen
 the start is off by a factor (1 + \sigma_{max}^2)/(\lambda + \sigma_{max}^2) in variance, and so, through
 the flow, is the sample (under 1 % for \lambda in [0, 2] at \sigma_{max} = 10). For a trained network
 it pays where the data fit that (the residuals of a volatility filter, window by window:
-:attr:`findiffusion.model.DiffusionModel.sigma_max`): above \bar\sigma = 10 x_t holds less than
+:attr:`findiffusion.model.DiffusionModel.sigma_range`): above \bar\sigma = 10 x_t holds less than
 a tenth of the data, and a small error \delta in the predicted noise moves the flow by about
 \delta\,d\bar\sigma, which integrated from \bar\sigma(T) (157 for the linear schedule) spreads the
 samples' tails (docs/realism.md, *The sampling grid*). Such models also stop at
@@ -89,6 +89,8 @@ Callback = Callable[[int, int], None] | None
 SIGMA_MAX = 10.0
 SIGMA_MIN = 0.05
 SAMPLERS = ("ddpm", "ddim", "sde", "ode", "dpm", "dpm-sde")
+#: the samplers that integrate on the grid of eq. (8) (they take sigma_max and sigma_min)
+SIGMA_GRID_SAMPLERS = ("sde", "ode", "dpm", "dpm-sde")
 
 
 def _tau(x: torch.Tensor, value: float) -> torch.Tensor:

@@ -92,13 +92,17 @@ def sampler_names() -> str:
 
 def add_sampler_args(p: argparse.ArgumentParser) -> None:
     """``--sampler`` and ``--steps`` of the conditional commands (risk, backtest, forecast): the model's default."""
-    p.add_argument("--sampler", default=None, help=f"{sampler_names()} (default: the model's, {DEFAULT_SAMPLER_HELP})")
+    p.add_argument("--sampler", default=None, help=f"{sampler_names()} (default: the model's, {default_sampler_help()})")
     p.add_argument("--steps", type=positive_int("--steps"), default=None,
                    help="sampler steps (default: the model's for its default sampler, else the sampler's own)")
 
 
-#: the model's default sampler, in words (DiffusionModel.default_sampler)
-DEFAULT_SAMPLER_HELP = "dpm 10 steps with a volatility filter, ode 20 without"
+def default_sampler_help() -> str:
+    """The model's default sampler in words, from :attr:`DiffusionModel.default_sampler`'s constants."""
+    from findiffusion.model import DEFAULT_SAMPLER, DEFAULT_STEPS, FILTER_SAMPLER
+
+    return (f"{FILTER_SAMPLER[0]} {FILTER_SAMPLER[1]} steps with a volatility filter, "
+            f"{DEFAULT_SAMPLER} {DEFAULT_STEPS[DEFAULT_SAMPLER]} without")
 
 
 def load_model(args: argparse.Namespace):

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from findiffusion.commands.common import (
-    DEFAULT_SAMPLER_HELP,
     add_model_arg,
+    default_sampler_help,
     float_list,
     load_model,
     positive_float,
@@ -80,7 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--n", type=positive_int("--n"), default=20000, help="held-out paths to evaluate on (default 20000)")
     g.add_argument("--n-train", type=positive_int("--n-train"), default=8000,
                    help="separate paths to calibrate the band / train the policy on (default 8000)")
-    g.add_argument("--sampler", default=None, help=f"sampler (default: the model's, {DEFAULT_SAMPLER_HELP})")
+    g.add_argument("--sampler", default=None, help=f"sampler (default: the model's, {default_sampler_help()})")
     g.add_argument("--steps", type=positive_int("--steps"), default=None,
                    help="sampler steps (default: the model's for its default sampler, else the sampler's own)")
     g.add_argument("--seed", type=int, default=0, help="seed (default 0; training paths use seed + 1)")

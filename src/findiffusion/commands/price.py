@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from findiffusion.commands.common import (
-    DEFAULT_SAMPLER_HELP,
     add_model_arg,
+    default_sampler_help,
     float_list,
     int_list,
     load_model,
@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=positive_int("--n"), default=100_000, help="number of paths (default 100000)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--sampler", default=None, choices=["ddim", "ode", "dpm", "dpm-sde", "ddpm", "sde"],
-                   help=f"sampler (default: the model's, {DEFAULT_SAMPLER_HELP}; antithetic noise needs ddim, ode or dpm)")
+                   help=f"sampler (default: the model's, {default_sampler_help()}; antithetic noise needs ddim, ode or dpm)")
     p.add_argument("--steps", type=positive_int("--steps"), default=None,
                    help="sampler steps (default: the model's for its default sampler, else the sampler's own)")
     p.add_argument("--antithetic", action="store_true",

@@ -6,9 +6,9 @@ import argparse
 import time
 
 from findiffusion.commands.common import (
-    DEFAULT_SAMPLER_HELP,
     add_data_args,
     add_model_arg,
+    default_sampler_help,
     int_list,
     load_data,
     load_model,
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=positive_int("--n"), default=2000, help="generated windows per generator (default 2000)")
     p.add_argument("--length", type=positive_int("--length"), default=64, help="days per window, > 20 (default 64)")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated windows (default 0)")
-    p.add_argument("--sampler", default=None, help=f"{sampler_names()} (default: the model's, {DEFAULT_SAMPLER_HELP})")
+    p.add_argument("--sampler", default=None, help=f"{sampler_names()} (default: the model's, {default_sampler_help()})")
     p.add_argument("--steps", type=positive_int("--steps"), default=None, help="sampler steps (default: its default)")
     p.add_argument("--train-end", help="last day of the training part, YYYY-MM-DD (default: the model's training range)")
     p.add_argument("--gjr", action="store_true", help="add a GJR-GARCH skew-t baseline")

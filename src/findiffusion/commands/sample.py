@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from findiffusion.commands.common import DEFAULT_SAMPLER_HELP, add_model_arg, load_model, positive_float, sampler_names
+from findiffusion.commands.common import add_model_arg, default_sampler_help, load_model, positive_float, sampler_names
 
 
 def _int(text: str) -> int:
@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_arg(p)
     p.add_argument("--n", type=_int, default=1000, help="number of paths (default 1000)")
     p.add_argument("--length", type=_int, default=None, help="days per path, any positive integer (default: the window)")
-    p.add_argument("--sampler", default=None, help=f"{sampler_names()} (default: the model's, {DEFAULT_SAMPLER_HELP})")
+    p.add_argument("--sampler", default=None, help=f"{sampler_names()} (default: the model's, {default_sampler_help()})")
     p.add_argument("--steps", type=_int, default=None, help="sampler steps (default: the model's for its default "
                    "sampler; otherwise 20 ode, 40 dpm and dpm-sde, 50 ddim, 200 sde, all ddpm)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
