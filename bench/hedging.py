@@ -225,11 +225,12 @@ def main() -> int:
     ap.add_argument("--n-train", type=int, help="training paths of section B (default 10000; quick 2000)")
     ap.add_argument("--n-test", type=int, help="held-out paths of section B (default 20000; quick 4000)")
     ap.add_argument("--train-steps", type=int, help="Adam steps of the learned policies (default 300; quick 100)")
+    ap.add_argument("--sampler", help="sampler of section B (default: the model's own, model.default_sampler)")
+    ap.add_argument("--steps", type=int, help="sampler steps of section B (default: the model's own)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     OUT.mkdir(parents=True, exist_ok=True)
-    n_gbm, n_train, n_test, sampler_steps, train_steps = (
-        (4000, 2000, 4000, 10, 100) if args.quick else (20000, 10000, 20000, 20, 300))
+    n_gbm, n_train, n_test, train_steps = (4000, 2000, 4000, 100) if args.quick else (20000, 10000, 20000, 300)
     n_train, n_test = args.n_train or n_train, args.n_test or n_test
     train_steps = args.train_steps or train_steps
     t0 = time.time()
@@ -241,10 +242,11 @@ def main() -> int:
         print(report[-1], flush=True)
     model, where = get_model(args)
     ts = time.time()
-    train = model.sample_prices(n_train, 63, s0=100.0, sampler="ddim", steps=sampler_steps, seed=1)
-    test = model.sample_prices(n_test, 63, s0=100.0, sampler="ddim", steps=sampler_steps, seed=2)
+    sampler, sampler_steps = model.resolve_sampler(args.sampler, args.steps)
+    train = model.sample_prices(n_train, 63, s0=100.0, sampler=sampler, steps=sampler_steps, seed=1)
+    test = model.sample_prices(n_test, 63, s0=100.0, sampler=sampler, steps=sampler_steps, seed=2)
     sigma = float(np.diff(np.log(train), axis=1).std())
-    report.append(f"model {where}: sampled {n_train} + {n_test} paths x 63 days (DDIM {sampler_steps} steps, seeds 1/2) "
+    report.append(f"model {where}: sampled {n_train} + {n_test} paths x 63 days ({sampler} {sampler_steps} steps, seeds 1/2) "
                   f"in {time.time() - ts:.0f} s; daily sigma {sigma:.4f}")
     print(report[-1], flush=True)
     b, c_eq = section_b(train, test, sigma, args.size, train_steps)

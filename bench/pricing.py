@@ -180,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gbm-model", help="a model fitted to GBM returns (default: fit one, cached in bench/out)")
     ap.add_argument("--heston-model", help="a model fitted to Heston returns (default: fit one, cached)")
     ap.add_argument("--n", type=int, default=None, help="paths (default 100000; --quick 2000)")
-    ap.add_argument("--sampler", default="ddim", help="sampler: ddim (default) or ode (deterministic: antithetic)")
-    ap.add_argument("--steps", type=int, default=None, help="sampler steps (default 20; --quick 10)")
+    ap.add_argument("--sampler", default=None,
+                    help="sampler (default: the model's own, dpm for a volatility-filter model, else ode)")
+    ap.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's own)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     ap.add_argument("--maturities", default=None, help="days, comma-separated (default 21,63,252)")
     ap.add_argument("--years", type=int, default=40, help="years of simulated training data (default 40)")
@@ -199,14 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(__file__).resolve().parent / "out" / "pricing"
     out.mkdir(parents=True, exist_ok=True)
     n = a.n or (2000 if a.quick else 100_000)
-    steps = a.steps or (10 if a.quick else 20)
+    steps = a.steps
     mats = [int(x) for x in (a.maturities or "21,63,252").split(",")]
     rate, s0, strikes = 0.03, 100.0, [80.0, 90.0, 100.0, 110.0, 120.0]
-    print(f"bench/pricing.py  quick={a.quick}  n={n}  {a.sampler} steps={steps}  maturities={mats}  seed={a.seed}  r={rate}")
+    print(f"bench/pricing.py  quick={a.quick}  n={n}  sampler={a.sampler or 'model default'} steps={steps or 'model default'}  maturities={mats}  seed={a.seed}  r={rate}")
     ok = True
     if a.only in (None, "gbm"):
         model, how = _model("gbm", a.gbm_model, a.quick, out, a.years, a.device, a.prediction)
-        print(f"\n(a) GBM sigma=20 %: model {how}")
+        print(f"\n(a) GBM sigma=20 %: model {how}; sampler", *model.resolve_sampler(a.sampler, steps))
         t0 = time.time()
         res = price_with_model(model, s0=s0, strikes=strikes, maturities_days=mats, rate=rate, n_paths=n,
                                sampler=a.sampler, steps=steps, seed=a.seed, greeks=False)
@@ -248,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.only in (None, "heston"):
         model, how = _model("heston", a.heston_model, a.quick, out, a.years, a.device, a.prediction)
         p = HESTON
-        print(f"\n(b) Heston kappa={p['kappa']} theta={p['theta']} xi={p['xi']} rho={p['rho']}: model {how}")
+        print(f"\n(b) Heston kappa={p['kappa']} theta={p['theta']} xi={p['xi']} rho={p['rho']}: model {how}; "
+              "sampler", *model.resolve_sampler(a.sampler, steps))
         res = price_with_model(model, s0=s0, strikes=strikes, maturities_days=mats, rate=rate, n_paths=n,
                                sampler=a.sampler, steps=steps, seed=a.seed, greeks=False)
         res.plot(out / "smile-heston.png")

@@ -208,7 +208,8 @@ def test_volatility_filter_identity_state_and_errors():
             VolatilityFilter(winsor=bad)
     good = f.to_dict()
     for key, value in (("var_max", -1.0), ("start_quantiles", [1e-4, float("nan")]),
-                       ("start_quantiles", [2e-4, 1e-4]), ("start_quantiles", [-1e-4, 1e-4])):
+                       ("start_quantiles", [2e-4, 1e-4]), ("start_quantiles", [-1e-4, 1e-4]),
+                       ("reaction", -1.0), ("reaction", float("nan"))):
         with pytest.raises(InputError, match="refit"):
             VolatilityFilter.from_dict({**good, key: value})
     # warm-up: beta^days < 1e-4
@@ -218,3 +219,17 @@ def test_volatility_filter_identity_state_and_errors():
         VolatilityFilter(kind="egarch")
     with pytest.raises(InputError, match="refit"):
         VolatilityFilter.from_dict({"kind": "garch"})
+
+
+def test_volatility_filter_reaction_moment():
+    """M = sum s2_t min(z_t^2, c^2) / sum s2_t: by hand, as fitted, and None in older files."""
+    f = VolatilityFilter(winsor=4.0)
+    assert f.reaction_moment(np.array([1.0, 2.0, 5.0]), np.array([1.0, 2.0, 3.0, 99.0])) == pytest.approx(
+        (1 * 1 + 2 * 4 + 3 * 16) / 6)  # the last variance (the next day's) carries no residual
+    r = np.random.default_rng(3).standard_t(5, 3000) * 0.01
+    f.fit(r)
+    assert f.reaction == pytest.approx(f.reaction_moment(*f.filter(r)))
+    assert 0.5 < f.reaction < 1.2  # residuals of a fitted filter are about unit variance
+    d = f.to_dict()
+    del d["reaction"]
+    assert VolatilityFilter.from_dict(d).reaction is None

@@ -166,7 +166,12 @@ def test_conditional_sample_is_decoded_from_the_filter_state(tmp_path):
     a = model.sample(5, 30, context=c, steps=3, seed=7)
     u_new = model.sample_model_space(5, 30, context_u=u[None], var=s2[None], steps=3,
                                      generator=torch.Generator().manual_seed(7))
-    np.testing.assert_allclose(a, model.decode(u_new[0], s2[-1]), rtol=1e-9)
+    np.testing.assert_allclose(a, model.decode_generated(u_new[0], s2[-1], steps=3), rtol=1e-9)
+    # k applies to the calibrated sampler (the default: DPM 10), not to DPM 3
+    assert model.calibrated_for == model.default_sampler and model.residual_scale != 1.0
+    assert model.scale_for(steps=3) == 1.0 and model.scale_for() == model.residual_scale
+    np.testing.assert_allclose(model.decode_generated(u_new[0], s2[-1]),
+                               model.decode(model.residual_scale * u_new[0], s2[-1]), rtol=1e-12)
     with pytest.raises(InputError, match="context_u"):
         model.sample_model_space(2, 5, context_u=u, var=s2, steps=2)  # 1-D: one history must be shape (1, C)
     with pytest.raises(InputError, match="pass var"):
@@ -358,3 +363,71 @@ def test_default_sampler_and_grid_follow_the_model_space(tmp_path, vol_filter):
         assert (sampler, steps) == ("ode", 20) and model.sigma_range == (None, None)
         assert len(taus) == 39 and np.isclose(first, sched.T)
     assert model.resolve_sampler("ddim", None) == ("ddim", 50)  # other samplers keep their own defaults
+
+
+def _exact_filter_model(tmp_path, scale: float):
+    """A tiny filter model whose generated model-space windows are exactly ``scale`` x N(0, I): the
+    v-parameterized network with a zero head samples N(0, I) exactly (tests/test_denoiser.py), then scaled."""
+    model = _filter_model(tmp_path)
+    model.denoiser.prediction = "v"
+    for p in model.denoiser.network.head[-1].parameters():
+        p.data.zero_()
+    inner = model._generate
+    model._generate = lambda *a, **kw: scale * inner(*a, **kw)
+    return model
+
+
+@pytest.mark.parametrize("scale", [0.8, 1.5])  # DDIM 10 alone gives rms 0.82: nets 0.65 and 1.23
+def test_calibration_sets_the_residual_scale_and_the_long_run_variance_of_eq_4(tmp_path, scale):
+    """Generated residuals too wide or too narrow: after calibrate(), fresh draws decode to residuals with the
+    training reaction moment M, and stitched paths' filter variance settles at eq. (4)'s level
+    omega / (1 - alpha M - beta); uncalibrated, it settles far from it (too wide: it runs away to the cap)."""
+    import torch
+
+    model = _exact_filter_model(tmp_path, scale)
+    f = model.vol_filter
+    assert f.reaction is not None and 0.5 < f.reaction < 1.5  # fitted on i.i.d. normal returns
+    k = model.calibrate(1000, seed=1, sampler="ddim", steps=10)
+    g = torch.Generator().manual_seed(5)
+    var0 = model.start_variance(1000, g)
+    u = model.sample_model_space(1000, model.window, var=var0, sampler="ddim", steps=10, generator=g)
+    z, s2 = f.filter(model.decode_generated(u, var0, sampler="ddim", steps=10), var0)
+    assert f.reaction_moment(z, s2) == pytest.approx(f.reaction, rel=0.03)
+    level = f.var * (1 - f.alpha - f.beta) / (1 - f.alpha * f.reaction - f.beta)  # eq. (4)
+
+    def late_variance(model) -> float:
+        """Mean filter variance over days 500..700 of stitched paths (0.995^500 < 0.1 of the start left)."""
+        r = model.sample(300, 700, sampler="ddim", steps=10, seed=2)
+        var0 = model.start_variance(300, torch.Generator().manual_seed(2))
+        _, s2 = f.filter(r, var0)
+        return float(s2[:, 500:700].mean())
+
+    assert late_variance(model) == pytest.approx(level, rel=0.15)
+    model.residual_scale = 1.0
+    off = late_variance(model)
+    assert (off > 2 * level) if k < 1 else (off < 0.6 * level)
+
+
+def test_calibration_is_saved_and_leaves_unfiltered_models_alone(tmp_path):
+    model = _exact_filter_model(tmp_path / "f", 1.1)
+    model.calibrate(500, seed=0, sampler="ddim", steps=5)
+    model.save(tmp_path / "f")
+    back = load(tmp_path / "f")
+    assert back.residual_scale == model.residual_scale != 1.0 and back.calibrated_for == ("ddim", 5)
+    assert back.scale_for("ddim", 5) == model.residual_scale and back.scale_for("ddim", 6) == 1.0
+    meta = json.loads((tmp_path / "f" / "model.json").read_text())
+    for bad in (["warp", 5], ["ddim", 0], "ddim"):
+        (tmp_path / "f" / "model.json").write_text(json.dumps({**meta, "calibrated_for": bad}))
+        with pytest.raises(ModelFileError, match="calibrated_for"):
+            load(tmp_path / "f")
+    for bad in (0, -1.0, "x", None):
+        meta["residual_scale"] = bad
+        (tmp_path / "f" / "model.json").write_text(json.dumps(meta))
+        with pytest.raises(ModelFileError, match="residual_scale"):
+            load(tmp_path / "f")
+    plain, meta = _fit_tiny_and_read_meta(tmp_path / "n", "train", vol_filter="none")
+    assert plain.residual_scale == 1.0 == meta["residual_scale"] and plain.calibrate(10) == 1.0
+    with pytest.raises(InputError, match="n_windows"):
+        model.calibrate(0)
+    model.vol_filter.reaction = None  # a file from before the reaction moment: nothing to calibrate to
+    assert model.calibrate(10) == 1.0 == model.residual_scale

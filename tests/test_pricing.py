@@ -250,7 +250,7 @@ def gbm_model():
 
 def test_antithetic_sampler_matches_the_core_sampler(gbm_model):
     """Rows 0, 2, 4, ... use the same x_T as model.sample with the same seed (one chunk, DDIM eta=0)."""
-    a = sample_antithetic(gbm_model, 16, 20, steps=5, seed=3)
+    a = sample_antithetic(gbm_model, 16, 20, sampler="ddim", steps=5, seed=3)
     b = gbm_model.sample(8, 20, sampler="ddim", steps=5, seed=3)
     np.testing.assert_allclose(a[0::2], b, rtol=1e-5, atol=1e-8)
     assert not np.allclose(a[1::2], b)

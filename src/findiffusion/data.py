@@ -391,6 +391,10 @@ class VolatilityFilter:
             run of large shocks cannot feed back into ever larger variances.
         start_quantiles: quantiles of the filtered training variances \sigma^2_t,
             from which unconditional paths draw their start variance.
+        reaction: the variance-weighted winsorized second moment of the training residuals,
+            M = \sum_t \sigma^2_t \min(z_t^2, c^2) / \sum_t \sigma^2_t (:meth:`reaction_moment`): (3) is
+            stationary at the training level when generated residuals have the same M (eq. (4) of
+            :mod:`findiffusion.model`). ``None`` in files written before it existed.
     """
 
     kind: str = "garch"
@@ -401,9 +405,10 @@ class VolatilityFilter:
     var: float = 1.0
     var_max: float = math.inf
     start_quantiles: tuple[float, ...] = field(default=(), repr=False)
+    reaction: float | None = None
 
     KINDS = ("garch", "none")
-    _FIELDS = ("kind", "alpha", "beta", "winsor", "mean", "var", "var_max", "start_quantiles")
+    _FIELDS = ("kind", "alpha", "beta", "winsor", "mean", "var", "var_max", "start_quantiles", "reaction")
     #: the cap on \sigma^2_t, as a multiple of the largest filtered training variance
     CAP = 10.0
 
@@ -437,7 +442,18 @@ class VolatilityFilter:
         _, s2 = self.filter(r)
         self.var_max = self.CAP * float(s2.max())
         self.start_quantiles = tuple(float(q) for q in np.quantile(s2[:-1], np.linspace(0, 1, 201)))
+        self.reaction = self.reaction_moment(*self.filter(r))
         return self
+
+    def reaction_moment(self, z: np.ndarray, s2: np.ndarray) -> float:
+        r"""M = \sum \sigma^2_t \min(z_t^2, c^2) / \sum \sigma^2_t over all days and rows: what drives (3) on average.
+
+        Args:
+            z: residuals, Shape (..., T); s2: the variances :meth:`filter` returns with them, Shape (..., T + 1).
+        """
+        c2 = math.inf if self.winsor is None else self.winsor ** 2
+        w = np.asarray(s2)[..., :-1]
+        return float(np.sum(w * np.minimum(np.asarray(z) ** 2, c2)) / np.sum(w))
 
     def filter(self, r: np.ndarray, var0: np.ndarray | float | None = None) -> tuple[np.ndarray, np.ndarray]:
         r"""Standardized residuals and variances, eq. (3), from the first day on.
@@ -509,11 +525,13 @@ class VolatilityFilter:
             f = cls(kind=str(d["kind"]), alpha=float(d["alpha"]), beta=float(d["beta"]),
                     winsor=None if d["winsor"] is None else float(d["winsor"]), mean=float(d["mean"]),
                     var=float(d["var"]), var_max=math.inf if d["var_max"] is None else float(d["var_max"]),
-                    start_quantiles=tuple(float(v) for v in d["start_quantiles"]))
+                    start_quantiles=tuple(float(v) for v in d["start_quantiles"]),
+                    reaction=None if d.get("reaction") is None else float(d["reaction"]))
         except (KeyError, TypeError, ValueError, InputError):
             raise InputError("invalid volatility-filter state in the model directory; refit the model") from None
         q = np.asarray(f.start_quantiles, dtype=float)
         if not (math.isfinite(f.var) and f.var > 0 and math.isfinite(f.mean) and f.var_max > 0
-                and np.isfinite(q).all() and (q > 0).all() and (np.diff(q) >= 0).all()):
+                and np.isfinite(q).all() and (q > 0).all() and (np.diff(q) >= 0).all()
+                and (f.reaction is None or (math.isfinite(f.reaction) and f.reaction > 0))):
             raise InputError("invalid volatility-filter state in the model directory; refit the model")
         return f

@@ -60,14 +60,40 @@ class DiffusionModel:
         data_info: description of the training data.
         history: training history (losses, wall time).
         vol_filter: the fitted volatility filter (default: none, the identity).
+        residual_scale: k of eq. (4), applied to generated model-space values before decoding
+            when they come from ``calibrated_for`` (:meth:`calibrate`; 1 = none).
+        calibrated_for: the (sampler, steps) k was measured with; other samplers decode with k = 1,
+            since each sampler's spread error is its own (:meth:`scale_for`).
 
     Model space: returns r -> residuals z of the volatility filter -> u = transform(z);
-    :meth:`encode` and :meth:`decode` go both ways.
+    :meth:`encode` and :meth:`decode` go both ways. Generated values are decoded as k u
+    (:meth:`decode_generated`), real ones (contexts) as u.
+
+    **Residual calibration.** With a filter, r_t = m + sigma_t z_t and the variance recursion (3) of
+    :class:`~findiffusion.data.VolatilityFilter` is driven by the *generated* residuals. Taking
+    expectations of (3), its long-run level is
+
+    (4)  E sigma^2 = omega / (1 - alpha M - beta),   M = E[sigma^2 min(z^2, c^2)] / E[sigma^2],
+
+    so with alpha = 0.03 and beta = 0.965 (persistence 0.995) an error in the generated residuals'
+    M is multiplied by alpha / (1 - alpha - beta) = 6: residuals 3 % too wide (variance) give paths whose
+    variance drifts about 20 % too high over a year. M weights each residual by its variance because a
+    residual that comes with a large sigma^2 moves the recursion more; matching E z^2 alone is not
+    enough when the network does not reproduce how residuals shrink or grow with sigma^2 (on simulated
+    GBM, corr(log sigma^2, z^2) is -0.12 in the data and -0.03 in the samples). :meth:`calibrate` sets
+    k so that the decoded generated residuals have the training M (``VolatilityFilter.reaction``),
+    which puts the generated paths' long-run level (4) at the training one; the shape of the residuals
+    (tails, dependence) is unchanged.
     """
 
     def __init__(self, config: Any, denoiser: Denoiser, transform: ReturnTransform,
                  data_info: SeriesInfo | None = None, history: dict[str, Any] | None = None,
-                 vol_filter: VolatilityFilter | None = None) -> None:
+                 vol_filter: VolatilityFilter | None = None, residual_scale: float = 1.0,
+                 calibrated_for: tuple[str, int | None] | None = None) -> None:
+        if not (residual_scale > 0 and math.isfinite(residual_scale)):
+            raise InputError(f"residual_scale must be a positive number, got {residual_scale}")
+        self.residual_scale = float(residual_scale)
+        self.calibrated_for = None if calibrated_for is None else (str(calibrated_for[0]), calibrated_for[1])
         self.config = config
         self.denoiser = denoiser.eval()
         self.transform = transform
@@ -137,6 +163,52 @@ class DiffusionModel:
     def decode(self, u: np.ndarray, var0: np.ndarray | float | None = None) -> np.ndarray:
         """Model space -> returns, the filter starting from variance ``var0``. Shape: (..., T) -> (..., T)."""
         return self.vol_filter.unfilter(self.transform.inverse(u), var0)
+
+    def scale_for(self, sampler: str | None = None, steps: int | None = None) -> float:
+        """k for draws of ``sampler``/``steps`` (default: the model's own): :attr:`residual_scale` if that is
+        what it was calibrated with, else 1."""
+        return self.residual_scale if self.resolve_sampler(sampler, steps) == self.calibrated_for else 1.0
+
+    def decode_generated(self, u: np.ndarray, var0: np.ndarray | float | None = None, *, sampler: str | None = None,
+                         steps: int | None = None) -> np.ndarray:
+        """Generated model-space values -> returns: :meth:`decode` of k u, eq. (4), with k = :meth:`scale_for`
+        the sampler that drew them. Shape: (..., T) -> (..., T)."""
+        return self.decode(self.scale_for(sampler, steps) * np.asarray(u, dtype=float), var0)
+
+    def calibrate(self, n_windows: int = 4000, *, seed: int = 0, sampler: str | None = None,
+                  steps: int | None = None, progress: bool = False) -> float:
+        """Set :attr:`residual_scale` k from ``n_windows`` unconditional windows so that the decoded
+        residuals have the training reaction moment M of eq. (4) (:attr:`VolatilityFilter.reaction`).
+
+        The windows are drawn once (``sampler``/``steps``: default the model's own; their own generator,
+        seeded with ``seed``) with their start variances; k is then found by bisection, decoding k u
+        and re-filtering for each trial k (exact: one window sees only its start state); k stays within
+        0.25-4. Models without a volatility filter, or files without M, keep k = 1. Returns k.
+        """
+        self.residual_scale, self.calibrated_for = 1.0, None
+        f = self.vol_filter
+        if not f.active or f.reaction is None:
+            return 1.0
+        if not isinstance(n_windows, int | np.integer) or n_windows < 1:
+            raise InputError(f"n_windows must be a positive number of windows, got {n_windows}")
+        g = torch.Generator().manual_seed(seed)
+        var0 = self.start_variance(n_windows, g)  # (n,)
+        u = self.sample_model_space(n_windows, self.window, var=var0, sampler=sampler, steps=steps,
+                                    generator=g, progress=progress)  # (n, L)
+
+        def moment(k: float) -> float:  # M of the windows decoded with scale k; increasing in k
+            return f.reaction_moment(*f.filter(self.decode(k * u, var0), var0))
+
+        lo, hi = 0.25, 4.0  # k is kept in this range (a barely trained network can fall outside it)
+        if moment(lo) >= f.reaction or moment(hi) <= f.reaction:
+            k = lo if moment(lo) >= f.reaction else hi
+        else:
+            for _ in range(40):  # bisection to ~1e-12 relative
+                mid = 0.5 * (lo + hi)
+                lo, hi = (mid, hi) if moment(mid) < f.reaction else (lo, mid)
+            k = 0.5 * (lo + hi)
+        self.residual_scale, self.calibrated_for = k, self.resolve_sampler(sampler, steps)
+        return k
 
     def start_variance(self, n: int, generator: torch.Generator) -> np.ndarray | None:
         """Start variances of ``n`` unconditional paths, drawn from the training filter's states. Shape: (n,)."""
@@ -242,7 +314,7 @@ class DiffusionModel:
         u = self.sample_model_space(n_paths, length, context_u=ctx_u, var=var, sampler=sampler, steps=steps,
                                     generator=gen, eta=eta, batch_size=batch_size,
                                     progress=progress, antithetic=antithetic)  # (M, N, T) or (N, T)
-        r = self.decode(u.reshape(-1, length), var0)  # (M * N, T)
+        r = self.decode_generated(u.reshape(-1, length), var0, sampler=sampler, steps=steps)  # (M * N, T), eq. (4)
         if context is not None and np.asarray(context).ndim == 2:
             return r.reshape(-1, n_paths, length)  # (M, N, T)
         return r
@@ -299,7 +371,8 @@ class DiffusionModel:
             nb = min(batch_size, total - b0)
             rows = ctx_rows[b0:b0 + nb] if ctx_rows is not None else None
             s2b = s2_rows[b0:b0 + nb] if s2_rows is not None else None
-            out.append(self._sample_batch(nb, chunks, sampler, steps, gen, rows, eta, bar, s2b, antithetic))
+            out.append(self._sample_batch(nb, chunks, sampler, steps, gen, rows, eta, bar, s2b, antithetic,
+                                          self.scale_for(sampler, steps)))
         if bar:
             bar[0].stop()
         u_out = torch.cat(out).numpy().astype(np.float64)  # (M * N, T)
@@ -319,7 +392,7 @@ class DiffusionModel:
 
     def _sample_batch(self, n: int, chunks: list[tuple[int, int]], sampler: str, steps: int | None,
                       gen: torch.Generator, ctx_u: torch.Tensor | None, eta: float | None, bar: Any,
-                      s2: np.ndarray | None = None, antithetic: bool = False) -> torch.Tensor:
+                      s2: np.ndarray | None = None, antithetic: bool = False, k: float = 1.0) -> torch.Tensor:
         """Stitched paths, chunk by chunk. ``s2``: filter variances of the path's days so far and the
         next day (models that condition on the filter state), Shape (n, days + 1)."""
         L = self.window
@@ -339,7 +412,7 @@ class DiffusionModel:
                                state=state, antithetic=antithetic).cpu()
             path = torch.cat([path, w[:, obs:obs + new]], dim=1)  # (n, days so far)
             if s2 is not None:
-                s2 = self.extend_variances(s2, w[:, obs:obs + new])
+                s2 = self.extend_variances(s2, w[:, obs:obs + new], k)
             if bar:
                 bar[0].update(bar[1], advance=1)
         return path[:, n_ctx:]
@@ -350,9 +423,10 @@ class DiffusionModel:
             return None
         return torch.from_numpy(self.vol_filter.state(s2[:, day])).float()
 
-    def extend_variances(self, s2: np.ndarray, u_new: torch.Tensor) -> np.ndarray:
-        """Run the filter over new model-space days: (n, P + 1) variances -> (n, P + 1 + D)."""
-        z = self.transform.inverse(u_new.numpy().astype(np.float64))  # (n, D) residuals
+    def extend_variances(self, s2: np.ndarray, u_new: torch.Tensor, k: float = 1.0) -> np.ndarray:
+        """Run the filter over new generated model-space days, decoded with scale ``k`` (eq. (4)) as
+        :meth:`sample` decodes them: (n, P + 1) variances -> (n, P + 1 + D)."""
+        z = self.transform.inverse(k * u_new.numpy().astype(np.float64))  # (n, D) residuals
         cols, last = [s2], s2[:, -1]
         for t in range(z.shape[1]):
             last = self.vol_filter._next_var(last, z[:, t])  # eq. (3) of the filter, as in decode
@@ -385,6 +459,8 @@ class DiffusionModel:
             "fit_config": to_dict(self.config),
             "transform": self.transform.to_dict(),
             "vol_filter": self.vol_filter.to_dict(),
+            "residual_scale": self.residual_scale,
+            "calibrated_for": None if self.calibrated_for is None else list(self.calibrated_for),
             "data": self.data_info.to_dict() if self.data_info else None,
             "history": self.history,
         }
@@ -455,8 +531,14 @@ def load(directory: str | Path, device: str = "cpu") -> DiffusionModel:
         raise ModelFileError(f"model in {str(d)!r} is corrupted or incompatible ({msg}); refit it") from None
     data = meta.get("data")
     info = SeriesInfo(**data) if isinstance(data, dict) else None
+    k, cal = meta.get("residual_scale", 1.0), meta.get("calibrated_for")  # older files: 1, none
+    if isinstance(k, bool) or not isinstance(k, int | float) or not (k > 0 and math.isfinite(k)):
+        raise ModelFileError(f"{str(mj)!r}: residual_scale must be a positive number, got {k!r}; refit the model")
+    if cal is not None and not (isinstance(cal, list) and len(cal) == 2 and cal[0] in SAMPLERS
+                                and (cal[1] is None or (isinstance(cal[1], int) and cal[1] > 0))):
+        raise ModelFileError(f"{str(mj)!r}: calibrated_for must be [sampler, steps], got {cal!r}; refit the model")
     model = DiffusionModel(cfg, den, transform, data_info=info, history=meta.get("history") or {},
-                           vol_filter=vol_filter)
+                           vol_filter=vol_filter, residual_scale=float(k), calibrated_for=cal)
     return model.to(resolve_device(device))
 
 

@@ -226,14 +226,15 @@ def martingale_correction(prices: np.ndarray, rate: float, days_per_year: int = 
 
 
 # ---- antithetic sampling ---------------------------------------------------------------------------
-def sample_antithetic(model: Any, n_paths: int, length: int, *, sampler: str = "ddim", steps: int | None = 20,
+def sample_antithetic(model: Any, n_paths: int, length: int, *, sampler: str | None = None, steps: int | None = None,
                       seed: int = 0, context: np.ndarray | None = None, batch_size: int | None = None,
                       progress: bool = False) -> np.ndarray:
     """Antithetic log-return paths from a fitted model, eq. (7): rows 2i and 2i+1 use noise xi and -xi.
 
     Only deterministic samplers ("ddim" with eta = 0, "ode", "dpm"), where x_T in each stitched chunk is
     all the noise; each row is an exact draw from the model. A thin wrapper of
-    :meth:`DiffusionModel.sample` with ``antithetic=True`` for one (1-D) context or none.
+    :meth:`DiffusionModel.sample` with ``antithetic=True`` for one (1-D) context or none. ``sampler``/``steps``
+    default to the model's own (:attr:`~findiffusion.model.DiffusionModel.default_sampler`).
 
     Returns:
         Log returns. Shape: (N, T), N = ``n_paths`` rounded up to even.

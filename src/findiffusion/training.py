@@ -105,6 +105,9 @@ class FitConfig:
         stitch_context: observed days each new chunk is conditioned on when
             sampling paths longer than the window.
         seed: seed of every random draw in training.
+        calibration_windows: unconditional windows generated after training to calibrate the residual
+            scale of a volatility-filter model (:meth:`~findiffusion.model.DiffusionModel.calibrate`);
+            0 leaves the scale at 1. Ignored without a filter.
     """
 
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
@@ -112,8 +115,12 @@ class FitConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     stitch_context: int = 32
     seed: int = 0
+    calibration_windows: int = 4000
 
     def __post_init__(self) -> None:
+        if self.calibration_windows < 0:
+            raise InputError(f"calibration_windows must be 0 (off) or a positive number of windows, "
+                             f"got {self.calibration_windows}")
         if not 1 <= self.stitch_context < self.train.window:
             raise InputError(
                 f"stitch_context must be between 1 and window - 1 = {self.train.window - 1}, got {self.stitch_context}"
@@ -303,6 +310,10 @@ def fit(
                  "n_windows": n_win, "device": str(dev)},
     )
     model.to(dev)
+    # 4. calibrate the residual scale of a filter model (DiffusionModel.calibrate: the filter compounds
+    #    a residual-variance error over long paths), with its own generator so training is unchanged
+    if vol_filter.active and cfg.calibration_windows:
+        model.calibrate(cfg.calibration_windows, seed=cfg.seed)
     if out is not None:
         model.save(out)
     return model
