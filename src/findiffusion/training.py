@@ -313,7 +313,7 @@ def fit(
     # 4. calibrate the residual scale of a filter model (DiffusionModel.calibrate: the filter compounds
     #    a residual-variance error over long paths), with its own generator so training is unchanged
     if vol_filter.active and cfg.calibration_windows:
-        model.calibrate(cfg.calibration_windows, seed=cfg.seed)
+        model.calibrate(cfg.calibration_windows, seed=cfg.seed, progress=progress)
     if out is not None:
         model.save(out)
     return model
