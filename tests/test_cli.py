@@ -62,9 +62,19 @@ def test_fit_and_sample_end_to_end(tmp_path, capsys, prices_csv):
     assert p.shape == (3, 11) and np.all(p[:, 0] == 100) and np.all(p > 0)
     # --vol-filter garch: a model of filtered returns, and forecasts from it continue the history
     fm = tmp_path / "mf"
-    code, _, _ = _run(capsys, "fit", "--data", str(prices_csv), "--column", "Adj Close", "--out", str(fm),
-                      "--config", str(cfg), "--quiet", "--vol-filter", "garch")
-    assert code == 0 and json.loads((fm / "model.json").read_text())["vol_filter"]["kind"] == "garch"
+    code, stdout, _ = _run(capsys, "fit", "--data", str(prices_csv), "--column", "Adj Close", "--out", str(fm),
+                           "--config", str(cfg), "--quiet", "--vol-filter", "garch")
+    meta = json.loads((fm / "model.json").read_text())
+    assert code == 0 and meta["vol_filter"]["kind"] == "garch" and meta["calibrated_for"] == ["dpm", 10]
+    assert f"residual scale {meta['residual_scale']:.4f} (dpm 10)" in stdout
+    code, stdout, _ = _run(capsys, "fit", "--data", str(prices_csv), "--column", "Adj Close", "--out",
+                           str(tmp_path / "m0"), "--config", str(cfg), "--quiet", "--calibration-windows", "0")
+    meta0 = json.loads((tmp_path / "m0" / "model.json").read_text())
+    assert code == 0 and meta0["residual_scale"] == 1.0 and meta0["calibrated_for"] is None
+    assert "residual scale" not in stdout
+    code, _, err = _run(capsys, "fit", "--data", str(prices_csv), "--out", str(tmp_path / "bad"),
+                        "--calibration-windows", "-1")
+    _one_line_error(code, err, "calibration-windows")
     code, stdout, _ = _run(capsys, "forecast", "--model", str(fm), "--data", str(prices_csv), "--column", "Adj Close",
                            "--horizon", "5", "--n", "50", "--steps", "2", "--out", str(tmp_path / "fc"), "--quiet")
     assert code == 0, stdout

@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prediction", choices=["eps", "v"],
                    help="what the network predicts (default eps; v is exact on Gaussian markets but measured "
                         "thinner-tailed on the S&P 500: see docs/realism.md)")
+    p.add_argument("--calibration-windows", type=int, default=None,
+                   help="windows drawn after training to calibrate a filter model's residual scale "
+                        "(default 4000; 0 = off; see README, Residual calibration)")
     p.add_argument("--config", help="JSON file with a full FitConfig (overrides the defaults)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
@@ -55,6 +58,10 @@ def make_config(args: argparse.Namespace):
     if args.window:
         train = dataclasses.replace(train, window=args.window)
         cfg = dataclasses.replace(cfg, stitch_context=min(cfg.stitch_context, max(1, args.window // 2)))
+    if args.calibration_windows is not None:
+        if args.calibration_windows < 0:
+            raise InputError(f"--calibration-windows must be 0 (off) or a positive number, got {args.calibration_windows}")
+        cfg = dataclasses.replace(cfg, calibration_windows=args.calibration_windows)
     return dataclasses.replace(cfg, train=train, seed=args.seed)
 
 
@@ -68,5 +75,7 @@ def run(args: argparse.Namespace) -> int:
                 progress=not args.quiet, data_info=info)
     loss = model.history["losses_every_50"][-1]
     print(f"model saved to {args.out}  ({info.n_returns} returns of {info.source}, {info.start} .. {info.end})")
-    print(f"final loss {loss:.4f}  wall time {time.time() - t0:.1f} s  device {model.history['device']}")
+    cal = (f"  residual scale {model.residual_scale:.4f} ({model.calibrated_for[0]} {model.calibrated_for[1]})"
+           if model.calibrated_for else "")
+    print(f"final loss {loss:.4f}  wall time {time.time() - t0:.1f} s  device {model.history['device']}{cal}")
     return 0
