@@ -200,8 +200,10 @@ class DiffusionModel:
             return f.reaction_moment(*f.filter(self.decode(k * u, var0), var0))
 
         lo, hi = 0.25, 4.0  # k is kept in this range (a barely trained network can fall outside it)
-        if moment(lo) >= f.reaction or moment(hi) <= f.reaction:
-            k = lo if moment(lo) >= f.reaction else hi
+        if moment(lo) >= f.reaction:
+            k = lo
+        elif moment(hi) <= f.reaction:
+            k = hi
         else:
             for _ in range(40):  # bisection to ~1e-12 relative
                 mid = 0.5 * (lo + hi)
@@ -366,13 +368,13 @@ class DiffusionModel:
         if antithetic:
             batch_size = 2 * max(1, batch_size // 2)  # batches keep pairs together
         bar = _progress(progress, len(chunks) * math.ceil(total / batch_size), "sample")
+        k = self.scale_for(sampler, steps)  # eq. (4): the filter state tracks the days as sample() decodes them
         out = []
         for b0 in range(0, total, batch_size):
             nb = min(batch_size, total - b0)
             rows = ctx_rows[b0:b0 + nb] if ctx_rows is not None else None
             s2b = s2_rows[b0:b0 + nb] if s2_rows is not None else None
-            out.append(self._sample_batch(nb, chunks, sampler, steps, gen, rows, eta, bar, s2b, antithetic,
-                                          self.scale_for(sampler, steps)))
+            out.append(self._sample_batch(nb, chunks, sampler, steps, gen, rows, eta, bar, s2b, antithetic, k))
         if bar:
             bar[0].stop()
         u_out = torch.cat(out).numpy().astype(np.float64)  # (M * N, T)
