@@ -67,6 +67,8 @@ def test_fit_and_sample_end_to_end(tmp_path, capsys, prices_csv):
     meta = json.loads((fm / "model.json").read_text())
     assert code == 0 and meta["vol_filter"]["kind"] == "garch" and meta["calibrated_for"] == ["dpm", 10]
     assert f"residual scale {meta['residual_scale']:.4f} (dpm 10)" in stdout
+    f = meta["vol_filter"]
+    assert f["alpha_max"] == 0.03 and f"filter reaction alpha {f['alpha']:.4f} (fitted, bound 0.03)" in stdout
     code, stdout, _ = _run(capsys, "fit", "--data", str(prices_csv), "--column", "Adj Close", "--out",
                            str(tmp_path / "m0"), "--config", str(cfg), "--quiet", "--calibration-windows", "0")
     meta0 = json.loads((tmp_path / "m0" / "model.json").read_text())

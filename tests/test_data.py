@@ -233,3 +233,36 @@ def test_volatility_filter_reaction_moment():
     d = f.to_dict()
     del d["reaction"]
     assert VolatilityFilter.from_dict(d).reaction is None
+
+
+def test_volatility_filter_fits_alpha_by_quasi_likelihood():
+    """Eq. (3a): alpha = 0 without clustering, the bound with strong clustering, the truth in between."""
+    beta = 0.965
+    cases = {  # (returns, expected alpha range)
+        "iid normal": (np.random.default_rng(0).normal(3e-4, 0.01, 8000), (0.0, 0.002)),
+        "strong garch": (_garch_path(8000, 0.08, 0.9, 3e-4, 1e-4, seed=2)[0], (0.025, 0.03)),
+        "weak garch": (_garch_path(20000, 0.012, beta, 3e-4, 1e-4, seed=3)[0], (0.005, 0.02)),
+    }
+    for name, (r, (lo, hi)) in cases.items():
+        f = VolatilityFilter(alpha=0.03, beta=beta, alpha_max=0.03).fit(r)
+        assert lo <= f.alpha <= hi, (name, f.alpha)
+        # the chosen alpha is at least as likely as any on a grid over [0, alpha_max]
+        best = max(VolatilityFilter(alpha=a, beta=beta).fit(r).quasi_loglik(r) for a in np.linspace(0, 0.03, 31))
+        assert f.quasi_loglik(r) >= best - 1e-6, name
+        # the rest of the fit uses the chosen alpha
+        assert f.reaction == pytest.approx(f.reaction_moment(*f.filter(r)))
+    # alpha = 0: the filter variance is the constant v, so residuals are standardized returns
+    r = cases["iid normal"][0]
+    f0 = VolatilityFilter(alpha=0.03, alpha_max=0.0).fit(r)
+    z, s2 = f0.filter(r)
+    assert f0.alpha == 0.0 and np.allclose(s2, r.var()) and np.allclose(z, (r - r.mean()) / r.std())
+    # without alpha_max alpha is kept; the bound is saved and old files (no alpha_max) load
+    assert VolatilityFilter(alpha=0.03).fit(r).alpha == 0.03
+    g = VolatilityFilter.from_dict(json.loads(json.dumps(f0.to_dict())))
+    assert g == f0 and g.alpha_max == 0.0
+    d = f0.to_dict()
+    del d["alpha_max"]
+    assert VolatilityFilter.from_dict(d).alpha_max is None
+    for bad in (-0.01, 0.04):
+        with pytest.raises(InputError, match="alpha_max"):
+            VolatilityFilter(beta=beta, alpha_max=bad)

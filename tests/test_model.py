@@ -159,6 +159,7 @@ def test_conditional_sample_is_decoded_from_the_filter_state(tmp_path):
     fd.fit(r.iloc[:1500], cfg, out_dir=tmp_path, device="cpu")
     model = load(tmp_path)  # the filter's state survives the round trip
     assert model.vol_filter.active and model.vol_filter.winsor == 4.0
+    assert model.vol_filter.alpha == 0.03 and model.vol_filter.alpha_max == 0.03  # S&P clusters: the bound
     assert model.context_days == max(model.config.stitch_context, model.vol_filter.warmup_days()) == 259
     c = np.random.default_rng(2).standard_t(4, 300) * 0.01
     u, s2 = model.encode(c)
@@ -195,13 +196,15 @@ def test_conditional_sample_is_decoded_from_the_filter_state(tmp_path):
 
 
 def _filter_model(tmp_path, in_channels: int | None = None):
-    """A 5-step tiny model with the GARCH filter (4 network channels), or rebuilt with 3 (as an older file)."""
+    """A 5-step tiny model with the GARCH filter (4 network channels), or rebuilt with 3 (as an older file).
+    Its reaction is kept at 0.03 (i.i.d. training returns would fit alpha = 0, a constant filter)."""
     import dataclasses
 
     from findiffusion.model import DiffusionModel
     from findiffusion.training import build_denoiser
 
-    model, _ = _fit_tiny_and_read_meta(tmp_path, "train", vol_filter="garch")
+    model, _ = _fit_tiny_and_read_meta(tmp_path, "train", vol_filter="garch", vol_fit_alpha=False)
+    assert model.vol_filter.alpha == 0.03
     if in_channels is None:
         return model
     cfg = dataclasses.replace(model.config, network=dataclasses.replace(model.config.network, in_channels=in_channels))

@@ -47,7 +47,10 @@ class TrainConfig:
             standardized returns. bench/realism.py: the filter model with its default sampler
             (DPM-Solver++ 10 steps from sigma_bar = 10) meets 28 of the 30 realism targets on three
             seeds, the unfiltered one with ODE 20 25 (volatility clustering too weak).
-        vol_alpha, vol_beta: the filter's reaction and persistence (fixed, not fitted).
+        vol_alpha, vol_beta: the filter's reaction and persistence; with ``vol_fit_alpha`` vol_alpha is the
+            upper bound of the reaction, which is fitted on the data (eq. (3a) of
+            :class:`~findiffusion.data.VolatilityFilter`: 0 on a market without volatility clustering).
+        vol_fit_alpha: fit the reaction in [0, vol_alpha] (default) or keep vol_alpha as it is.
         vol_winsor: the filter's winsorizing level c in sd (default 4; ``None``: none).
         prediction: what the network predicts, ``"eps"`` (the noise) or ``"v"`` (Salimans & Ho's
             v = alpha eps - sigma x0, from which the noise follows); see :mod:`findiffusion.denoiser`.
@@ -68,6 +71,7 @@ class TrainConfig:
     vol_alpha: float = 0.03
     vol_beta: float = 0.965
     vol_winsor: float | None = 4.0
+    vol_fit_alpha: bool = True
     prediction: str = "eps"
     batch_size: int = 64
     steps: int = 3200
@@ -89,9 +93,14 @@ class TrainConfig:
         if self.prediction not in Denoiser.PREDICTIONS:
             raise InputError(f"unknown prediction {self.prediction!r}; use one of {Denoiser.PREDICTIONS}")
         try:
-            VolatilityFilter(kind=self.vol_filter, alpha=self.vol_alpha, beta=self.vol_beta, winsor=self.vol_winsor)
+            self.volatility_filter()
         except InputError as exc:  # the same check, in the config's own names
             raise InputError(f"{exc} (TrainConfig.vol_filter / vol_alpha / vol_beta / vol_winsor)") from None
+
+    def volatility_filter(self) -> VolatilityFilter:
+        """The (unfitted) volatility filter these settings describe."""
+        return VolatilityFilter(kind=self.vol_filter, alpha=self.vol_alpha, beta=self.vol_beta, winsor=self.vol_winsor,
+                                alpha_max=self.vol_alpha if self.vol_fit_alpha else None)
 
 
 @dataclass(frozen=True)
@@ -243,8 +252,7 @@ def fit(
     t0 = time.time()
 
     # 1. preprocessing: returns -> residuals of the variance filter (identity by default) -> unit-variance values
-    vol_filter = VolatilityFilter(kind=tc.vol_filter, alpha=tc.vol_alpha, beta=tc.vol_beta,
-                                  winsor=tc.vol_winsor).fit(r)
+    vol_filter = tc.volatility_filter().fit(r)  # alpha fitted in [0, vol_alpha], eq. (3a)
     z, s2 = vol_filter.filter(r)  # (T,), (T + 1,)
     transform = ReturnTransform(kind=tc.transform).fit(z)
     u = transform.forward(z).astype(np.float32)
