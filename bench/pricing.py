@@ -11,6 +11,10 @@ Oracles (issue 5):
     AnalyticHestonEngine averaged over the stationary Gamma law of v_0 (generated paths start
     unconditioned, i.e. from the stationary regime), and its smile slopes down;
 (c) put–call parity on the EMS-corrected paths.
+A model cannot be more right than its training sample: each part also prices a stationary block bootstrap
+(mean block 20 days) of the same simulated training series with the same EMS correction, as a reference.
+The default 200 simulated years keep that sample's own error small (the fit costs the same at any length:
+a fixed number of optimisation steps).
 It also measures the antithetic variance-reduction factor (same paths, same seed).
 
 The simulators and QuantLib oracles here are imported by tests/test_pricing.py.
@@ -206,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's own)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     ap.add_argument("--maturities", default=None, help="days, comma-separated (default 21,63,252)")
-    ap.add_argument("--years", type=int, default=40, help="years of simulated training data (default 40)")
+    ap.add_argument("--years", type=int, default=200,
+                    help="years of simulated training data (default 200; the fit costs the same at any length, "
+                         "and at 40 years the sample's own 21-day variance was 6 %% above sigma^2 on GBM)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", choices=["gbm", "heston"], help="run one part")
     ap.add_argument("--prediction", default="eps", choices=["eps", "v"],
