@@ -83,7 +83,8 @@ class DiffusionModel:
     GBM, corr(log sigma^2, z^2) is -0.12 in the data and -0.03 in the samples). :meth:`calibrate` sets
     k so that the decoded generated residuals have the training M (``VolatilityFilter.reaction``),
     which puts the generated paths' long-run level (4) at the training one; the shape of the residuals
-    (tails, dependence) is unchanged.
+    (tails, dependence) is unchanged. With a fitted alpha = 0 (a market without volatility clustering,
+    eq. (3a) of the filter) sigma is constant and matching M sets the paths' variance directly.
     """
 
     def __init__(self, config: Any, denoiser: Denoiser, transform: ReturnTransform,
