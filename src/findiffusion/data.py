@@ -384,8 +384,9 @@ class VolatilityFilter:
     so the filter never reacts more than the data's volatility clustering warrants: on a market
     with none (GBM) \hat\alpha = 0 and \sigma_t is the constant v, instead of a variance that wanders
     on noise (relative sd ~16 % at \alpha = 0.03) and that the generated residuals would have to undo.
-    Real series with clustering hit the bound (S&P 500, WTI, NASDAQ, simulated Heston: \alpha = 0.03). ``kind="none"`` is the identity (\sigma_t = 1, m = 0). The
-    filter is the default of :class:`~findiffusion.training.TrainConfig` (bench/realism.py). With c = inf, (3) is
+    Real series with clustering hit the bound (S&P 500, WTI, NASDAQ, simulated Heston: \alpha = 0.03).
+    ``kind="none"`` is the identity (\sigma_t = 1, m = 0). The filter is the default of
+    :class:`~findiffusion.training.TrainConfig` (bench/realism.py). With c = inf, (3) is
     GARCH(1,1); a finite c (winsorized update) lets a shock beyond c sd raise the
     variance no more than one of c sd, so a generated extreme day cannot set off a spiral.
 

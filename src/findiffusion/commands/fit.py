@@ -75,10 +75,10 @@ def run(args: argparse.Namespace) -> int:
                 progress=not args.quiet, data_info=info)
     loss = model.history["losses_every_50"][-1]
     print(f"model saved to {args.out}  ({info.n_returns} returns of {info.source}, {info.start} .. {info.end})")
-    f = model.vol_filter
-    cal = (f"  filter reaction alpha {f.alpha:.4f}" + (f" (fitted, bound {f.alpha_max:g})" if f.alpha_max is not None
-                                                        else "") if f.active else "")
-    cal += (f"  residual scale {model.residual_scale:.4f} ({model.calibrated_for[0]} {model.calibrated_for[1]})"
-            if model.calibrated_for else "")
+    f, cal = model.vol_filter, ""
+    if f.active:
+        cal = f"  filter reaction alpha {f.alpha:.4f}" + ("" if f.alpha_max is None else f" (fitted, bound {f.alpha_max:g})")
+    if model.calibrated_for:
+        cal += f"  residual scale {model.residual_scale:.4f} ({model.calibrated_for[0]} {model.calibrated_for[1]})"
     print(f"final loss {loss:.4f}  wall time {time.time() - t0:.1f} s  device {model.history['device']}{cal}")
     return 0
