@@ -190,12 +190,12 @@ def _table(rows: list[dict], cols: list[str]) -> str:
     return pd.DataFrame(rows)[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}")
 
 
-def _boot_table(a: argparse.Namespace, kind: str, n: int, mats: list[int], s0: float, strikes: list[float],
+def _boot_table(kind: str, years: int, seed: int, n: int, mats: list[int], s0: float, strikes: list[float],
                 rate: float):
     """Prices on the bootstrap reference paths (rows in the order of price_with_model's table)."""
     from findiffusion.pricing import price_paths
 
-    paths = bootstrap_reference(kind, a.years, n, max(mats), a.seed)
+    paths = bootstrap_reference(kind, years, n, max(mats), seed)
     return price_paths(paths, s0=s0, strikes=strikes, maturities_days=mats, rate=rate, greeks=False).table
 
 
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                                sampler=a.sampler, steps=steps, seed=a.seed, greeks=False)
         t_s = time.time() - t0
         res.plot(out / "smile-gbm.png")
-        boot = _boot_table(a, "gbm", n, mats, s0, strikes, rate)
+        boot = _boot_table("gbm", a.years, a.seed, n, mats, s0, strikes, rate)
         rows = []
         for (_, row), b in zip(res.table.iterrows(), boot.itertuples(), strict=True):
             bs = float(black_scholes_price(s0, row.strike, row.maturity_days / DAYS, rate, 0.2, row.option))
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         res = price_with_model(model, s0=s0, strikes=strikes, maturities_days=mats, rate=rate, n_paths=n,
                                sampler=a.sampler, steps=steps, seed=a.seed, greeks=False)
         res.plot(out / "smile-heston.png")
-        boot = _boot_table(a, "heston", n, mats, s0, strikes, rate)
+        boot = _boot_table("heston", a.years, a.seed, n, mats, s0, strikes, rate)
         rows = []
         for (_, row), b in zip(res.table.iterrows(), boot.itertuples(), strict=True):
             orc = heston_stationary_price(s0, row.strike, row.maturity_days, rate, row.option)

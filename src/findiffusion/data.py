@@ -457,10 +457,10 @@ class VolatilityFilter:
         self.mean, self.var, self.var_max = float(r.mean()), float(r.var()), math.inf
         if self.alpha_max is not None:
             self.alpha = self._fit_alpha(r, self.alpha_max)
-        _, s2 = self.filter(r)
+        z, s2 = self.filter(r)  # the cap set next (CAP >= 1 times the largest s2) leaves these unchanged
         self.var_max = self.CAP * float(s2.max())
         self.start_quantiles = tuple(float(q) for q in np.quantile(s2[:-1], np.linspace(0, 1, 201)))
-        self.reaction = self.reaction_moment(*self.filter(r))
+        self.reaction = self.reaction_moment(z, s2)
         return self
 
     def quasi_loglik(self, r: np.ndarray) -> float:
@@ -477,11 +477,11 @@ class VolatilityFilter:
 
         if alpha_max == 0:
             return 0.0
-        cands = [0.0, float(alpha_max)]
+        scores = {0.0: nll(0.0), float(alpha_max): nll(alpha_max)}  # alpha -> negative log-likelihood
         opt = optimize.minimize_scalar(nll, bounds=(0.0, alpha_max), method="bounded", options={"xatol": 1e-4 * alpha_max})
         if opt.success:
-            cands.append(float(opt.x))
-        return min(cands, key=nll)
+            scores[float(opt.x)] = float(opt.fun)
+        return min(scores, key=scores.__getitem__)
 
     def reaction_moment(self, z: np.ndarray, s2: np.ndarray) -> float:
         r"""M = \sum \sigma^2_t \min(z_t^2, c^2) / \sum \sigma^2_t over all days and rows: what drives (3) on average.
