@@ -6,6 +6,9 @@ Each variant is the default FitConfig with a different volatility filter
     python bench/filter_choice.py --variant garch --data sp500 --seed 0 --out bench/out/models/fc-sp500-garch-s0
     python bench/realism.py --data sp500 --model bench/out/models/fc-sp500-garch-s0 --model ... --no-gjr
 
+The mid/f40/f45/fast variants are the persistence comparison of docs/realism.md (*The filter's
+persistence*: 0.99 meets the clustering goal on three S&P seeds but costs tails; not adopted).
+
 ``--split 80`` (default) trains on the first 80 % of the days (the realism protocol);
 ``--split 2014`` on the S&P 500 up to 2014-12-31 (the backtest and forecast benches).
 """
@@ -27,6 +30,10 @@ VARIANTS = {
     "garch": dict(vol_filter="garch", vol_alpha=0.03, vol_beta=0.965, vol_winsor=None),
     "garch-w4": dict(vol_filter="garch", vol_alpha=0.03, vol_beta=0.965, vol_winsor=4.0),  # = fit --vol-filter garch
     "fast-w4": dict(vol_filter="garch", vol_alpha=0.05, vol_beta=0.94, vol_winsor=4.0),
+    "mid-w4": dict(vol_filter="garch", vol_alpha=0.04, vol_beta=0.955, vol_winsor=4.0),
+    "fast-w3": dict(vol_filter="garch", vol_alpha=0.05, vol_beta=0.94, vol_winsor=3.0),
+    "f45-w4": dict(vol_filter="garch", vol_alpha=0.045, vol_beta=0.945, vol_winsor=4.0),
+    "f40-w4": dict(vol_filter="garch", vol_alpha=0.04, vol_beta=0.95, vol_winsor=4.0),
 }
 
 
