@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             k = sf.excess_kurtosis(r)
             rows.append((_name, lever, k, lo_k <= k <= hi_k, sf.rmse(sf.acf(r, absolute=True), racf)))
 
-        add("as sampled", model.decode(gu, var0))
+        r_gen = model.decode(gu, var0)  # the returns `sample` gives for these windows, (N, L)
+        add("as sampled", r_gen)
         lr_real, lr_gen = np.log(np.sqrt((ru**2).mean(1))), np.log(np.sqrt((gu**2).mean(1)))
         F = lr_real.std() / lr_gen.std()
         add(f"window spread x{F:.3f}", model.decode(gu * np.exp((F - 1) * (lr_gen - lr_gen.mean()))[:, None], var0))
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # diagnostics: window spread and residuals by volatility bin, real vs generated
         zr, sr = model.transform.inverse(ru), make_windows(s2_real[:-1], L)
-        sg = f.filter(model.decode(gu, var0), var0)[1][:, :-1]
+        sg = f.filter(r_gen, var0)[1][:, :-1]
         print(f"{name}: sd of log window rms of u, real {lr_real.std():.3f}, generated {lr_gen.std():.3f}")
         edges = np.quantile(sr, [0, 0.5, 0.8, 0.95, 0.99, 1.0])
         edges[-1] = np.inf
