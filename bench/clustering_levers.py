@@ -46,6 +46,34 @@ def unfilter_sloped(f: VolatilityFilter, z: np.ndarray, var0: np.ndarray, b: flo
     return r
 
 
+def unfilter_binned(f: VolatilityFilter, z: np.ndarray, var0: np.ndarray, edges: np.ndarray,
+                    k: np.ndarray) -> np.ndarray:
+    """Eq. (3) forwards with the residual of day t scaled by k[bin of sigma^2_t] (bins: ``edges`` of the
+    filter variance). Shape: (N, T) -> (N, T)."""
+    r = np.empty_like(z)
+    s2 = np.asarray(var0, dtype=float).copy()  # (N,)
+    for t in range(z.shape[1]):
+        zt = z[:, t] * k[np.clip(np.searchsorted(edges, s2, side="right") - 1, 0, len(k) - 1)]
+        r[:, t] = f.mean + np.sqrt(s2) * zt
+        s2 = f._next_var(s2, zt)
+    return r
+
+
+def fitted_bins(f: VolatilityFilter, z: np.ndarray, var0: np.ndarray, edges: np.ndarray, target: np.ndarray,
+                iters: int = 12) -> np.ndarray:
+    """Per-bin scales k_b such that the decoded residuals' E[z^2 | bin of sigma^2_t] is ``target``, by
+    fixed-point iteration (each pass re-decodes, since the scales move the states). Shape: (B,)."""
+    k = np.ones(len(target))
+    for _ in range(iters):
+        r = unfilter_binned(f, z, var0, edges, k)
+        zz, s2 = f.filter(r, var0)
+        b = np.clip(np.searchsorted(edges, s2[:, :-1], side="right") - 1, 0, len(k) - 1)
+        for j in range(len(k)):
+            if (b == j).sum() > 200:
+                k[j] *= np.sqrt(target[j] / np.mean(zz[b == j] ** 2))
+    return k
+
+
 def matched_level(f: VolatilityFilter, z: np.ndarray, var0: np.ndarray, b: float) -> float:
     """k0 with M(k0 z decoded with slope b) = the training M, by bisection on [0.5, 2]."""
     lo, hi = 0.5, 2.0
@@ -84,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         ru = make_windows(u_real, L)  # training residual windows, (W, L)
         g = torch.Generator().manual_seed(a.seed)
         var0 = model.start_variance(a.n, g)  # (N,)
-        gu = model.sample_model_space(a.n, L, var=var0, generator=g) * model.scale_for()  # (N, L)
+        u_raw = model.sample_model_space(a.n, L, var=var0, generator=g)  # (N, L)
+        gu = u_raw * model.scale_for()  # k u, eq. (4)
         z = model.transform.inverse(gu)
         name = d.rstrip("/").split("/")[-1]
 
@@ -92,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             k = sf.excess_kurtosis(r)
             rows.append((_name, lever, k, lo_k <= k <= hi_k, sf.rmse(sf.acf(r, absolute=True), racf)))
 
-        r_gen = model.decode(gu, var0)  # the returns `sample` gives for these windows, (N, L)
+        r_gen = model.decode_generated(u_raw, var0)  # the returns `sample` gives for these windows, (N, L)
         add("as sampled", r_gen)
         lr_real, lr_gen = np.log(np.sqrt((ru**2).mean(1))), np.log(np.sqrt((gu**2).mean(1)))
         F = lr_real.std() / lr_gen.std()
@@ -104,8 +133,19 @@ def main(argv: list[str] | None = None) -> int:
             capped = dataclasses.replace(f, var_max=c * float(s2_real.max()))
             add(f"variance cap {c:g}x", capped.unfilter(z, var0))
 
-        # diagnostics: window spread and residuals by volatility bin, real vs generated
         zr, sr = model.transform.inverse(ru), make_windows(s2_real[:-1], L)
+        edges = np.quantile(sr, [0, 0.5, 0.8, 0.95, 0.99, 1.0])
+        edges[0], edges[-1] = 0.0, np.inf
+        bin_r = np.clip(np.searchsorted(edges, sr, side="right") - 1, 0, 4)
+        target = np.array([np.mean(zr[bin_r == j] ** 2) for j in range(5)])
+        kb = fitted_bins(f, z, var0, edges, target)
+        add("state bins fitted (k " + "/".join(f"{v:.3f}" for v in kb) + ")", unfilter_binned(f, z, var0, edges, kb))
+        kb3 = fitted_bins(f, z, var0, edges[[0, 2, 4, 5]], np.array(
+            [np.mean(zr[(sr >= lo) & (sr < hi)] ** 2) for lo, hi in zip(edges[[0, 2, 4]], edges[[2, 4, 5]], strict=True)]))
+        add("3 state bins fitted (k " + "/".join(f"{v:.3f}" for v in kb3) + ")",
+            unfilter_binned(f, z, var0, edges[[0, 2, 4, 5]], kb3))
+
+        # diagnostics: window spread and residuals by volatility bin, real vs generated
         sg = f.filter(r_gen, var0)[1][:, :-1]
         print(f"{name}: sd of log window rms of u, real {lr_real.std():.3f}, generated {lr_gen.std():.3f}")
         edges = np.quantile(sr, [0, 0.5, 0.8, 0.95, 0.99, 1.0])

@@ -38,8 +38,9 @@ VARIANTS = {
 }
 
 
-def config(variant: str, seed: int, prediction: str = "eps", global_pool: bool = False) -> FitConfig:
-    train = dataclasses.replace(BASE.train, prediction=prediction, **VARIANTS[variant])
+def config(variant: str, seed: int, prediction: str = "eps", global_pool: bool = False,
+           day_state: bool = False) -> FitConfig:
+    train = dataclasses.replace(BASE.train, prediction=prediction, day_state=day_state, **VARIANTS[variant])
     network = dataclasses.replace(BASE.network, global_pool=global_pool)
     return dataclasses.replace(BASE, seed=seed, train=train, network=network)
 
@@ -53,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prediction", choices=("eps", "v"), default="eps", help="network target (default eps)")
     p.add_argument("--global-pool", action="store_true",
                    help="network with the window-mean pooling path (NetworkConfig.global_pool; off by default)")
+    p.add_argument("--day-state", action="store_true",
+                   help="network with the self-conditioned day-state channel (TrainConfig.day_state)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
@@ -61,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     info = SeriesInfo(source=a.data, column="", n_returns=len(train), start=str(train.index[0].date()),
                       end=str(train.index[-1].date()), last_price=None)
     t0 = time.time()
-    findiffusion.fit(train, config(a.variant, a.seed, a.prediction, a.global_pool), out_dir=a.out, device=a.device, data_info=info)
+    findiffusion.fit(train, config(a.variant, a.seed, a.prediction, a.global_pool, a.day_state), out_dir=a.out, device=a.device, data_info=info)
     print(f"{a.variant} {a.prediction} {a.data} seed {a.seed} split {a.split}: fitted in {time.time() - t0:.0f} s", file=sys.stderr)
     return 0
 

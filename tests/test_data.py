@@ -266,3 +266,70 @@ def test_volatility_filter_fits_alpha_by_quasi_likelihood():
     for bad in (-0.01, 0.04):
         with pytest.raises(InputError, match="alpha_max"):
             VolatilityFilter(beta=beta, alpha_max=bad)
+
+
+@pytest.mark.parametrize("winsor", [None, 3.0])
+def test_state_path_in_torch_is_the_filter_recursion(winsor):
+    """VolatilityFilter.state_path (the denoiser's day-state channel) gives 0.5 log(sigma^2_t / v) of
+    :meth:`filter` for every day, from the first day's state, including winsorizing and the cap."""
+    import torch
+
+    rng = np.random.default_rng(3)
+    f = VolatilityFilter(winsor=winsor).fit(rng.standard_t(4, 2000) * 0.01)
+    r = rng.standard_t(3, (6, 50)) * 0.02
+    r[0, 5:45] = 0.5  # a run of huge days that meets the cap
+    var0 = rng.uniform(0.3, 3, 6) * f.var
+    z, s2 = f.filter(r, var0)
+    got = f.state_path(torch.from_numpy(z), torch.from_numpy(f.state(var0)))
+    np.testing.assert_allclose(got.numpy(), f.state(s2[:, :-1]), rtol=1e-10, atol=1e-12)
+    assert np.isclose(s2[0].max(), f.var_max)  # the cap was reached
+    none = VolatilityFilter(kind="none")
+    assert torch.equal(none.state_path(torch.ones(2, 5), torch.zeros(2)), torch.zeros(2, 5))
+
+
+@pytest.mark.parametrize("kind", ["lambertw", "standard"])
+def test_transform_inverse_in_torch_matches_numpy(kind):
+    import torch
+
+    rng = np.random.default_rng(0)
+    t = ReturnTransform(kind=kind).fit(rng.standard_t(3, 3000) * 0.01)
+    u = np.concatenate([np.linspace(-8, 8, 101), rng.normal(size=50)])  # beyond v_max too
+    np.testing.assert_allclose(t.inverse_torch(torch.from_numpy(u)).numpy(), t.inverse(u), rtol=1e-12, atol=1e-15)
+
+
+def test_volatility_state_bins_are_fitted_from_training_quantiles():
+    """state_edges are the state_quantiles of sigma^2 / v with at least MIN_BIN_DAYS days in every bin;
+    state_z2 is E z^2 of the training residuals in each bin; alpha = 0 (constant variance) gives one bin."""
+    r = _garch_path(3000, 0.08, 0.9, 3e-4, 1e-4, seed=4)[0]
+    f = VolatilityFilter(state_quantiles=(0.5, 0.8, 0.95, 0.99)).fit(r)
+    z, s2 = f.filter(r)
+    h = s2[:-1] / f.var
+    # 3000 days: 30 above the 99 % quantile, fewer than MIN_BIN_DAYS = 50, so that edge is dropped
+    np.testing.assert_allclose(f.state_edges, np.quantile(h, [0.5, 0.8, 0.95]), rtol=1e-12)
+    b = f.state_bin(s2[:-1])
+    assert b.min() == 0 and b.max() == 3 and np.bincount(b).min() >= VolatilityFilter.MIN_BIN_DAYS
+    np.testing.assert_allclose(f.state_z2, [np.mean(z[b == j] ** 2) for j in range(4)], rtol=1e-12)
+    back = VolatilityFilter.from_dict(json.loads(json.dumps(f.to_dict(), allow_nan=False)))
+    assert back == f
+    # unfilter with one factor per bin scales day t's residual by the factor of sigma^2_t's bin
+    g = np.array([0.9, 1.0, 1.1, 1.2])
+    rg = f.unfilter(z, s2[0], g)
+    zg, s2g = f.filter(rg, s2[0])
+    np.testing.assert_allclose(zg, z * g[f.state_bin(s2g[:-1])], rtol=1e-9)
+    with pytest.raises(InputError, match="one factor per volatility-state bin"):
+        f.unfilter(z, s2[0], g[:3])
+    # no clustering: alpha = 0, a constant variance, no edges, one bin
+    iid = np.random.default_rng(0).normal(0, 0.01, 3000)
+    f0 = VolatilityFilter(alpha_max=0.03, state_quantiles=(0.5, 0.8)).fit(iid)
+    assert f0.alpha == 0 and f0.state_edges == () and len(f0.state_z2) == 1
+    # bad quantiles and files with inconsistent bins
+    for bad in ((0.5, 0.5), (0.0, 0.5), (0.8, 0.5), (1.0,)):
+        with pytest.raises(InputError, match="quantiles"):
+            VolatilityFilter(state_quantiles=bad)
+    for key, value in (("state_edges", [2.0, 1.0, 3.0]), ("state_z2", [1.0, 1.0]), ("state_z2", [1, 1, -1, 1])):
+        with pytest.raises(InputError, match="refit"):
+            VolatilityFilter.from_dict({**f.to_dict(), key: value})
+    d = f.to_dict()
+    for key in ("state_quantiles", "state_edges", "state_z2"):  # files from before the bins: one bin
+        del d[key]
+    assert VolatilityFilter.from_dict(d).state_edges == ()

@@ -82,3 +82,58 @@ def test_the_filter_state_channel_is_required_and_used():
     three = Denoiser(DilatedResNet(NetworkConfig(channels=8, dilations=(1, 2), time_embed_dim=16)), NoiseSchedule())
     torch.nn.init.normal_(three.network.head[-1].weight)
     assert not three.uses_state and torch.equal(three(x, tau), three(x, tau, state=torch.ones(2)))
+
+
+def _day_state_denoiser() -> tuple[Denoiser, list]:
+    """A 5-channel denoiser whose day-state map records its inputs and returns state0 + cumulative sum of x."""
+    torch.manual_seed(0)
+    calls: list = []
+
+    def day_state(u: torch.Tensor, state0: torch.Tensor) -> torch.Tensor:
+        calls.append(u.clone())
+        return state0[:, None] + torch.cumsum(u, dim=-1)
+
+    net = DilatedResNet(NetworkConfig(channels=8, dilations=(1, 2), time_embed_dim=16, in_channels=5))
+    torch.nn.init.normal_(net.head[-1].weight)  # the head starts at zero: give the output a say
+    return Denoiser(net, NoiseSchedule(), day_state=day_state), calls
+
+
+def test_the_day_state_channel_self_conditions_on_the_last_clean_estimate():
+    """eps_fn's first call sees channel 4 = 0; each later call sees the day states (minus the first day's)
+    of the previous call's clean estimate, with observed days taken from the context."""
+    den, calls = _day_state_denoiser()
+    assert den.uses_state and den.uses_day_state
+    with pytest.raises(ValueError, match="day_state"):
+        Denoiser(DilatedResNet(NetworkConfig(channels=8, dilations=(1,), in_channels=5)), NoiseSchedule())
+    seen = []
+    den.network.register_forward_hook(lambda mod, args, out: seen.append(args[0].clone()))
+    x, state = torch.randn(2, 16), torch.tensor([0.3, -0.2])
+    ctx, mask = torch.full((2, 16), 0.7), (torch.arange(16) < 4).float().expand(2, 16)
+    fn = den.eps_fn(ctx, mask, state=state)
+    tau1, tau2 = torch.full((2,), 600.0, dtype=torch.float64), torch.full((2,), 400.0, dtype=torch.float64)
+    eps1 = fn(x, tau1)
+    assert torch.equal(seen[0][:, 4], torch.zeros(2, 16))
+    ab = den.schedule.alpha_bar(tau1).float()[:, None]
+    x0 = (x - (1 - ab).sqrt() * eps1) / ab.sqrt()
+    expect = torch.where(mask > 0, ctx, x0.clamp(-den.CLIP, den.CLIP))
+    fn(x, tau2)
+    torch.testing.assert_close(calls[-1], expect)
+    torch.testing.assert_close(seen[1][:, 4], torch.cumsum(expect, dim=-1))
+    assert torch.equal(seen[1][:, 3], state[:, None].expand(2, 16))
+    # a fresh callable starts again from zeros
+    den.eps_fn(ctx, mask, state=state)(x, tau2)
+    assert torch.equal(seen[2][:, 4], torch.zeros(2, 16))
+
+
+def test_the_day_state_loss_self_conditions_half_the_windows():
+    """Training: a gradient-free first pass gives x0_hat; about half the windows see its day states."""
+    den, _ = _day_state_denoiser()
+    seen = []
+    den.network.register_forward_hook(lambda mod, args, out: seen.append(args[0].clone()))
+    x0 = torch.randn(400, 16)
+    loss = den.loss(x0, torch.zeros(400, 16), torch.Generator().manual_seed(0), state=torch.zeros(400))
+    loss.backward()
+    assert len(seen) == 2 and torch.equal(seen[0][:, 4], torch.zeros(400, 16))
+    used = seen[1][:, 4].abs().sum(dim=1) > 0
+    assert 0.4 < used.float().mean() < 0.6
+    assert all(p.grad is not None for p in den.parameters())

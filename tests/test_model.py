@@ -171,8 +171,16 @@ def test_conditional_sample_is_decoded_from_the_filter_state(tmp_path):
     # k applies to the calibrated sampler (the default: DPM 10), not to DPM 3
     assert model.calibrated_for == model.default_sampler and model.residual_scale != 1.0
     assert model.scale_for(steps=3) == 1.0 and model.scale_for() == model.residual_scale
-    np.testing.assert_allclose(model.decode_generated(u_new[0], s2[-1]),
-                               model.decode(model.residual_scale * u_new[0], s2[-1]), rtol=1e-12)
+    # eqs. (4), (5): residuals of k u, day t's scaled by g of the bin its filter variance falls in, then eq. (3)
+    f, g = model.vol_filter, np.asarray(model.state_factors)
+    assert len(f.state_edges) == 3 and len(g) == 4  # 1500 days: the 99 % quantile leaves < 50 days above, dropped
+    z, v, expect = model.transform.inverse(model.residual_scale * u_new[0]), np.full(5, s2[-1]), []
+    for t in range(z.shape[1]):
+        zt = z[:, t] * g[np.searchsorted(f.state_edges, v / f.var, side="right")]
+        expect.append(f.mean + np.sqrt(v) * zt)
+        v = f._next_var(v, zt)
+    np.testing.assert_allclose(model.decode_generated(u_new[0], s2[-1]), np.stack(expect, 1), rtol=1e-12)
+    assert model.factors_for(steps=3) is None and model.factors_for() == model.state_factors
     with pytest.raises(InputError, match="context_u"):
         model.sample_model_space(2, 5, context_u=u, var=s2, steps=2)  # 1-D: one history must be shape (1, C)
     with pytest.raises(InputError, match="pass var"):
@@ -406,9 +414,14 @@ def test_calibration_sets_the_residual_scale_and_the_long_run_variance_of_eq_4(t
         return float(s2[:, 500:700].mean())
 
     assert late_variance(model) == pytest.approx(level, rel=0.15)
-    model.residual_scale = 1.0
+    # eq. (5) per state bin, then k: the generated residuals are i.i.d. with sd 0.82 x scale whatever the state,
+    # so k g_b brings them to the training residuals' sd in bin b
+    f_bins = np.asarray(model.state_factors)
+    assert len(f_bins) == len(f.state_edges) + 1 == 3  # 300 training days: the 95 and 99 % quantiles dropped
+    np.testing.assert_allclose(k * f_bins, np.sqrt(f.state_z2) / (0.82 * scale), rtol=0.05)
+    model.residual_scale, model.state_factors = 1.0, None
     off = late_variance(model)
-    assert (off > 2 * level) if k < 1 else (off < 0.6 * level)
+    assert (off < 0.6 * level) if scale < 1 else (off > 2 * level)
 
 
 def test_calibration_is_saved_and_leaves_unfiltered_models_alone(tmp_path):
@@ -416,12 +429,17 @@ def test_calibration_is_saved_and_leaves_unfiltered_models_alone(tmp_path):
     model.calibrate(500, seed=0, sampler="ddim", steps=5)
     model.save(tmp_path / "f")
     back = load(tmp_path / "f")
-    assert back.residual_scale == model.residual_scale != 1.0 and back.calibrated_for == ("ddim", 5)
+    assert back.residual_scale == model.residual_scale and back.calibrated_for == ("ddim", 5)
+    assert back.state_factors == model.state_factors is not None
     assert back.scale_for("ddim", 5) == model.residual_scale and back.scale_for("ddim", 6) == 1.0
     meta = json.loads((tmp_path / "f" / "model.json").read_text())
     for bad in (["warp", 5], ["ddim", 0], "ddim"):
         (tmp_path / "f" / "model.json").write_text(json.dumps({**meta, "calibrated_for": bad}))
         with pytest.raises(ModelFileError, match="calibrated_for"):
+            load(tmp_path / "f")
+    for bad in ([1.0], [1.0, -1.0, 1.0], "x"):
+        (tmp_path / "f" / "model.json").write_text(json.dumps({**meta, "state_factors": bad}))
+        with pytest.raises(ModelFileError, match="state_factors"):
             load(tmp_path / "f")
     for bad in (0, -1.0, "x", None):
         meta["residual_scale"] = bad
@@ -434,3 +452,23 @@ def test_calibration_is_saved_and_leaves_unfiltered_models_alone(tmp_path):
         model.calibrate(0)
     model.vol_filter.reaction = None  # a file from before the reaction moment: nothing to calibrate to
     assert model.calibrate(10) == 1.0 == model.residual_scale
+
+
+def test_day_state_models_fit_save_load_and_condition(tmp_path):
+    """TrainConfig.day_state: a 5-channel network whose sampling callable self-conditions (channel 4 non-zero
+    after the first call); same seed, same paths after a reload; conditional paths keep their context."""
+    from findiffusion.training import TrainConfig
+
+    with pytest.raises(InputError, match="day_state needs a volatility filter"):
+        TrainConfig(vol_filter="none", day_state=True)
+    model, meta = _fit_tiny_and_read_meta(tmp_path, "train", vol_filter="garch", vol_fit_alpha=False, day_state=True)
+    assert meta["fit_config"]["network"]["in_channels"] == 5 and model.denoiser.uses_day_state
+    seen = []
+    model.denoiser.network.register_forward_hook(lambda mod, args, out: seen.append(args[0][:, 4].abs().max().item()))
+    a = model.sample(4, 50, steps=4, seed=2)
+    assert seen[0] == 0 and all(v > 0 for v in seen[1:4])
+    again = load(tmp_path)
+    assert np.array_equal(a, again.sample(4, 50, steps=4, seed=2)) and np.isfinite(a).all()
+    ctx = np.random.default_rng(1).normal(0, 0.01, 100)
+    cond = again.sample(3, 20, steps=4, seed=2, context=ctx)
+    assert cond.shape == (3, 20) and np.isfinite(cond).all()

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from scipy import optimize, special, stats
 
 from findiffusion.errors import InputError
@@ -346,6 +347,16 @@ class ReturnTransform:
         z = np.sign(v) * (a * g + g * (1 + self.delta * a * a) * (np.abs(v) - a))
         return self.loc + self.scale * z
 
+    def inverse_torch(self, u: torch.Tensor) -> torch.Tensor:
+        """:meth:`inverse` on a tensor (the same eq. (1) and tangent continuation). Shape: any -> the same."""
+        if self.kind == "standard":
+            return self.loc + self.scale * u
+        v = u * self.u_std + self.u_mean
+        a = v.abs().clamp_max(self.v_max)
+        g = torch.exp(0.5 * self.delta * a * a)
+        z = torch.sign(v) * (a * g + g * (1 + self.delta * a * a) * (v.abs() - a))
+        return self.loc + self.scale * z
+
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self._FIELDS}
         d["v_max"] = None if math.isinf(self.v_max) else self.v_max  # strict JSON has no Infinity
@@ -405,6 +416,13 @@ class VolatilityFilter:
             M = \sum_t \sigma^2_t \min(z_t^2, c^2) / \sum_t \sigma^2_t (:meth:`reaction_moment`): (3) is
             stationary at the training level when generated residuals have the same M (eq. (4) of
             :mod:`findiffusion.model`). ``None`` in files written before it existed.
+        state_quantiles: quantiles of the filtered training variances that split days into volatility
+            states for the residual calibration (:meth:`~findiffusion.model.DiffusionModel.calibrate`);
+            a quantile is used only where at least ``MIN_BIN_DAYS`` training days lie on each side.
+        state_edges: the variance levels of those quantiles, in units of v (fitted; interior bin edges,
+            so ``len(state_edges) + 1`` bins; empty when the variance does not move, e.g. alpha = 0).
+        state_z2: E[z_t^2] of the training residuals in each bin of sigma^2_t / v (fitted): how wide the
+            residuals are at each volatility state, the target of the state-binned calibration.
     """
 
     kind: str = "garch"
@@ -417,12 +435,17 @@ class VolatilityFilter:
     start_quantiles: tuple[float, ...] = field(default=(), repr=False)
     reaction: float | None = None
     alpha_max: float | None = None
+    state_quantiles: tuple[float, ...] = ()
+    state_edges: tuple[float, ...] = ()
+    state_z2: tuple[float, ...] = ()
 
     KINDS = ("garch", "none")
     _FIELDS = ("kind", "alpha", "beta", "winsor", "mean", "var", "var_max", "start_quantiles", "reaction",
-               "alpha_max")
+               "alpha_max", "state_quantiles", "state_edges", "state_z2")
     #: the cap on \sigma^2_t, as a multiple of the largest filtered training variance
     CAP = 10.0
+    #: training days a volatility-state bin needs on each side of its edge
+    MIN_BIN_DAYS = 50
 
     def __post_init__(self) -> None:
         if self.kind not in self.KINDS:
@@ -437,6 +460,9 @@ class VolatilityFilter:
         if self.alpha_max is not None and not (self.alpha_max >= 0 and self.alpha_max + self.beta < 1):
             raise InputError(f"volatility filter needs 0 <= alpha_max and alpha_max + beta < 1, got alpha_max = "
                              f"{self.alpha_max}, beta = {self.beta}")
+        q = self.state_quantiles
+        if not all(0 < v < 1 for v in q) or np.any(np.diff(q) <= 0):
+            raise InputError(f"volatility-state quantiles must be increasing and strictly between 0 and 1, got {q}")
 
     @property
     def active(self) -> bool:
@@ -461,7 +487,25 @@ class VolatilityFilter:
         self.var_max = self.CAP * float(s2.max())
         self.start_quantiles = tuple(float(q) for q in np.quantile(s2[:-1], np.linspace(0, 1, 201)))
         self.reaction = self.reaction_moment(z, s2)
+        self.state_edges, self.state_z2 = self._state_bins(z, s2[:-1] / self.var)
         return self
+
+    def _state_bins(self, z: np.ndarray, h: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Interior edges of the volatility-state bins (``state_quantiles`` of h = sigma^2 / v, those with
+        ``MIN_BIN_DAYS`` days on each side and strictly inside the range of h) and E z^2 in each bin."""
+        edges: list[float] = []
+        for q in self.state_quantiles:
+            e = float(np.quantile(h, q))
+            lo = edges[-1] if edges else -math.inf
+            if e > lo and np.sum((h >= lo) & (h < e)) >= self.MIN_BIN_DAYS and np.sum(h >= e) >= self.MIN_BIN_DAYS:
+                edges.append(e)
+        b = np.searchsorted(edges, h, side="right")  # bin of each day, 0..len(edges)
+        return tuple(edges), tuple(float(np.mean(z[b == j] ** 2)) for j in range(len(edges) + 1))
+
+    def state_bin(self, s2: np.ndarray) -> np.ndarray:
+        """Volatility-state bin (0 .. len(state_edges)) of variances sigma^2. Shape: any -> the same."""
+        return np.searchsorted(np.asarray(self.state_edges, dtype=float), np.asarray(s2, dtype=float) / self.var,
+                               side="right")
 
     def quasi_loglik(self, r: np.ndarray) -> float:
         r"""Mean Gaussian quasi-log-likelihood of returns under (3), up to a constant:
@@ -515,16 +559,26 @@ class VolatilityFilter:
             s2[..., t + 1] = self._next_var(s2[..., t], z[..., t])
         return z, s2
 
-    def unfilter(self, z: np.ndarray, var0: np.ndarray | float | None = None) -> np.ndarray:
-        """Rebuild returns from residuals z, eq. (3) forwards. Shape: (..., T) -> (..., T)."""
+    def unfilter(self, z: np.ndarray, var0: np.ndarray | float | None = None,
+                 state_factors: tuple[float, ...] | np.ndarray | None = None) -> np.ndarray:
+        """Rebuild returns from residuals z, eq. (3) forwards. Shape: (..., T) -> (..., T).
+
+        ``state_factors`` (one per volatility-state bin, :meth:`state_bin`): day t's residual is first
+        scaled by the factor of the bin sigma^2_t falls in (the state-binned calibration of generated
+        residuals); the scaled residual also drives (3)."""
         z = np.asarray(z, dtype=float)
         if not self.active:
             return z.copy()
+        g = None if state_factors is None else np.asarray(state_factors, dtype=float)
+        if g is not None and len(g) != len(self.state_edges) + 1:
+            raise InputError(f"state_factors needs one factor per volatility-state bin ({len(self.state_edges) + 1}), "
+                             f"got {len(g)}")
         r = np.empty_like(z)
         s2 = np.broadcast_to(np.asarray(self.var if var0 is None else var0, dtype=float), z.shape[:-1]).copy()
         for t in range(z.shape[-1]):
-            r[..., t] = self.mean + np.sqrt(s2) * z[..., t]
-            s2 = self._next_var(s2, z[..., t])
+            zt = z[..., t] if g is None else z[..., t] * g[self.state_bin(s2)]
+            r[..., t] = self.mean + np.sqrt(s2) * zt
+            s2 = self._next_var(s2, zt)
         return r
 
     def _next_var(self, s2: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -541,6 +595,22 @@ class VolatilityFilter:
             return np.zeros_like(s2)
         return 0.5 * np.log(s2 / self.var)
 
+    def state_path(self, z: torch.Tensor, state0: torch.Tensor) -> torch.Tensor:
+        r"""The state s_t = \tfrac12\log(\sigma^2_t / v) of every day of windows of residuals z, by (3)
+        from the first day's state ``state0`` (in torch, for the denoiser's day-state channel).
+        Shape: z (B, L), state0 (B,) -> (B, L); zeros without a filter."""
+        if not self.active:
+            return torch.zeros_like(z)
+        c2 = math.inf if self.winsor is None else self.winsor ** 2
+        h = torch.exp(2.0 * state0.to(z.dtype))  # sigma^2_1 / v, (B,)
+        h_max = self.var_max / self.var
+        out = []
+        for t in range(z.shape[-1]):
+            out.append(h)
+            h = ((1 - self.alpha - self.beta) + self.alpha * h * (z[:, t] ** 2).clamp_max(c2)
+                 + self.beta * h).clamp_max(h_max)  # eq. (3) in units of v
+        return 0.5 * torch.log(torch.stack(out, dim=-1))  # (B, L)
+
     def sample_start(self, n: int, u: np.ndarray) -> np.ndarray:
         """Start variances for ``n`` unconditional paths from uniforms ``u`` in [0, 1). Shape: (n,)."""
         if not self.active or not self.start_quantiles:
@@ -550,7 +620,8 @@ class VolatilityFilter:
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self._FIELDS}
-        d["start_quantiles"] = list(self.start_quantiles)
+        for k in ("start_quantiles", "state_quantiles", "state_edges", "state_z2"):
+            d[k] = list(d[k])
         d["var_max"] = None if math.isinf(self.var_max) else self.var_max  # strict JSON has no Infinity
         return d
 
@@ -565,12 +636,18 @@ class VolatilityFilter:
                     var=float(d["var"]), var_max=math.inf if d["var_max"] is None else float(d["var_max"]),
                     start_quantiles=tuple(float(v) for v in d["start_quantiles"]),
                     reaction=None if d.get("reaction") is None else float(d["reaction"]),
-                    alpha_max=None if d.get("alpha_max") is None else float(d["alpha_max"]))
+                    alpha_max=None if d.get("alpha_max") is None else float(d["alpha_max"]),
+                    state_quantiles=tuple(float(v) for v in d.get("state_quantiles", ())),  # older files: none
+                    state_edges=tuple(float(v) for v in d.get("state_edges", ())),
+                    state_z2=tuple(float(v) for v in d.get("state_z2", ())))
         except (KeyError, TypeError, ValueError, InputError):
             raise InputError("invalid volatility-filter state in the model directory; refit the model") from None
         q = np.asarray(f.start_quantiles, dtype=float)
         if not (math.isfinite(f.var) and f.var > 0 and math.isfinite(f.mean) and f.var_max > 0
                 and np.isfinite(q).all() and (q > 0).all() and (np.diff(q) >= 0).all()
-                and (f.reaction is None or (math.isfinite(f.reaction) and f.reaction > 0))):
+                and (f.reaction is None or (math.isfinite(f.reaction) and f.reaction > 0))
+                and np.all(np.diff(f.state_edges) > 0) and np.all(np.asarray(f.state_edges) > 0)
+                and (len(f.state_z2) in (0, len(f.state_edges) + 1))
+                and all(math.isfinite(v) and v > 0 for v in f.state_z2)):
             raise InputError("invalid volatility-filter state in the model directory; refit the model")
         return f

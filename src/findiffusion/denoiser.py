@@ -10,6 +10,12 @@ Tashiro et al., 2021):
             state at the window's first day, s = \tfrac12\log(\sigma^2_1/\bar\sigma^2), constant over
             the window, so the network generates residuals that fit the volatility they will be
             scaled by (in the data, windows that start at a high variance have calm residuals)
+  channel 4 (models fitted with ``TrainConfig.day_state``, ``in_channels == 5``): the filter state of
+            every day, s_t - s_1, that the denoiser's own previous clean estimate \hat x_0 implies
+            through the filter recursion (``day_state``), or 0 when there is none yet: self-conditioning
+            (Chen et al., 2023, sec. 3.3). With channel 3 alone the network must infer each day's
+            volatility state from noisy values; in the data the residuals' spread and tails depend on it
+            (docs/realism.md, *Clustering against tails*).
 
 and its output F is turned into the predicted noise \varepsilon_\theta in one of two ways
 (``prediction``), with \alpha_t = \sqrt{\bar\alpha_t}, \sigma_t = \sqrt{1-\bar\alpha_t} and
@@ -31,6 +37,8 @@ unit-variance Gaussian data when F = 0 (the model space is standardized to unit 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -44,23 +52,59 @@ class Denoiser(nn.Module):
         network: maps (B, C, L) inputs (C = 3, or 4 with the filter-state channel) and (B,) times to (B, 1, L).
         schedule: the noise schedule.
         prediction: what the network's output F stands for, ``"eps"`` (eq. 1) or ``"v"`` (eq. 2).
+        day_state: for a network with the day-state channel (5 inputs): maps clean windows (B, L) in
+            model space and first-day states (B,) to every day's filter state (B, L) (built from the
+            model's transform and filter by :func:`findiffusion.training.build_denoiser`).
     """
 
     PREDICTIONS = ("eps", "v")
+    #: share of training windows whose day-state channel comes from a first, gradient-free pass
+    SELF_COND_P = 0.5
+    #: guard on the self-conditioning estimate \hat x_0 (model space, ~N(0, 1))
+    CLIP = 10.0
 
-    def __init__(self, network: nn.Module, schedule: NoiseSchedule, prediction: str = "eps") -> None:
+    def __init__(self, network: nn.Module, schedule: NoiseSchedule, prediction: str = "eps",
+                 day_state: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> None:
         super().__init__()
         if prediction not in self.PREDICTIONS:
             raise ValueError(f"unknown prediction {prediction!r}; use one of {self.PREDICTIONS}")
         self.network = network
         self.schedule = schedule
         self.prediction = prediction
+        self.day_state = day_state
+        if self.uses_day_state and day_state is None:
+            raise ValueError("a network with the day-state channel needs day_state (the filter recursion)")
+
+    @property
+    def _in_channels(self) -> int:
+        return int(getattr(getattr(self.network, "cfg", None), "in_channels", 3))
 
     @property
     def uses_state(self) -> bool:
         """Whether the network takes the filter-state channel (channel 3)."""
-        cfg = getattr(self.network, "cfg", None)
-        return getattr(cfg, "in_channels", 3) == 4
+        return self._in_channels >= 4
+
+    @property
+    def uses_day_state(self) -> bool:
+        """Whether the network takes the self-conditioned day-state channel (channel 4)."""
+        return self._in_channels == 5
+
+    def day_channel(self, x0_hat: torch.Tensor, state: torch.Tensor, context: torch.Tensor | None = None,
+                    mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Channel 4 from a clean estimate: s_t - s_1 along the window, observed days taken from the
+        context. Shape: x0_hat, context, mask (B, L); state (B,) -> (B, L)."""
+        x = x0_hat.clamp(-self.CLIP, self.CLIP)
+        if mask is not None and context is not None:
+            x = torch.where(mask > 0, context.to(x.dtype), x)
+        st = state.to(x.device, x.dtype)
+        return (self.day_state(x, st) - st[:, None]).to(x0_hat.dtype)  # (B, L)
+
+    def x0_from(self, out: torch.Tensor, x_t: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+        """The clean estimate implied by the network's output F (eq. 1 or 2). Shape: (B, L) -> (B, L)."""
+        a, s = self._alpha_sigma(tau, out)
+        if self.prediction == "eps":
+            return (x_t.to(out.dtype) - s * out) / a
+        return a * x_t.to(out.dtype) - s * out
 
     def _time_input(self, tau: torch.Tensor) -> torch.Tensor:
         # the network sees time on a fixed 0..1000 scale whatever T is
@@ -73,9 +117,10 @@ class Denoiser(nn.Module):
         context: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
         state: torch.Tensor | None = None,
+        day: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Predict eps. Shape: x_t, context, mask (B, L); tau, state (B,) -> (B, L)."""
-        out = self.raw(x_t, tau, context, mask, state)  # (B, L)
+        """Predict eps. Shape: x_t, context, mask, day (B, L); tau, state (B,) -> (B, L)."""
+        out = self.raw(x_t, tau, context, mask, state, day)  # (B, L)
         if self.prediction == "eps":
             return out  # eq. (1)
         a, s = self._alpha_sigma(tau, out)
@@ -92,11 +137,13 @@ class Denoiser(nn.Module):
         context: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
         state: torch.Tensor | None = None,
+        day: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The network's output F (eps or v, see ``prediction``). Shape: as :meth:`forward`.
 
         ``state`` (B,) is the filter state of channel 3; required by a network with that channel,
-        ignored otherwise."""
+        ignored otherwise. ``day`` (B, L) is channel 4 (:meth:`day_channel`; ``None``: zeros, no
+        estimate yet), ignored by a network without it."""
         dtype = next(self.network.parameters()).dtype
         x = x_t.to(dtype)
         if mask is None:
@@ -110,7 +157,9 @@ class Denoiser(nn.Module):
             if state is None:
                 raise ValueError("this model conditions on the volatility-filter state: pass state (B,)")
             chans.append(state.to(x.device, dtype)[:, None].expand_as(x))
-        inp = torch.stack(chans, dim=1)  # (B, 3 or 4, L)
+        if self.uses_day_state:
+            chans.append(torch.zeros_like(x) if day is None else day.to(x.device, dtype))
+        inp = torch.stack(chans, dim=1)  # (B, 3..5, L)
         return self.network(inp, self._time_input(tau.to(x.device))).squeeze(1)  # (B, L)
 
     def eps_fn(self, context: torch.Tensor | None = None, mask: torch.Tensor | None = None,
@@ -121,14 +170,25 @@ class Denoiser(nn.Module):
         \hat x_0 = (x_t - \sqrt{1-\bar\alpha}\,\varepsilon)/\sqrt{\bar\alpha} is clipped to
         [-clip_x0, clip_x0] and eps recomputed from it, a guard against the
         blow-up of an imperfect network at very high noise.
+
+        With the day-state channel the callable keeps the clean estimate of its last call and feeds
+        the day states it implies into the next (self-conditioning); the first call sees zeros. So
+        make one callable per sampling run.
         """
+        prev: list[torch.Tensor] = []  # the last clean estimate, (B, L)
 
         def fn(x_t: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-            eps = self(x_t, tau, context, mask, state).to(x_t.dtype)
+            day = None
+            if self.uses_day_state and prev:
+                day = self.day_channel(prev[0], state, context, mask)
+            eps = self(x_t, tau, context, mask, state, day).to(x_t.dtype)
+            a, s = self._alpha_sigma(tau, x_t)  # (B, 1)
+            x0 = (x_t - s * eps) / a
+            if self.uses_day_state:
+                prev[:] = [x0.detach()]
             if clip_x0 is None:
                 return eps
-            a, s = self._alpha_sigma(tau, x_t)  # (B, 1)
-            x0 = ((x_t - s * eps) / a).clamp(-clip_x0, clip_x0)
+            x0 = x0.clamp(-clip_x0, clip_x0)
             return (x_t - a * x0) / s
 
         return fn
@@ -147,11 +207,21 @@ class Denoiser(nn.Module):
         t = torch.randint(1, self.schedule.T + 1, (B,), generator=generator).to(x0.device)  # (B,)
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)  # (B, L)
         x_t = self.schedule.q_sample(x0, t, noise)
-        pred = self.raw(x_t, t.to(torch.float64), x0, mask, state)  # (B, L)
+        tau = t.to(torch.float64)
+        day = None
+        if self.uses_day_state:
+            # self-conditioning: for a share SELF_COND_P of the windows, channel 4 comes from the clean
+            # estimate of a first pass without it (no gradient); the others see zeros, as the first step of
+            # a sampler does
+            use = torch.rand(B, generator=generator).to(x0.device) < self.SELF_COND_P  # (B,)
+            with torch.no_grad():
+                x0_hat = self.x0_from(self.raw(x_t, tau, x0, mask, state), x_t, tau)  # (B, L)
+                day = torch.where(use[:, None], self.day_channel(x0_hat, state, x0, mask), 0.0)
+        pred = self.raw(x_t, tau, x0, mask, state, day)  # (B, L)
         if self.prediction == "eps":
             target = noise  # eq. (1)
         else:
-            a, s = self._alpha_sigma(t.to(torch.float64), x0)
+            a, s = self._alpha_sigma(tau, x0)
             target = a * noise - s * x0  # eq. (2): v
         target_w = 1.0 - mask  # (B, L) weight 1 on days to generate
         return ((pred - target) ** 2 * target_w).sum() / target_w.sum().clamp_min(1.0)

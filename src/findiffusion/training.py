@@ -52,6 +52,9 @@ class TrainConfig:
             :class:`~findiffusion.data.VolatilityFilter`: 0 on a market without volatility clustering).
         vol_fit_alpha: fit the reaction in [0, vol_alpha] (default) or keep vol_alpha as it is.
         vol_winsor: the filter's winsorizing level c in sd (default 4; ``None``: none).
+        vol_state_quantiles: quantiles of the training filter variance that split days into volatility
+            states for the residual calibration (``VolatilityFilter.state_quantiles``; ``()``: one scale k
+            for all states, as before). Default 50 / 80 / 95 / 99 %.
         prediction: what the network predicts, ``"eps"`` (the noise) or ``"v"`` (Salimans & Ho's
             v = alpha eps - sigma x0, from which the noise follows); see :mod:`findiffusion.denoiser`.
         batch_size: windows per optimisation step.
@@ -63,6 +66,9 @@ class TrainConfig:
         grad_clip: gradient-norm clip.
         checkpoint_every: steps between checkpoints (with an output directory).
         masks: the mixture of context masks (conditional training).
+        day_state: with a volatility filter, also give the network the filter state of every day of the
+            window, computed from its own previous clean estimate (self-conditioning, channel 4 of
+            :mod:`findiffusion.denoiser`), not only the first day's.
     """
 
     window: int = 64
@@ -72,6 +78,7 @@ class TrainConfig:
     vol_beta: float = 0.965
     vol_winsor: float | None = 4.0
     vol_fit_alpha: bool = True
+    vol_state_quantiles: tuple[float, ...] = (0.5, 0.8, 0.95, 0.99)
     prediction: str = "eps"
     batch_size: int = 64
     steps: int = 3200
@@ -82,8 +89,11 @@ class TrainConfig:
     grad_clip: float = 1.0
     checkpoint_every: int = 250
     masks: MaskConfig = field(default_factory=MaskConfig)
+    day_state: bool = False
 
     def __post_init__(self) -> None:
+        if self.day_state and self.vol_filter == "none":
+            raise InputError("day_state needs a volatility filter (TrainConfig.vol_filter = 'garch')")
         if self.window < 4:
             raise InputError(f"window must be at least 4 days, got {self.window}")
         if self.batch_size < 1 or self.steps < 1:
@@ -95,12 +105,14 @@ class TrainConfig:
         try:
             self.volatility_filter()
         except InputError as exc:  # the same check, in the config's own names
-            raise InputError(f"{exc} (TrainConfig.vol_filter / vol_alpha / vol_beta / vol_winsor)") from None
+            raise InputError(f"{exc} (TrainConfig.vol_filter / vol_alpha / vol_beta / vol_winsor / "
+                             "vol_state_quantiles)") from None
 
     def volatility_filter(self) -> VolatilityFilter:
         """The (unfitted) volatility filter these settings describe."""
         return VolatilityFilter(kind=self.vol_filter, alpha=self.vol_alpha, beta=self.vol_beta, winsor=self.vol_winsor,
-                                alpha_max=self.vol_alpha if self.vol_fit_alpha else None)
+                                alpha_max=self.vol_alpha if self.vol_fit_alpha else None,
+                                state_quantiles=tuple(self.vol_state_quantiles))
 
 
 @dataclass(frozen=True)
@@ -147,9 +159,21 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def build_denoiser(cfg: FitConfig) -> Denoiser:
-    """A fresh denoiser for ``cfg`` (weights from the current torch RNG)."""
-    return Denoiser(DilatedResNet(cfg.network), NoiseSchedule(cfg.schedule), prediction=cfg.train.prediction)
+def build_denoiser(cfg: FitConfig, transform: ReturnTransform | None = None,
+                   vol_filter: VolatilityFilter | None = None) -> Denoiser:
+    """A fresh denoiser for ``cfg`` (weights from the current torch RNG). A network with the day-state
+    channel (``in_channels == 5``) needs the fitted ``transform`` and ``vol_filter``: the recursion that
+    turns a clean window into every day's filter state."""
+    day_state = None
+    if cfg.network.in_channels == 5:
+        if transform is None or vol_filter is None:
+            raise ValueError("a day-state network needs the fitted transform and volatility filter")
+
+        def day_state(u: torch.Tensor, state0: torch.Tensor) -> torch.Tensor:
+            return vol_filter.state_path(transform.inverse_torch(u), state0)  # (B, L)
+
+    return Denoiser(DilatedResNet(cfg.network), NoiseSchedule(cfg.schedule), prediction=cfg.train.prediction,
+                    day_state=day_state)
 
 
 def _lr_at(step: int, cfg: TrainConfig) -> float:
@@ -259,14 +283,15 @@ def fit(
     windows = torch.from_numpy(make_windows(u, tc.window)).to(dev)  # (N, L)
     n_win = windows.shape[0]
     # with a filter the network also sees the filter state at each window's first day (denoiser channel 3)
+    # (and, with day_state, every day's state from its own clean estimate: channel 4)
     if vol_filter.active and cfg.network.in_channels == 3:
-        cfg = dataclasses.replace(cfg, network=dataclasses.replace(cfg.network, in_channels=4))
+        cfg = dataclasses.replace(cfg, network=dataclasses.replace(cfg.network, in_channels=5 if tc.day_state else 4))
     states = torch.from_numpy(vol_filter.state(s2[:n_win])).float().to(dev)  # (N,)
 
     # 2. model, EMA copy, optimiser; every random draw from one generator
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    den = build_denoiser(cfg).to(dev)
+    den = build_denoiser(cfg, transform, vol_filter).to(dev)
     ema = copy.deepcopy(den).requires_grad_(False)
     opt = torch.optim.AdamW(den.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     start, losses = 0, []
