@@ -32,7 +32,8 @@ import torch
 
 import findiffusion
 from findiffusion import stylized_facts as sf
-from findiffusion.data import VolatilityFilter, make_windows
+from findiffusion.data import make_windows
+from findiffusion.volatility import VolatilityFilter
 
 
 def unfilter_sloped(f: VolatilityFilter, z: np.ndarray, var0: np.ndarray, b: float) -> np.ndarray:

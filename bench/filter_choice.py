@@ -1,7 +1,7 @@
 """Fit the volatility-filter variants compared in the README (bench for issue 4).
 
 Each variant is the default FitConfig with a different volatility filter
-(:class:`findiffusion.data.VolatilityFilter`); score them with bench/realism.py:
+(:class:`findiffusion.volatility.VolatilityFilter`); score them with bench/realism.py:
 
     python bench/filter_choice.py --variant garch --data sp500 --seed 0 --out bench/out/models/fc-sp500-garch-s0
     python bench/realism.py --data sp500 --model bench/out/models/fc-sp500-garch-s0 --model ... --no-gjr

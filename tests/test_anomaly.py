@@ -240,7 +240,7 @@ def test_cli_anomalies_bad_input(cli_files, capsys, extra, msg, monkeypatch):
 def test_planted_shocks_on_a_model_with_a_volatility_filter():
     """Exact model of GARCH-type returns (i.i.d. N(0, 1) residuals through the filter): shocks of 8 sigma_t,
     planted in residual space, are the top days for the two-sided and the one-sided score."""
-    from findiffusion.data import VolatilityFilter
+    from findiffusion.volatility import VolatilityFilter
 
     model = iid_gaussian_model(scale=1.0)
     model.vol_filter = VolatilityFilter(alpha=0.05, beta=0.93, winsor=4.0, mean=2e-4, var=1e-4,

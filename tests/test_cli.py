@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -67,8 +68,21 @@ def test_fit_and_sample_end_to_end(tmp_path, capsys, prices_csv):
     meta = json.loads((fm / "model.json").read_text())
     assert code == 0 and meta["vol_filter"]["kind"] == "garch" and meta["calibrated_for"] == ["dpm", 10]
     assert f"residual scale {meta['residual_scale']:.4f} (dpm 10)" in stdout
+    g = meta["state_factors"]  # eq. (5): one factor per volatility-state bin, printed after k (none with alpha = 0)
+    assert ("state factors" in stdout) == (g is not None) == (meta["vol_filter"]["alpha"] > 0)
+    if g is not None:
+        assert len(g) == len(meta["vol_filter"]["state_edges"]) + 1
+        assert "state factors " + " / ".join(f"{v:.3f}" for v in g) in stdout
     f = meta["vol_filter"]
     assert f["alpha_max"] == 0.03 and f"filter reaction alpha {f['alpha']:.4f} (fitted, bound 0.03)" in stdout
+    # with the reaction kept at 0.03 the variance moves: 400 days give three bins (the 95 % edge has < 50 days above)
+    cfg_a = tmp_path / "cfg_a.json"
+    cfg_a.write_text(to_json(dataclasses.replace(tiny_config(steps=6), train=dataclasses.replace(
+        tiny_config().train, steps=6, vol_fit_alpha=False))))
+    code, stdout, _ = _run(capsys, "fit", "--data", str(prices_csv), "--column", "Adj Close", "--out",
+                           str(tmp_path / "ma"), "--config", str(cfg_a), "--quiet", "--vol-filter", "garch")
+    g = json.loads((tmp_path / "ma" / "model.json").read_text())["state_factors"]
+    assert code == 0 and len(g) == 3 and "state factors " + " / ".join(f"{v:.3f}" for v in g) in stdout
     code, stdout, _ = _run(capsys, "fit", "--data", str(prices_csv), "--column", "Adj Close", "--out",
                            str(tmp_path / "m0"), "--config", str(cfg), "--quiet", "--calibration-windows", "0")
     meta0 = json.loads((tmp_path / "m0" / "model.json").read_text())

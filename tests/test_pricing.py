@@ -295,7 +295,7 @@ def test_cli_price(gbm_model, tmp_path, capsys):
 
 def test_antithetic_pairs_share_the_volatility_filter_state():
     """With a filter, both members of a pair start from the same variance: their first days mirror each other."""
-    from findiffusion.data import VolatilityFilter
+    from findiffusion.volatility import VolatilityFilter
     from tests.test_anomaly import iid_gaussian_model
 
     model = iid_gaussian_model(scale=1.0)

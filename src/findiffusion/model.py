@@ -26,12 +26,13 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 
 from findiffusion.config import to_dict
-from findiffusion.data import ReturnTransform, SeriesInfo, VolatilityFilter
+from findiffusion.data import ReturnTransform, SeriesInfo
 from findiffusion.denoiser import Denoiser
 from findiffusion.errors import InputError, ModelFileError
 from findiffusion.files import atomic_write, atomic_write_text
 from findiffusion.progress import progress_bar as _progress
 from findiffusion.sampling import SAMPLERS, SIGMA_GRID_SAMPLERS, SIGMA_MAX, SIGMA_MIN, get_sampler
+from findiffusion.volatility import VolatilityFilter
 
 FORMAT_VERSION = 1
 #: guard on the clean estimate in model space (u is ~N(0, 1); 10 sd is far beyond any day seen)
@@ -72,7 +73,7 @@ class DiffusionModel:
     (:meth:`decode_generated`), real ones (contexts) as u.
 
     **Residual calibration.** With a filter, r_t = m + sigma_t z_t and the variance recursion (3) of
-    :class:`~findiffusion.data.VolatilityFilter` is driven by the *generated* residuals. Taking
+    :class:`~findiffusion.volatility.VolatilityFilter` is driven by the *generated* residuals. Taking
     expectations of (3), its long-run level is
 
     (4)  E sigma^2 = omega / (1 - alpha M - beta),   M = E[sigma^2 min(z^2, c^2)] / E[sigma^2],
@@ -93,7 +94,7 @@ class DiffusionModel:
     the days and 0.96-1.11 on the most volatile 5 %, while the network's are 0.87 and 0.96-1.07 (it sees
     few independent calm or crisis episodes, and none of them day by day). So, before k, :meth:`calibrate`
     scales day t's generated residual by a factor of its filter state's bin b(t) (bins at the
-    ``state_quantiles`` of the training variances, :class:`~findiffusion.data.VolatilityFilter`),
+    ``state_quantiles`` of the training variances, :class:`~findiffusion.volatility.VolatilityFilter`),
 
     (5)  z_t -> g_{b(t)} z_t,   g chosen so that E[z_t^2 | b(t) = b] = E_train[z_t^2 | b(t) = b] for every b,
 
@@ -206,8 +207,10 @@ class DiffusionModel:
 
     def calibrate(self, n_windows: int = 4000, *, seed: int = 0, sampler: str | None = None,
                   steps: int | None = None, progress: bool = False) -> float:
-        """Set :attr:`residual_scale` k from ``n_windows`` unconditional windows so that the decoded
-        residuals have the training reaction moment M of eq. (4) (:attr:`VolatilityFilter.reaction`).
+        """Set :attr:`state_factors` g (eq. (5)) and :attr:`residual_scale` k from ``n_windows`` unconditional
+        windows: g so that the decoded residuals have the training E z^2 in every volatility-state bin of
+        the filter (``VolatilityFilter.state_z2``; none with one bin), then k so that they have the training
+        reaction moment M of eq. (4) (:attr:`VolatilityFilter.reaction`).
 
         The windows are drawn once (``sampler``/``steps``: default the model's own; their own generator,
         seeded with ``seed``) with their start variances; k is then found by bisection, decoding k u

@@ -26,13 +26,14 @@ from safetensors.torch import load_file, save_file
 
 from findiffusion.conditioning import MaskConfig, random_masks
 from findiffusion.config import from_dict, to_dict
-from findiffusion.data import ReturnTransform, SeriesInfo, VolatilityFilter, as_returns, make_windows
+from findiffusion.data import ReturnTransform, SeriesInfo, as_returns, make_windows
 from findiffusion.denoiser import Denoiser
 from findiffusion.errors import InputError, ModelFileError
 from findiffusion.files import atomic_write, atomic_write_text
 from findiffusion.networks import DilatedResNet, NetworkConfig
 from findiffusion.progress import progress_bar
 from findiffusion.schedules import NoiseSchedule, ScheduleConfig
+from findiffusion.volatility import VolatilityFilter
 
 
 @dataclass(frozen=True)
@@ -43,13 +44,13 @@ class TrainConfig:
         window: days per training window (the model's native length).
         transform: return preprocessing, ``"lambertw"`` or ``"standard"``.
         vol_filter: ``"garch"`` (default) or ``"none"``: the model learns returns standardized by a
-            slow GARCH(1,1)-type variance filter (:class:`~findiffusion.data.VolatilityFilter`), or
+            slow GARCH(1,1)-type variance filter (:class:`~findiffusion.volatility.VolatilityFilter`), or
             standardized returns. bench/realism.py: the filter model with its default sampler
             (DPM-Solver++ 10 steps from sigma_bar = 10) meets 28 of the 30 realism targets on three
             seeds, the unfiltered one with ODE 20 25 (volatility clustering too weak).
         vol_alpha, vol_beta: the filter's reaction and persistence; with ``vol_fit_alpha`` vol_alpha is the
             upper bound of the reaction, which is fitted on the data (eq. (3a) of
-            :class:`~findiffusion.data.VolatilityFilter`: 0 on a market without volatility clustering).
+            :class:`~findiffusion.volatility.VolatilityFilter`: 0 on a market without volatility clustering).
         vol_fit_alpha: fit the reaction in [0, vol_alpha] (default) or keep vol_alpha as it is.
         vol_winsor: the filter's winsorizing level c in sd (default 4; ``None``: none).
         vol_state_quantiles: quantiles of the training filter variance that split days into volatility

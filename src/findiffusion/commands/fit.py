@@ -80,5 +80,7 @@ def run(args: argparse.Namespace) -> int:
         cal = f"  filter reaction alpha {f.alpha:.4f}" + ("" if f.alpha_max is None else f" (fitted, bound {f.alpha_max:g})")
     if model.calibrated_for:
         cal += f"  residual scale {model.residual_scale:.4f} ({model.calibrated_for[0]} {model.calibrated_for[1]})"
+        if model.state_factors:
+            cal += "  state factors " + " / ".join(f"{v:.3f}" for v in model.state_factors)
     print(f"final loss {loss:.4f}  wall time {time.time() - t0:.1f} s  device {model.history['device']}{cal}")
     return 0

@@ -1,0 +1,298 @@
+"""The volatility filter: a causal GARCH(1,1)-type variance filter between returns and residuals.
+
+The model learns windows of standardized residuals z_t = (r_t - m) / sigma_t; :class:`VolatilityFilter`
+computes sigma_t from the days before t (eq. (3)), carries the volatility level across windows and stitched
+chunks, and records what the residual calibration of :mod:`findiffusion.model` needs (the reaction moment
+M and E z^2 by volatility state).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import optimize
+
+from findiffusion.errors import InputError
+
+
+@dataclass
+class VolatilityFilter:
+    r"""A causal GARCH(1,1)-type variance filter: returns <-> standardized residuals.
+
+    With mean m and variance targeting (\omega = v (1 - \alpha - \beta), v the sample variance)
+
+    (3)  \sigma^2_{t+1} = \omega + \alpha \sigma^2_t \min(z_t^2, c^2) + \beta \sigma^2_t,   z_t = (r_t - m) / \sigma_t,
+
+    so r_t = m + \sigma_t z_t can be rebuilt day by day from z and a start variance
+    \sigma^2_1. The model learns windows of z (the diffusion model's job: the shape
+    of the shocks and their dependence inside a window), while (3) carries the slow
+    volatility level across windows and stitched chunks. \beta is fixed: a slow filter
+    (memory 1/(1-\beta) ~ 30 days) leaves the fast clustering to the model. With
+    ``alpha_max`` set (the default of :class:`~findiffusion.training.TrainConfig`), :meth:`fit`
+    chooses \alpha in [0, alpha_max] by the Gaussian quasi-likelihood of (3) itself,
+
+    (3a)  \hat\alpha = \arg\max_{0 \le \alpha \le \alpha_{max}} -\tfrac12 \sum_t [\log \sigma^2_t(\alpha) + z_t(\alpha)^2],
+
+    so the filter never reacts more than the data's volatility clustering warrants: on a market
+    with none (GBM) \hat\alpha = 0 and \sigma_t is the constant v, instead of a variance that wanders
+    on noise (relative sd ~16 % at \alpha = 0.03) and that the generated residuals would have to undo.
+    Real series with clustering hit the bound (S&P 500, WTI, NASDAQ, simulated Heston: \alpha = 0.03).
+    ``kind="none"`` is the identity (\sigma_t = 1, m = 0). The filter is the default of
+    :class:`~findiffusion.training.TrainConfig` (bench/realism.py). With c = inf, (3) is
+    GARCH(1,1); a finite c (winsorized update) lets a shock beyond c sd raise the
+    variance no more than one of c sd, so a generated extreme day cannot set off a spiral.
+
+    Attributes:
+        kind: ``"garch"`` or ``"none"``.
+        alpha, beta: reaction and persistence in (3); alpha + beta < 1.
+        alpha_max: the bound of (3a) when :meth:`fit` chooses alpha (``None``: alpha is kept as given).
+        winsor: c in (3) (default 4; ``None``: no winsorizing, c = inf).
+        mean, var: m and v, estimated on the training returns.
+        var_max: cap on \sigma^2_t in (3), ``CAP`` times the largest filtered training
+            variance (a volatility about three times the worst in the data): a generated
+            run of large shocks cannot feed back into ever larger variances.
+        start_quantiles: quantiles of the filtered training variances \sigma^2_t,
+            from which unconditional paths draw their start variance.
+        reaction: the variance-weighted winsorized second moment of the training residuals,
+            M = \sum_t \sigma^2_t \min(z_t^2, c^2) / \sum_t \sigma^2_t (:meth:`reaction_moment`): (3) is
+            stationary at the training level when generated residuals have the same M (eq. (4) of
+            :mod:`findiffusion.model`). ``None`` in files written before it existed.
+        state_quantiles: quantiles of the filtered training variances that split days into volatility
+            states for the residual calibration (:meth:`~findiffusion.model.DiffusionModel.calibrate`);
+            a quantile is used only where at least ``MIN_BIN_DAYS`` training days lie on each side.
+        state_edges: the variance levels of those quantiles, in units of v (fitted; interior bin edges,
+            so ``len(state_edges) + 1`` bins; empty when the variance does not move, e.g. alpha = 0).
+        state_z2: E[z_t^2] of the training residuals in each bin of sigma^2_t / v (fitted): how wide the
+            residuals are at each volatility state, the target of the state-binned calibration.
+    """
+
+    kind: str = "garch"
+    alpha: float = 0.03
+    beta: float = 0.965
+    winsor: float | None = 4.0
+    mean: float = 0.0
+    var: float = 1.0
+    var_max: float = math.inf
+    start_quantiles: tuple[float, ...] = field(default=(), repr=False)
+    reaction: float | None = None
+    alpha_max: float | None = None
+    state_quantiles: tuple[float, ...] = ()
+    state_edges: tuple[float, ...] = ()
+    state_z2: tuple[float, ...] = ()
+
+    KINDS = ("garch", "none")
+    _FIELDS = ("kind", "alpha", "beta", "winsor", "mean", "var", "var_max", "start_quantiles", "reaction",
+               "alpha_max", "state_quantiles", "state_edges", "state_z2")
+    #: the cap on \sigma^2_t, as a multiple of the largest filtered training variance
+    CAP = 10.0
+    #: training days a volatility-state bin needs on each side of its edge
+    MIN_BIN_DAYS = 50
+
+    def __post_init__(self) -> None:
+        if self.kind not in self.KINDS:
+            raise InputError(f"unknown volatility filter {self.kind!r}; use one of {self.KINDS}")
+        if self.winsor is not None and not (self.winsor > 0 and math.isfinite(self.winsor)):
+            raise InputError(f"volatility filter winsor level must be a positive number of sd (or None for no "
+                             f"winsorizing), got {self.winsor}")
+        if self.kind == "garch" and not (self.alpha >= 0 and self.beta >= 0 and self.alpha + self.beta < 1):
+            raise InputError(
+                f"volatility filter needs alpha >= 0, beta >= 0 and alpha + beta < 1, got {self.alpha}, {self.beta}"
+            )
+        if self.alpha_max is not None and not (self.alpha_max >= 0 and self.alpha_max + self.beta < 1):
+            raise InputError(f"volatility filter needs 0 <= alpha_max and alpha_max + beta < 1, got alpha_max = "
+                             f"{self.alpha_max}, beta = {self.beta}")
+        q = self.state_quantiles
+        if not all(0 < v < 1 for v in q) or np.any(np.diff(q) <= 0):
+            raise InputError(f"volatility-state quantiles must be increasing and strictly between 0 and 1, got {q}")
+
+    @property
+    def active(self) -> bool:
+        return self.kind != "none"
+
+    def warmup_days(self, tol: float = 1e-4) -> int:
+        """Days of history after which the start variance weighs less than ``tol``: beta^days < tol."""
+        if not self.active or self.beta <= 0:
+            return 0
+        return int(math.ceil(math.log(tol) / math.log(self.beta)))
+
+    def fit(self, r: np.ndarray) -> VolatilityFilter:
+        """Estimate m, v, alpha (eq. (3a), when ``alpha_max`` is set), the variance cap, the start-variance
+        quantiles and the reaction moment on returns ``r``. Shape: (T,)."""
+        r = np.asarray(r, dtype=float)
+        if not self.active:
+            return self
+        self.mean, self.var, self.var_max = float(r.mean()), float(r.var()), math.inf
+        if self.alpha_max is not None:
+            self.alpha = self._fit_alpha(r, self.alpha_max)
+        z, s2 = self.filter(r)  # the cap set next (CAP >= 1 times the largest s2) leaves these unchanged
+        self.var_max = self.CAP * float(s2.max())
+        self.start_quantiles = tuple(float(q) for q in np.quantile(s2[:-1], np.linspace(0, 1, 201)))
+        self.reaction = self.reaction_moment(z, s2)
+        self.state_edges, self.state_z2 = self._state_bins(z, s2[:-1] / self.var)
+        return self
+
+    def _state_bins(self, z: np.ndarray, h: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Interior edges of the volatility-state bins (``state_quantiles`` of h = sigma^2 / v, those with
+        ``MIN_BIN_DAYS`` days on each side and strictly inside the range of h) and E z^2 in each bin."""
+        edges: list[float] = []
+        for q in self.state_quantiles:
+            e = float(np.quantile(h, q))
+            lo = edges[-1] if edges else -math.inf
+            if e > lo and np.sum((h >= lo) & (h < e)) >= self.MIN_BIN_DAYS and np.sum(h >= e) >= self.MIN_BIN_DAYS:
+                edges.append(e)
+        b = np.searchsorted(edges, h, side="right")  # bin of each day, 0..len(edges)
+        return tuple(edges), tuple(float(np.mean(z[b == j] ** 2)) for j in range(len(edges) + 1))
+
+    def state_bin(self, s2: np.ndarray) -> np.ndarray:
+        """Volatility-state bin (0 .. len(state_edges)) of variances sigma^2. Shape: any -> the same."""
+        return np.searchsorted(np.asarray(self.state_edges, dtype=float), np.asarray(s2, dtype=float) / self.var,
+                               side="right")
+
+    def quasi_loglik(self, r: np.ndarray) -> float:
+        r"""Mean Gaussian quasi-log-likelihood of returns under (3), up to a constant:
+        -\tfrac12 mean_t [\log \sigma^2_t + z_t^2]. Shape: (T,)."""
+        z, s2 = self.filter(r)
+        return float(-0.5 * np.mean(np.log(s2[..., :-1]) + z * z))
+
+    def _fit_alpha(self, r: np.ndarray, alpha_max: float) -> float:
+        """Eq. (3a): bounded scalar search on (0, alpha_max), compared with both ends (the optimum is often
+        an end: 0 without clustering, the bound with strong clustering)."""
+        def nll(a: float) -> float:
+            return -replace(self, alpha=float(a), alpha_max=None).quasi_loglik(r)
+
+        if alpha_max == 0:
+            return 0.0
+        scores = {0.0: nll(0.0), float(alpha_max): nll(alpha_max)}  # alpha -> negative log-likelihood
+        opt = optimize.minimize_scalar(nll, bounds=(0.0, alpha_max), method="bounded", options={"xatol": 1e-4 * alpha_max})
+        if opt.success:
+            scores[float(opt.x)] = float(opt.fun)
+        return min(scores, key=scores.__getitem__)
+
+    def reaction_moment(self, z: np.ndarray, s2: np.ndarray) -> float:
+        r"""M = \sum \sigma^2_t \min(z_t^2, c^2) / \sum \sigma^2_t over all days and rows: what drives (3) on average.
+
+        Args:
+            z: residuals, Shape (..., T); s2: the variances :meth:`filter` returns with them, Shape (..., T + 1).
+        """
+        c2 = math.inf if self.winsor is None else self.winsor ** 2
+        w = np.asarray(s2)[..., :-1]
+        return float(np.sum(w * np.minimum(np.asarray(z) ** 2, c2)) / np.sum(w))
+
+    def filter(self, r: np.ndarray, var0: np.ndarray | float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        r"""Standardized residuals and variances, eq. (3), from the first day on.
+
+        Args:
+            r: returns. Shape: (..., T).
+            var0: \sigma^2_1 (default: v, the unconditional variance).
+
+        Returns:
+            ``(z, s2)``: z of shape (..., T) and \sigma^2_1..\sigma^2_{T+1} of shape (..., T + 1);
+            ``s2[..., -1]`` is the variance of the next, unseen day.
+        """
+        r = np.asarray(r, dtype=float)
+        if not self.active:
+            return r.copy(), np.ones(r.shape[:-1] + (r.shape[-1] + 1,))
+        z = np.empty_like(r)
+        s2 = np.empty(r.shape[:-1] + (r.shape[-1] + 1,))
+        s2[..., 0] = self.var if var0 is None else var0
+        for t in range(r.shape[-1]):
+            z[..., t] = (r[..., t] - self.mean) / np.sqrt(s2[..., t])
+            s2[..., t + 1] = self._next_var(s2[..., t], z[..., t])
+        return z, s2
+
+    def unfilter(self, z: np.ndarray, var0: np.ndarray | float | None = None,
+                 state_factors: tuple[float, ...] | np.ndarray | None = None) -> np.ndarray:
+        """Rebuild returns from residuals z, eq. (3) forwards. Shape: (..., T) -> (..., T).
+
+        ``state_factors`` (one per volatility-state bin, :meth:`state_bin`): day t's residual is first
+        scaled by the factor of the bin sigma^2_t falls in (the state-binned calibration of generated
+        residuals); the scaled residual also drives (3)."""
+        z = np.asarray(z, dtype=float)
+        if not self.active:
+            return z.copy()
+        g = None if state_factors is None else np.asarray(state_factors, dtype=float)
+        if g is not None and len(g) != len(self.state_edges) + 1:
+            raise InputError(f"state_factors needs one factor per volatility-state bin ({len(self.state_edges) + 1}), "
+                             f"got {len(g)}")
+        r = np.empty_like(z)
+        s2 = np.broadcast_to(np.asarray(self.var if var0 is None else var0, dtype=float), z.shape[:-1]).copy()
+        for t in range(z.shape[-1]):
+            zt = z[..., t] if g is None else z[..., t] * g[self.state_bin(s2)]
+            r[..., t] = self.mean + np.sqrt(s2) * zt
+            s2 = self._next_var(s2, zt)
+        return r
+
+    def _next_var(self, s2: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Eq. (3), one day: sigma^2_{t+1} from sigma^2_t and z_t (the one update both directions share)."""
+        c2 = math.inf if self.winsor is None else self.winsor ** 2
+        omega = self.var * (1 - self.alpha - self.beta)
+        return np.minimum(omega + self.alpha * s2 * np.minimum(z * z, c2) + self.beta * s2, self.var_max)
+
+    def state(self, s2: np.ndarray) -> np.ndarray:
+        r"""The state a model conditions on: s = \tfrac12 \log(\sigma^2_t / v), the log of the filter
+        volatility relative to the long-run one (0 without a filter). Shape: any -> the same."""
+        s2 = np.asarray(s2, dtype=float)
+        if not self.active:
+            return np.zeros_like(s2)
+        return 0.5 * np.log(s2 / self.var)
+
+    def state_path(self, z: torch.Tensor, state0: torch.Tensor) -> torch.Tensor:
+        r"""The state s_t = \tfrac12\log(\sigma^2_t / v) of every day of windows of residuals z, by (3)
+        from the first day's state ``state0`` (in torch, for the denoiser's day-state channel).
+        Shape: z (B, L), state0 (B,) -> (B, L); zeros without a filter."""
+        if not self.active:
+            return torch.zeros_like(z)
+        c2 = math.inf if self.winsor is None else self.winsor ** 2
+        h = torch.exp(2.0 * state0.to(z.dtype))  # sigma^2_1 / v, (B,)
+        h_max = self.var_max / self.var
+        out = []
+        for t in range(z.shape[-1]):
+            out.append(h)
+            h = ((1 - self.alpha - self.beta) + self.alpha * h * (z[:, t] ** 2).clamp_max(c2)
+                 + self.beta * h).clamp_max(h_max)  # eq. (3) in units of v
+        return 0.5 * torch.log(torch.stack(out, dim=-1))  # (B, L)
+
+    def sample_start(self, n: int, u: np.ndarray) -> np.ndarray:
+        """Start variances for ``n`` unconditional paths from uniforms ``u`` in [0, 1). Shape: (n,)."""
+        if not self.active or not self.start_quantiles:
+            return np.full(n, self.var)
+        q = np.asarray(self.start_quantiles)
+        return np.interp(np.asarray(u, dtype=float), np.linspace(0, 1, len(q)), q)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self._FIELDS}
+        for k in ("start_quantiles", "state_quantiles", "state_edges", "state_z2"):
+            d[k] = list(d[k])
+        d["var_max"] = None if math.isinf(self.var_max) else self.var_max  # strict JSON has no Infinity
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> VolatilityFilter:
+        """``None`` (model files written before the filter existed) gives the identity filter."""
+        if d is None:
+            return cls(kind="none")
+        try:
+            f = cls(kind=str(d["kind"]), alpha=float(d["alpha"]), beta=float(d["beta"]),
+                    winsor=None if d["winsor"] is None else float(d["winsor"]), mean=float(d["mean"]),
+                    var=float(d["var"]), var_max=math.inf if d["var_max"] is None else float(d["var_max"]),
+                    start_quantiles=tuple(float(v) for v in d["start_quantiles"]),
+                    reaction=None if d.get("reaction") is None else float(d["reaction"]),
+                    alpha_max=None if d.get("alpha_max") is None else float(d["alpha_max"]),
+                    state_quantiles=tuple(float(v) for v in d.get("state_quantiles", ())),  # older files: none
+                    state_edges=tuple(float(v) for v in d.get("state_edges", ())),
+                    state_z2=tuple(float(v) for v in d.get("state_z2", ())))
+        except (KeyError, TypeError, ValueError, InputError):
+            raise InputError("invalid volatility-filter state in the model directory; refit the model") from None
+        q = np.asarray(f.start_quantiles, dtype=float)
+        if not (math.isfinite(f.var) and f.var > 0 and math.isfinite(f.mean) and f.var_max > 0
+                and np.isfinite(q).all() and (q > 0).all() and (np.diff(q) >= 0).all()
+                and (f.reaction is None or (math.isfinite(f.reaction) and f.reaction > 0))
+                and np.all(np.diff(f.state_edges) > 0) and np.all(np.asarray(f.state_edges) > 0)
+                and (len(f.state_z2) in (0, len(f.state_edges) + 1))
+                and all(math.isfinite(v) and v > 0 for v in f.state_z2)):
+            raise InputError("invalid volatility-filter state in the model directory; refit the model")
+        return f

@@ -1,0 +1,196 @@
+"""The volatility filter: GARCH innovations recovered, round trips, reaction moment, fitted alpha, state bins."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from findiffusion.errors import InputError
+from findiffusion.volatility import VolatilityFilter
+
+
+def _garch_path(n: int, alpha: float, beta: float, mean: float, var: float, seed: int):
+    """A GARCH(1,1) path with variance targeting: returns, innovations and sigma^2_1."""
+    rng = np.random.default_rng(seed)
+    eps = rng.standard_t(6, n) / np.sqrt(6 / 4)  # unit variance
+    omega = var * (1 - alpha - beta)
+    s2, r = 2.5 * var, np.empty(n)
+    s2_0 = s2
+    for t in range(n):
+        r[t] = mean + np.sqrt(s2) * eps[t]
+        s2 = omega + alpha * (r[t] - mean) ** 2 + beta * s2
+    return r, eps, s2_0
+
+
+def test_volatility_filter_recovers_garch_innovations():
+    """Filtering a GARCH path with its own parameters and start variance gives back its innovations."""
+    r, eps, s2_0 = _garch_path(3000, 0.05, 0.93, 3e-4, 1e-4, seed=1)
+    f = VolatilityFilter(alpha=0.05, beta=0.93, winsor=None, mean=3e-4, var=1e-4)
+    z, s2 = f.filter(r, var0=s2_0)
+    np.testing.assert_allclose(z, eps, rtol=1e-9, atol=1e-9)
+    assert s2.shape == (3001,)
+    # fitted m and v are the sample moments; residuals of a fitted filter have unit variance roughly
+    g = VolatilityFilter(alpha=0.05, beta=0.93, winsor=None).fit(r)
+    assert g.mean == pytest.approx(r.mean()) and g.var == pytest.approx(r.var())
+    assert np.var(g.filter(r)[0]) == pytest.approx(1.0, abs=0.1)
+    # the filtered variance tracks the true one
+    assert np.corrcoef(g.filter(r)[1][:-1], f.filter(r, var0=s2_0)[1][:-1])[0, 1] > 0.99
+
+
+@pytest.mark.parametrize("winsor", [None, 3.0])
+def test_volatility_filter_round_trip_batched_and_capped(winsor):
+    rng = np.random.default_rng(0)
+    f = VolatilityFilter(winsor=winsor).fit(rng.standard_t(4, 2000) * 0.01)
+    r = rng.standard_t(4, (3, 5, 40)) * 0.01  # any leading shape
+    var0 = rng.uniform(0.5, 2, (3, 5)) * f.var
+    z, s2 = f.filter(r, var0)
+    assert z.shape == r.shape and s2.shape == (3, 5, 41)
+    np.testing.assert_allclose(f.unfilter(z, var0), r, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(f.unfilter(z[0, 0], s2[0, 0, 0]), r[0, 0], rtol=1e-10, atol=1e-14)
+    # winsorized: a shock beyond c raises the variance as much as one of c sd, no more
+    if winsor is not None:
+        s_big = f.filter(f.mean + np.array([0.0, -50 * np.sqrt(f.var)]), f.var)[1]
+        s_c = f.filter(f.mean + np.array([0.0, -winsor * np.sqrt(s_big[1])]), f.var)[1]
+        assert s_big[2] == pytest.approx(s_c[2], rel=1e-12)
+    # a run of huge residuals cannot push the variance past the cap
+    big = f.unfilter(np.full((1, 500), 20.0), f.var)
+    assert np.isfinite(big).all() and f.filter(big, f.var)[1].max() <= f.var_max * (1 + 1e-12)
+    # start variances come from the range of the training variances
+    s = f.sample_start(1000, rng.uniform(size=1000))
+    assert f.start_quantiles[0] <= s.min() and s.max() <= f.start_quantiles[-1]
+
+
+def test_volatility_filter_identity_state_and_errors():
+    r = np.random.default_rng(0).normal(0, 0.01, 100)
+    none = VolatilityFilter(kind="none").fit(r)
+    z, s2 = none.filter(r)
+    assert np.array_equal(z, r) and np.all(s2 == 1) and np.array_equal(none.unfilter(z), r)
+    assert VolatilityFilter.from_dict(None).kind == "none"  # model files from before the filter
+    for f in (VolatilityFilter(winsor=None).fit(r), VolatilityFilter(winsor=4.0).fit(r)):
+        g = VolatilityFilter.from_dict(json.loads(json.dumps(f.to_dict(), allow_nan=False)))  # strict JSON
+        assert g == f
+    with pytest.raises(InputError, match="alpha"):
+        VolatilityFilter(alpha=0.5, beta=0.6)
+    for bad in (0.0, float("inf"), float("nan")):  # inf would write Infinity into model.json
+        with pytest.raises(InputError, match="winsor"):
+            VolatilityFilter(winsor=bad)
+    good = f.to_dict()
+    for key, value in (("var_max", -1.0), ("start_quantiles", [1e-4, float("nan")]),
+                       ("start_quantiles", [2e-4, 1e-4]), ("start_quantiles", [-1e-4, 1e-4]),
+                       ("reaction", -1.0), ("reaction", float("nan"))):
+        with pytest.raises(InputError, match="refit"):
+            VolatilityFilter.from_dict({**good, key: value})
+    # warm-up: beta^days < 1e-4
+    assert VolatilityFilter(beta=0.965).warmup_days() == 259 and 0.965 ** 259 < 1e-4 < 0.965 ** 258
+    assert VolatilityFilter(kind="none").warmup_days() == 0
+    with pytest.raises(InputError, match="unknown volatility filter"):
+        VolatilityFilter(kind="egarch")
+    with pytest.raises(InputError, match="refit"):
+        VolatilityFilter.from_dict({"kind": "garch"})
+
+
+def test_volatility_filter_reaction_moment():
+    """M = sum s2_t min(z_t^2, c^2) / sum s2_t: by hand, as fitted, and None in older files."""
+    f = VolatilityFilter(winsor=4.0)
+    assert f.reaction_moment(np.array([1.0, 2.0, 5.0]), np.array([1.0, 2.0, 3.0, 99.0])) == pytest.approx(
+        (1 * 1 + 2 * 4 + 3 * 16) / 6)  # the last variance (the next day's) carries no residual
+    r = np.random.default_rng(3).standard_t(5, 3000) * 0.01
+    f.fit(r)
+    assert f.reaction == pytest.approx(f.reaction_moment(*f.filter(r)))
+    assert 0.5 < f.reaction < 1.2  # residuals of a fitted filter are about unit variance
+    d = f.to_dict()
+    del d["reaction"]
+    assert VolatilityFilter.from_dict(d).reaction is None
+
+
+def test_volatility_filter_fits_alpha_by_quasi_likelihood():
+    """Eq. (3a): alpha = 0 without clustering, the bound with strong clustering, the truth in between."""
+    beta = 0.965
+    cases = {  # (returns, expected alpha range)
+        "iid normal": (np.random.default_rng(0).normal(3e-4, 0.01, 8000), (0.0, 0.002)),
+        "strong garch": (_garch_path(8000, 0.08, 0.9, 3e-4, 1e-4, seed=2)[0], (0.025, 0.03)),
+        "weak garch": (_garch_path(20000, 0.012, beta, 3e-4, 1e-4, seed=3)[0], (0.005, 0.02)),
+    }
+    for name, (r, (lo, hi)) in cases.items():
+        f = VolatilityFilter(alpha=0.03, beta=beta, alpha_max=0.03).fit(r)
+        assert lo <= f.alpha <= hi, (name, f.alpha)
+        # the chosen alpha is at least as likely as any on a grid over [0, alpha_max]
+        best = max(VolatilityFilter(alpha=a, beta=beta).fit(r).quasi_loglik(r) for a in np.linspace(0, 0.03, 31))
+        assert f.quasi_loglik(r) >= best - 1e-6, name
+        # the rest of the fit uses the chosen alpha
+        assert f.reaction == pytest.approx(f.reaction_moment(*f.filter(r)))
+    # alpha = 0: the filter variance is the constant v, so residuals are standardized returns
+    r = cases["iid normal"][0]
+    f0 = VolatilityFilter(alpha=0.03, alpha_max=0.0).fit(r)
+    z, s2 = f0.filter(r)
+    assert f0.alpha == 0.0 and np.allclose(s2, r.var()) and np.allclose(z, (r - r.mean()) / r.std())
+    # without alpha_max alpha is kept; the bound is saved and old files (no alpha_max) load
+    assert VolatilityFilter(alpha=0.03).fit(r).alpha == 0.03
+    g = VolatilityFilter.from_dict(json.loads(json.dumps(f0.to_dict())))
+    assert g == f0 and g.alpha_max == 0.0
+    d = f0.to_dict()
+    del d["alpha_max"]
+    assert VolatilityFilter.from_dict(d).alpha_max is None
+    for bad in (-0.01, 0.04):
+        with pytest.raises(InputError, match="alpha_max"):
+            VolatilityFilter(beta=beta, alpha_max=bad)
+
+
+@pytest.mark.parametrize("winsor", [None, 3.0])
+def test_state_path_in_torch_is_the_filter_recursion(winsor):
+    """VolatilityFilter.state_path (the denoiser's day-state channel) gives 0.5 log(sigma^2_t / v) of
+    :meth:`filter` for every day, from the first day's state, including winsorizing and the cap."""
+    import torch
+
+    rng = np.random.default_rng(3)
+    f = VolatilityFilter(winsor=winsor).fit(rng.standard_t(4, 2000) * 0.01)
+    r = rng.standard_t(3, (6, 50)) * 0.02
+    r[0, 5:45] = 0.5  # a run of huge days that meets the cap
+    var0 = rng.uniform(0.3, 3, 6) * f.var
+    z, s2 = f.filter(r, var0)
+    got = f.state_path(torch.from_numpy(z), torch.from_numpy(f.state(var0)))
+    np.testing.assert_allclose(got.numpy(), f.state(s2[:, :-1]), rtol=1e-10, atol=1e-12)
+    assert np.isclose(s2[0].max(), f.var_max)  # the cap was reached
+    none = VolatilityFilter(kind="none")
+    assert torch.equal(none.state_path(torch.ones(2, 5), torch.zeros(2)), torch.zeros(2, 5))
+
+
+
+def test_volatility_state_bins_are_fitted_from_training_quantiles():
+    """state_edges are the state_quantiles of sigma^2 / v with at least MIN_BIN_DAYS days in every bin;
+    state_z2 is E z^2 of the training residuals in each bin; alpha = 0 (constant variance) gives one bin."""
+    r = _garch_path(3000, 0.08, 0.9, 3e-4, 1e-4, seed=4)[0]
+    f = VolatilityFilter(state_quantiles=(0.5, 0.8, 0.95, 0.99)).fit(r)
+    z, s2 = f.filter(r)
+    h = s2[:-1] / f.var
+    # 3000 days: 30 above the 99 % quantile, fewer than MIN_BIN_DAYS = 50, so that edge is dropped
+    np.testing.assert_allclose(f.state_edges, np.quantile(h, [0.5, 0.8, 0.95]), rtol=1e-12)
+    b = f.state_bin(s2[:-1])
+    assert b.min() == 0 and b.max() == 3 and np.bincount(b).min() >= VolatilityFilter.MIN_BIN_DAYS
+    np.testing.assert_allclose(f.state_z2, [np.mean(z[b == j] ** 2) for j in range(4)], rtol=1e-12)
+    back = VolatilityFilter.from_dict(json.loads(json.dumps(f.to_dict(), allow_nan=False)))
+    assert back == f
+    # unfilter with one factor per bin scales day t's residual by the factor of sigma^2_t's bin
+    g = np.array([0.9, 1.0, 1.1, 1.2])
+    rg = f.unfilter(z, s2[0], g)
+    zg, s2g = f.filter(rg, s2[0])
+    np.testing.assert_allclose(zg, z * g[f.state_bin(s2g[:-1])], rtol=1e-9)
+    with pytest.raises(InputError, match="one factor per volatility-state bin"):
+        f.unfilter(z, s2[0], g[:3])
+    # no clustering: alpha = 0, a constant variance, no edges, one bin
+    iid = np.random.default_rng(0).normal(0, 0.01, 3000)
+    f0 = VolatilityFilter(alpha_max=0.03, state_quantiles=(0.5, 0.8)).fit(iid)
+    assert f0.alpha == 0 and f0.state_edges == () and len(f0.state_z2) == 1
+    # bad quantiles and files with inconsistent bins
+    for bad in ((0.5, 0.5), (0.0, 0.5), (0.8, 0.5), (1.0,)):
+        with pytest.raises(InputError, match="quantiles"):
+            VolatilityFilter(state_quantiles=bad)
+    for key, value in (("state_edges", [2.0, 1.0, 3.0]), ("state_z2", [1.0, 1.0]), ("state_z2", [1, 1, -1, 1])):
+        with pytest.raises(InputError, match="refit"):
+            VolatilityFilter.from_dict({**f.to_dict(), key: value})
+    d = f.to_dict()
+    for key in ("state_quantiles", "state_edges", "state_z2"):  # files from before the bins: one bin
+        del d[key]
+    assert VolatilityFilter.from_dict(d).state_edges == ()
