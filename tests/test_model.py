@@ -181,6 +181,11 @@ def test_conditional_sample_is_decoded_from_the_filter_state(tmp_path):
         v = f._next_var(v, zt)
     np.testing.assert_allclose(model.decode_generated(u_new[0], s2[-1]), np.stack(expect, 1), rtol=1e-12)
     assert model.factors_for(steps=3) is None and model.factors_for() == model.state_factors
+    # given a real context the default sampler's draws get k but not g (calibrated on unconditional windows)
+    assert model.factors_for(conditional=True) is None
+    a = model.sample(5, 30, context=c, seed=7)
+    u_def = model.sample_model_space(5, 30, context_u=u[None], var=s2[None], generator=torch.Generator().manual_seed(7))
+    np.testing.assert_allclose(a, model.decode(model.residual_scale * u_def[0], s2[-1]), rtol=1e-9)
     with pytest.raises(InputError, match="context_u"):
         model.sample_model_space(2, 5, context_u=u, var=s2, steps=2)  # 1-D: one history must be shape (1, C)
     with pytest.raises(InputError, match="pass var"):

@@ -192,18 +192,24 @@ class DiffusionModel:
         what it was calibrated with, else 1."""
         return self.residual_scale if self.resolve_sampler(sampler, steps) == self.calibrated_for else 1.0
 
-    def factors_for(self, sampler: str | None = None, steps: int | None = None) -> tuple[float, ...] | None:
-        """g of eq. (5) for draws of ``sampler``/``steps``: :attr:`state_factors` if that is what it was
-        calibrated with, else ``None`` (no state scaling)."""
+    def factors_for(self, sampler: str | None = None, steps: int | None = None, *,
+                    conditional: bool = False) -> tuple[float, ...] | None:
+        """g of eq. (5) for unconditional draws of ``sampler``/``steps``: :attr:`state_factors` if that is what
+        it was calibrated with, else ``None`` (no state scaling). Draws conditioned on an observed (real)
+        context get ``None``: g is measured on unconditional windows, where the network knows only the
+        first day's state, and on the S&P 500 backtest it made VaR exceedances cluster (docs/risk.md)."""
+        if conditional:
+            return None
         return self.state_factors if self.resolve_sampler(sampler, steps) == self.calibrated_for else None
 
     def decode_generated(self, u: np.ndarray, var0: np.ndarray | float | None = None, *, sampler: str | None = None,
-                         steps: int | None = None) -> np.ndarray:
+                         steps: int | None = None, conditional: bool = False) -> np.ndarray:
         """Generated model-space values -> returns: the residuals of k u, each day scaled by g of its volatility
         state (eqs. (4), (5)), through the filter from ``var0``; k and g those of the sampler that drew them
-        (:meth:`scale_for`, :meth:`factors_for`). Shape: (..., T) -> (..., T)."""
+        (:meth:`scale_for`, :meth:`factors_for`; ``conditional``: drawn given a real context, no g).
+        Shape: (..., T) -> (..., T)."""
         z = self.transform.inverse(self.scale_for(sampler, steps) * np.asarray(u, dtype=float))
-        return self.vol_filter.unfilter(z, var0, self.factors_for(sampler, steps))
+        return self.vol_filter.unfilter(z, var0, self.factors_for(sampler, steps, conditional=conditional))
 
     def calibrate(self, n_windows: int = 4000, *, seed: int = 0, sampler: str | None = None,
                   steps: int | None = None, progress: bool = False) -> float:
@@ -371,7 +377,8 @@ class DiffusionModel:
         u = self.sample_model_space(n_paths, length, context_u=ctx_u, var=var, sampler=sampler, steps=steps,
                                     generator=gen, eta=eta, batch_size=batch_size,
                                     progress=progress, antithetic=antithetic)  # (M, N, T) or (N, T)
-        r = self.decode_generated(u.reshape(-1, length), var0, sampler=sampler, steps=steps)  # (M * N, T), eq. (4)
+        r = self.decode_generated(u.reshape(-1, length), var0, sampler=sampler, steps=steps,
+                                  conditional=context is not None)  # (M * N, T), eqs. (4), (5)
         if context is not None and np.asarray(context).ndim == 2:
             return r.reshape(-1, n_paths, length)  # (M, N, T)
         return r
@@ -424,7 +431,7 @@ class DiffusionModel:
             batch_size = 2 * max(1, batch_size // 2)  # batches keep pairs together
         bar = _progress(progress, len(chunks) * math.ceil(total / batch_size), "sample")
         k = self.scale_for(sampler, steps)  # eqs. (4), (5): the filter state tracks the days as sample() decodes them
-        g = self.factors_for(sampler, steps)
+        g = self.factors_for(sampler, steps, conditional=context_u is not None)
         out = []
         for b0 in range(0, total, batch_size):
             nb = min(batch_size, total - b0)
