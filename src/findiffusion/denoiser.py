@@ -14,8 +14,8 @@ Tashiro et al., 2021):
             every day, s_t - s_1, that the denoiser's own previous clean estimate \hat x_0 implies
             through the filter recursion (``day_state``), or 0 when there is none yet: self-conditioning
             (Chen et al., 2023, sec. 3.3). With channel 3 alone the network must infer each day's
-            volatility state from noisy values; in the data the residuals' spread and tails depend on it
-            (docs/realism.md, *Clustering against tails*).
+            volatility state from noisy values; in the data the residuals' spread and tails depend on it.
+            Measured on the S&P 500 it did not change that dependence (docs/realism.md); off by default.
 
 and its output F is turned into the predicted noise \varepsilon_\theta in one of two ways
 (``prediction``), with \alpha_t = \sqrt{\bar\alpha_t}, \sigma_t = \sqrt{1-\bar\alpha_t} and
@@ -49,7 +49,8 @@ class Denoiser(nn.Module):
     """Epsilon-prediction wrapper around a network.
 
     Args:
-        network: maps (B, C, L) inputs (C = 3, or 4 with the filter-state channel) and (B,) times to (B, 1, L).
+        network: maps (B, C, L) inputs (C = 3; 4 with the filter-state channel; 5 with the day-state channel too)
+            and (B,) times to (B, 1, L).
         schedule: the noise schedule.
         prediction: what the network's output F stands for, ``"eps"`` (eq. 1) or ``"v"`` (eq. 2).
         day_state: for a network with the day-state channel (5 inputs): maps clean windows (B, L) in

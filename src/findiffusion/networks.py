@@ -29,7 +29,8 @@ class NetworkConfig:
         dilations: dilation of each gated residual layer (kernel 3).
         time_embed_dim: width of the sinusoidal time embedding.
         in_channels: input channels: 3 = noisy, context, mask; 4 adds the volatility-filter state
-            (set by :func:`findiffusion.training.fit` for models with a filter).
+            (set by :func:`findiffusion.training.fit` for models with a filter); 5 adds every day's state
+            (``TrainConfig.day_state``).
         global_pool: give every layer the window mean of its features as a
             per-channel bias (like the time embedding), so each position sees
             window-wide statistics such as the volatility level at once instead
