@@ -61,7 +61,8 @@ class Denoiser(nn.Module):
     PREDICTIONS = ("eps", "v")
     #: share of training windows whose day-state channel comes from a first, gradient-free pass
     SELF_COND_P = 0.5
-    #: guard on the self-conditioning estimate \hat x_0 (model space, ~N(0, 1))
+    #: guard on a clean estimate \hat x_0 in model space (~N(0, 1); 10 sd is far beyond any day seen): the
+    #: self-conditioning estimate here, the samplers' estimate in :mod:`findiffusion.model` (CLIP_X0)
     CLIP = 10.0
 
     def __init__(self, network: nn.Module, schedule: NoiseSchedule, prediction: str = "eps",
@@ -183,6 +184,8 @@ class Denoiser(nn.Module):
             if self.uses_day_state and prev:
                 day = self.day_channel(prev[0], state, context, mask)
             eps = self(x_t, tau, context, mask, state, day).to(x_t.dtype)
+            if clip_x0 is None and not self.uses_day_state:
+                return eps
             a, s = self._alpha_sigma(tau, x_t)  # (B, 1)
             x0 = (x_t - s * eps) / a
             if self.uses_day_state:

@@ -36,7 +36,7 @@ from findiffusion.volatility import VolatilityFilter
 
 FORMAT_VERSION = 1
 #: guard on the clean estimate in model space (u is ~N(0, 1); 10 sd is far beyond any day seen)
-CLIP_X0 = 10.0
+CLIP_X0 = Denoiser.CLIP
 #: default sampler and steps of models without a volatility filter / with one (see DiffusionModel.default_sampler)
 DEFAULT_SAMPLER = "ode"
 FILTER_SAMPLER = ("dpm", 10)
@@ -190,7 +190,11 @@ class DiffusionModel:
     def scale_for(self, sampler: str | None = None, steps: int | None = None) -> float:
         """k for draws of ``sampler``/``steps`` (default: the model's own): :attr:`residual_scale` if that is
         what it was calibrated with, else 1."""
-        return self.residual_scale if self.resolve_sampler(sampler, steps) == self.calibrated_for else 1.0
+        return self.residual_scale if self._calibrated(sampler, steps) else 1.0
+
+    def _calibrated(self, sampler: str | None, steps: int | None) -> bool:
+        """Whether draws of ``sampler``/``steps`` (default: the model's own) are what k and g were measured on."""
+        return self.resolve_sampler(sampler, steps) == self.calibrated_for
 
     def factors_for(self, sampler: str | None = None, steps: int | None = None, *,
                     conditional: bool = False) -> tuple[float, ...] | None:
@@ -200,7 +204,7 @@ class DiffusionModel:
         first day's state, and on the S&P 500 backtest it made VaR exceedances cluster (docs/risk.md)."""
         if conditional:
             return None
-        return self.state_factors if self.resolve_sampler(sampler, steps) == self.calibrated_for else None
+        return self.state_factors if self._calibrated(sampler, steps) else None
 
     def decode_generated(self, u: np.ndarray, var0: np.ndarray | float | None = None, *, sampler: str | None = None,
                          steps: int | None = None, conditional: bool = False) -> np.ndarray:
@@ -495,11 +499,9 @@ class DiffusionModel:
         (eqs. (4), (5)) as :meth:`sample` decodes them: (n, P + 1) variances -> (n, P + 1 + D)."""
         f = self.vol_filter
         z = self.transform.inverse(k * u_new.numpy().astype(np.float64))  # (n, D) residuals
-        gg = None if g is None else np.asarray(g, dtype=float)
         cols, last = [s2], s2[:, -1]
         for t in range(z.shape[1]):
-            zt = z[:, t] if gg is None else z[:, t] * gg[f.state_bin(last)]
-            last = f._next_var(last, zt)  # eq. (3) of the filter, as in decode
+            last = f._next_var(last, f.scale_by_state(z[:, t], last, g))  # eqs. (5), (3), as in decode_generated
             cols.append(last[:, None])
         return np.concatenate(cols, axis=1)
 

@@ -147,6 +147,11 @@ class VolatilityFilter:
         b = np.searchsorted(edges, h, side="right")  # bin of each day, 0..len(edges)
         return tuple(edges), tuple(float(np.mean(z[b == j] ** 2)) for j in range(len(edges) + 1))
 
+    def scale_by_state(self, z: np.ndarray, s2: np.ndarray, state_factors: np.ndarray | None) -> np.ndarray:
+        """Residuals z of one day times the factor of the volatility-state bin of their variances s2 (eq. (5) of
+        :mod:`findiffusion.model`); z itself without factors. Shape: z, s2 (n,) -> (n,)."""
+        return z if state_factors is None else z * np.asarray(state_factors, dtype=float)[self.state_bin(s2)]
+
     def state_bin(self, s2: np.ndarray) -> np.ndarray:
         """Volatility-state bin (0 .. len(state_edges)) of variances sigma^2. Shape: any -> the same."""
         return np.searchsorted(np.asarray(self.state_edges, dtype=float), np.asarray(s2, dtype=float) / self.var,
@@ -221,7 +226,7 @@ class VolatilityFilter:
         r = np.empty_like(z)
         s2 = np.broadcast_to(np.asarray(self.var if var0 is None else var0, dtype=float), z.shape[:-1]).copy()
         for t in range(z.shape[-1]):
-            zt = z[..., t] if g is None else z[..., t] * g[self.state_bin(s2)]
+            zt = self.scale_by_state(z[..., t], s2, g)
             r[..., t] = self.mean + np.sqrt(s2) * zt
             s2 = self._next_var(s2, zt)
         return r
