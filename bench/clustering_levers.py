@@ -13,7 +13,10 @@ the clustering without raising the excess kurtosis (band: real +- 25 %):
   state of that day (re-filtered day by day), k0 re-chosen so that the reaction moment M of eq. (4) in
   findiffusion.model is the training one: residuals that grow with the volatility state;
 * ``variance cap C``: the filter variance capped at C times the largest filtered training variance
-  (the library caps at 10 times).
+  (the library caps at 10 times);
+* ``state bins fitted``: the library's state-binned calibration (eq. (5) of findiffusion.model) with bins at
+  the 50 / 80 / 95 / 99 % quantiles of the training window days (five bins), or at 80 / 99 % (three), on top of
+  the model's own k. ``as sampled`` is what ``sample`` gives, with the model's own factors when it has them.
 
 It also prints the diagnostics behind them: the spread of window volatility and E[z^2] and the
 kurtosis of z by filter-volatility bin, real (training residuals) against generated.
@@ -47,32 +50,19 @@ def unfilter_sloped(f: VolatilityFilter, z: np.ndarray, var0: np.ndarray, b: flo
     return r
 
 
-def unfilter_binned(f: VolatilityFilter, z: np.ndarray, var0: np.ndarray, edges: np.ndarray,
-                    k: np.ndarray) -> np.ndarray:
-    """Eq. (3) forwards with the residual of day t scaled by k[bin of sigma^2_t] (bins: ``edges`` of the
-    filter variance). Shape: (N, T) -> (N, T)."""
-    r = np.empty_like(z)
-    s2 = np.asarray(var0, dtype=float).copy()  # (N,)
-    for t in range(z.shape[1]):
-        zt = z[:, t] * k[np.clip(np.searchsorted(edges, s2, side="right") - 1, 0, len(k) - 1)]
-        r[:, t] = f.mean + np.sqrt(s2) * zt
-        s2 = f._next_var(s2, zt)
-    return r
-
-
-def fitted_bins(f: VolatilityFilter, z: np.ndarray, var0: np.ndarray, edges: np.ndarray, target: np.ndarray,
-                iters: int = 12) -> np.ndarray:
-    """Per-bin scales k_b such that the decoded residuals' E[z^2 | bin of sigma^2_t] is ``target``, by
-    fixed-point iteration (each pass re-decodes, since the scales move the states). Shape: (B,)."""
-    k = np.ones(len(target))
-    for _ in range(iters):
-        r = unfilter_binned(f, z, var0, edges, k)
-        zz, s2 = f.filter(r, var0)
-        b = np.clip(np.searchsorted(edges, s2[:, :-1], side="right") - 1, 0, len(k) - 1)
-        for j in range(len(k)):
-            if (b == j).sum() > 200:
-                k[j] *= np.sqrt(target[j] / np.mean(zz[b == j] ** 2))
-    return k
+def state_bins_lever(model, z: np.ndarray, var0: np.ndarray, edges: np.ndarray,
+                     target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The library's state-binned calibration (eq. (5), ``DiffusionModel._fit_state_factors``) with bins at the
+    interior filter-variance ``edges`` and per-bin targets ``target``: the factors and the returns they decode to.
+    Shape: z (N, T), var0 (N,) -> (bins,), (N, T)."""
+    own = model.vol_filter
+    f = dataclasses.replace(own, state_edges=tuple(float(e) / own.var for e in edges), state_z2=tuple(target))
+    model.vol_filter = f
+    try:
+        g = model._fit_state_factors(z, var0)
+    finally:
+        model.vol_filter = own
+    return g, f.unfilter(z, var0, g)
 
 
 def matched_level(f: VolatilityFilter, z: np.ndarray, var0: np.ndarray, b: float) -> float:
@@ -139,12 +129,11 @@ def main(argv: list[str] | None = None) -> int:
         edges[0], edges[-1] = 0.0, np.inf
         bin_r = np.clip(np.searchsorted(edges, sr, side="right") - 1, 0, 4)
         target = np.array([np.mean(zr[bin_r == j] ** 2) for j in range(5)])
-        kb = fitted_bins(f, z, var0, edges, target)
-        add("state bins fitted (k " + "/".join(f"{v:.3f}" for v in kb) + ")", unfilter_binned(f, z, var0, edges, kb))
-        kb3 = fitted_bins(f, z, var0, edges[[0, 2, 4, 5]], np.array(
+        kb, r_kb = state_bins_lever(model, z, var0, edges[1:-1], target)
+        add("state bins fitted (k " + "/".join(f"{v:.3f}" for v in kb) + ")", r_kb)
+        kb3, r_kb3 = state_bins_lever(model, z, var0, edges[[2, 4]], np.array(
             [np.mean(zr[(sr >= lo) & (sr < hi)] ** 2) for lo, hi in zip(edges[[0, 2, 4]], edges[[2, 4, 5]], strict=True)]))
-        add("3 state bins fitted (k " + "/".join(f"{v:.3f}" for v in kb3) + ")",
-            unfilter_binned(f, z, var0, edges[[0, 2, 4, 5]], kb3))
+        add("3 state bins fitted (k " + "/".join(f"{v:.3f}" for v in kb3) + ")", r_kb3)
 
         # diagnostics: window spread and residuals by volatility bin, real vs generated
         sg = f.filter(r_gen, var0)[1][:, :-1]
