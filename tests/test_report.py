@@ -10,6 +10,7 @@ import torch
 
 import findiffusion
 from findiffusion import cli
+from findiffusion import stylized_facts as sf
 from findiffusion.data import make_windows
 from findiffusion.errors import InputError
 from findiffusion.networks import NetworkConfig
@@ -39,6 +40,20 @@ def tiny_model_dir(tmp_path_factory):
     return d
 
 
+def test_evaluate_puts_the_resampled_real_windows_score_in_the_real_column():
+    series = garch_like(3000, 2)
+    real = make_windows(series, 32)
+    rng = np.random.default_rng(3)
+    loud = 2.5 * rng.standard_normal((300, 32)) * series.std()
+    rep = evaluate(real, {"loud": loud}, None, disc_seeds=(1,), memorization=False)
+    floor = sf.discriminative_floor(real, 300, seeds=(1,))
+    assert rep.values[REAL]["disc"] == pytest.approx(floor.mean)
+    assert rep.values[REAL]["disc_acc"] == pytest.approx(floor.accuracy)
+    assert rep.values["loud"]["disc"] > 0.3 and rep.values["loud"]["disc_acc"] > 0.8  # told apart, not mistaken
+    acc_row = next(r for r in rep.rows() if r[0] == "classifier accuracy")
+    assert acc_row[1] == f"{floor.accuracy:.3f}"
+
+
 def test_evaluate_scores_a_copy_as_perfect_and_iid_noise_as_unclustered(tmp_path):
     series = garch_like(5000, 0)
     real, held = make_windows(series[:4000], 32), make_windows(series[4000:], 32)
@@ -55,6 +70,7 @@ def test_evaluate_scores_a_copy_as_perfect_and_iid_noise_as_unclustered(tmp_path
     assert abs(v["iid"]["kurtosis"]) < 0.3 < v[REAL]["kurtosis"]
     text = rep.summary()
     assert "copy" in text and "iid" in text and "memorization ratio" in text
+    assert "disc" not in v[REAL]  # discriminator=False: no floor either
     mem_row = next(r for r in rep.rows() if r[0] == "memorization ratio")
     assert mem_row[2].endswith("MISS")  # the target applies to the first generator: a copier fails it
 

@@ -130,6 +130,26 @@ def test_discriminator_cannot_tell_identical_processes_and_can_tell_different_on
     assert len(d_same.scores) == 3
 
 
+def test_discriminative_floor_is_near_zero_on_a_stationary_series_and_high_when_held_out_years_differ():
+    rng = np.random.default_rng(20)
+    kw = {"max_per_class": 400, "epochs": 5}
+    iid = make_windows(rng.standard_normal(2000), 32)
+    floor = sf.discriminative_floor(iid, 600, **kw)
+    assert floor.mean < 0.04 and len(floor.accuracies) == 3
+    # loud years exactly where time_split puts the held-out real windows: the resampled windows (all years)
+    # hold loud ones, the classifier's real training windows none, so held-out real windows look generated
+    vol = np.ones(2000)
+    vol[200:420] = vol[990:1210] = vol[1780:] = 2.0
+    era = make_windows(rng.standard_normal(2000) * vol, 32)
+    tr, te = sf.time_split(len(era), 32)
+    loud = make_windows(vol, 32) == 2.0  # (M, 32)
+    assert loud[te].mean() > 0.95 and loud[tr].mean() < 0.05  # the set-up is what the comment says
+    shifted = sf.discriminative_floor(era, 600, **kw)
+    assert shifted.mean > 0.15 and shifted.accuracy < 0.35
+    with pytest.raises(InputError, match="at least 20"):
+        sf.discriminative_floor(iid, 5)
+
+
 def test_memorization_copying_generator_scores_zero_and_fresh_data_one():
     rng = np.random.default_rng(8)
     series = rng.standard_normal(6000) * np.exp(0.5 * np.sin(np.arange(6000) / 200))

@@ -29,6 +29,7 @@ References:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -250,8 +251,15 @@ class DiscriminativeResult:
     def mean(self) -> float:
         return float(np.mean(self.scores))
 
+    @property
+    def accuracy(self) -> float:
+        """Mean held-out accuracy. Below 1/2 the classifier took held-out real windows for synthetic ones:
+        it learned the years it was trained on, and the score measures how the series changed over time."""
+        return float(np.mean(self.accuracies))
+
     def summary(self) -> str:
-        return f"discriminative score {self.mean:.3f} (seeds: {', '.join(f'{s:.3f}' for s in self.scores)})"
+        return (f"discriminative score {self.mean:.3f} (seeds: {', '.join(f'{s:.3f}' for s in self.scores)}; "
+                f"accuracy {self.accuracy:.3f})")
 
 
 def discriminative_score(real: np.ndarray, synth: np.ndarray, seeds: tuple[int, ...] = (1, 2, 3),
@@ -294,6 +302,24 @@ def discriminative_score(real: np.ndarray, synth: np.ndarray, seeds: tuple[int, 
         accs.append(acc)
         scores.append(abs(acc - 0.5))
     return DiscriminativeResult(scores, accs)
+
+
+def discriminative_floor(real: np.ndarray, n: int = 2000, seed: int = 0,
+                         **kwargs: Any) -> DiscriminativeResult:
+    r"""The discriminative score of the real windows themselves: (7) with ``synth`` = ``n`` real windows
+    drawn at random (``seed``) from all of ``real``.
+
+    This is what a generator that reproduces the training windows' law exactly scores, the floor of (7)
+    on this series. It is not 0 when the series changes over time: the classifier trains on the real
+    windows of some years but is tested on others, while the resampled windows cover all of them, so
+    held-out real windows unlike the training years are taken for synthetic ones (accuracy < 1/2).
+    ``kwargs`` go to :func:`discriminative_score`. Shape: real (M, T).
+    """
+    r = as_windows(real, "real")
+    if not isinstance(n, int | np.integer) or n < 20:
+        raise InputError(f"n must be at least 20 resampled windows, got {n}")
+    idx = np.random.default_rng(seed).choice(len(r), size=n, replace=n > len(r))
+    return discriminative_score(r, r[idx], **kwargs)
 
 
 # ---------------------------------------------------------------------------
