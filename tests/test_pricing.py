@@ -18,6 +18,7 @@ from findiffusion.pricing import (
     black_scholes_gamma,
     black_scholes_price,
     black_scholes_vega,
+    conditional_martingale_correction,
     implied_volatility,
     martingale_correction,
     payoff,
@@ -99,6 +100,47 @@ def test_martingale_correction_holds_at_every_date():
     np.testing.assert_array_equal(ranks, np.argsort(np.diff(np.log(p), axis=0), axis=0))
     with pytest.raises(InputError, match="same price"):
         martingale_correction(p * np.linspace(1, 2, 500)[:, None], R)
+
+
+def test_conditional_correction_is_ems_with_one_bin_and_keeps_every_state_risk_neutral():
+    r = bp.simulate_heston(1200, 40, mu=0.4, seed=3)  # stochastic volatility, strong drift
+    p = S0 * np.exp(np.concatenate([np.zeros((1200, 1)), np.cumsum(r, 1)], 1))
+    np.testing.assert_allclose(conditional_martingale_correction(p, R, max_bins=1), martingale_correction(p, R),
+                               rtol=1e-12)
+    q = conditional_martingale_correction(p, R, max_bins=4, min_paths=100)
+    disc = np.exp(-R * np.arange(41) / 252)
+    np.testing.assert_allclose((disc * q).mean(0), S0, rtol=1e-12)  # (4) at every date
+    np.testing.assert_allclose(conditional_martingale_correction(2 * p, R, max_bins=4, min_paths=100), 2 * q,
+                               rtol=1e-12)  # homogeneous of degree one
+    # eq. (4b) by hand on day 10: bins of the EWMA state known on day 9; every bin grows by e^{r/252}
+    lr2 = np.diff(np.log(p), axis=1) ** 2
+    h = np.full(1200, lr2.mean())
+    for j in range(9):
+        h = 0.94 * h + 0.06 * lr2[:, j]
+    b = np.searchsorted(np.quantile(h, [0.25, 0.5, 0.75]), h)
+    for k in range(4):
+        np.testing.assert_allclose(q[b == k, 10].sum(), np.exp(R / 252) * q[b == k, 9].sum(), rtol=1e-12)
+    assert not np.allclose(q, martingale_correction(p, R))
+    with pytest.raises(InputError, match="ewma"):
+        conditional_martingale_correction(p, R, ewma=1.0)
+
+
+def test_conditional_correction_prices_a_volatility_mixture_whose_drift_ignores_volatility():
+    """Half the paths at 10 % volatility, half at 40 %, all with one log drift r - mean(sigma^2)/2: right on
+    average, wrong in each state. The risk-neutral price is the mean of the two Black–Scholes prices; (4)
+    misses it by many SE, (4b) finds the states from the paths' own returns."""
+    rng = np.random.default_rng(4)
+    sig = np.where(np.arange(20_000) % 2 == 0, 0.1, 0.4)[:, None]  # (N, 1)
+    r = (R - 0.5 * np.mean(sig**2)) / 252 + sig / np.sqrt(252) * rng.standard_normal((20_000, 252))
+    kw = {"s0": S0, "strikes": [80.0, 100.0, 120.0], "maturities_days": [63, 252], "rate": R, "greeks": False}
+    z = {}
+    for corr in ("ems", "conditional"):
+        t = price_paths(r, correction=corr, **kw).table
+        ref = np.array([0.5 * (_bs(row.strike, row.maturity_days, row.option, 0.1)
+                               + _bs(row.strike, row.maturity_days, row.option, 0.4)) for row in t.itertuples()])
+        z[corr] = (t.price.to_numpy() - ref) / t.se.to_numpy()
+    assert np.abs(z["ems"]).max() > 6
+    assert np.abs(z["conditional"]).max() < 3, z["conditional"]
 
 
 # ---- Monte Carlo on exact simulations ----------------------------------------------------------------
@@ -268,7 +310,7 @@ def test_small_gbm_model_prices_near_black_scholes(gbm_model, tmp_path):
     c, p = t[t.option == "call"], t[t.option == "put"]
     par = c.price.to_numpy() - p.price.to_numpy() - (S0 - c.strike.to_numpy() * math.exp(-R * 21 / 252))
     assert np.abs(par).max() < 1e-9
-    assert "call" in res.summary() and "correction=ems" in res.summary()
+    assert "call" in res.summary() and "correction=conditional" in res.summary()
     png = res.plot(tmp_path / "smile.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
 
