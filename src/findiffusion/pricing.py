@@ -26,9 +26,9 @@ Monte Carlo on generated paths S_0..S_T (day t_j = j / 252 years):
     average: the log drift of a volatile day is lower (r - \sigma^2/2 for a Gaussian day). (4) alone moves
     every path by the same factor, so a generator whose daily mean does not fall with volatility (a
     difference far too small to learn from daily data) keeps volatile paths too high: on paths of a model
-    trained on Heston returns (rho = -0.7) it priced the one-year 80 put 23 % low, (4b) 9 % (docs/pricing.md).
+    trained on Heston returns (rho = -0.7) it priced the one-year 80 put 21 % low, (4b) 4 % (docs/pricing.md).
 (5) Price = e^{-r\tau}\,\overline{f(S^*)}; standard error by batch means: the N paths are split into
-    B independent batches, each corrected by (4) on its own, and
+    B independent batches, each corrected by (4) or (4b) on its own, and
     SE = sd(batch prices)/\sqrt B, 95 % interval = mean \pm t_{B-1,0.975} SE.
 (6) Control variate (Glasserman 2004, sec. 4.1) X = e^{-r\tau} S_\tau with known mean S_0:
     \hat V_{cv} = \bar Y - \hat\beta(\bar X - S_0),  \hat\beta = \widehat{cov}(Y, X)/\widehat{var}(X).
@@ -48,7 +48,7 @@ Monte Carlo on generated paths S_0..S_T (day t_j = j / 252 years):
     S_0 \to S_0(1 \pm h) scales every corrected path ((4) and (4b) are homogeneous of degree one):
     \Delta = (V_+ - V_-)/(2 h S_0),  \Gamma = (V_+ - 2V + V_-)/(h S_0)^2.
     Vega proxy: the model has no volatility parameter, so log returns are scaled about their mean,
-    r \to \bar r + (1 \pm \epsilon)(r - \bar r), re-corrected by (4), and
+    r \to \bar r + (1 \pm \epsilon)(r - \bar r), corrected again, and
     \mathcal V \approx (V_+ - V_-)/(2\epsilon\hat\sigma) with \hat\sigma the paths' annualised volatility;
     for geometric Brownian motion this is exactly the Black–Scholes vega in the limit.
 """
