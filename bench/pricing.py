@@ -10,7 +10,7 @@ Oracles (issue 5):
 (b) a model fitted to daily Heston paths (rho < 0) prices Europeans within 2 % of QuantLib's
     AnalyticHestonEngine averaged over the stationary Gamma law of v_0 (generated paths start
     unconditioned, i.e. from the stationary regime), and its smile slopes down;
-(c) put–call parity on the EMS-corrected paths.
+(c) put–call parity on the corrected paths.
 A model cannot be more right than its training sample: each part also prices a stationary block bootstrap
 (mean block 20 days) of the same simulated training series with the same correction, as a reference, and
 fresh paths of the simulated process itself (what a perfect generator would give at the same n: the Monte
@@ -159,7 +159,7 @@ def training_returns(kind: str, years: int) -> np.ndarray:
 
 def bootstrap_reference(kind: str, years: int, n: int, days: int, seed: int) -> np.ndarray:
     """Stationary block bootstrap (mean block 20 days) of the training series: what its finite sample
-    supports, priced with the same EMS correction as the model. Shape: (n, days)."""
+    supports, priced with the same correction as the model. Shape: (n, days)."""
     from findiffusion.baselines import StationaryBootstrap
 
     return StationaryBootstrap(training_returns(kind, years)).sample(n, days, seed=seed)

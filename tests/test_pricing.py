@@ -117,10 +117,16 @@ def test_conditional_correction_is_ems_with_one_bin_and_keeps_every_state_risk_n
     h = np.full(1200, lr2.mean())
     for j in range(9):
         h = 0.94 * h + 0.06 * lr2[:, j]
-    b = np.searchsorted(np.quantile(h, [0.25, 0.5, 0.75]), h)
+    b = np.empty(1200, dtype=int)
+    b[np.argsort(h, kind="stable")] = np.arange(1200) * 4 // 1200  # four bins of 300 by rank of h
     for k in range(4):
         np.testing.assert_allclose(q[b == k, 10].sum(), np.exp(R / 252) * q[b == k, 9].sum(), rtol=1e-12)
     assert not np.allclose(q, martingale_correction(p, R))
+    # ties (half the paths flat on day 1) still give equal bins: no path is forced to grow by exactly e^{r/252}
+    flat = p.copy()
+    flat[:600, 1:] = flat[:600, 1:] / flat[:600, 1:2] * S0
+    qf = conditional_martingale_correction(flat, R, max_bins=4, min_paths=100)
+    assert np.unique(np.round(qf[:, 2] / qf[:, 1], 12)).size > 1000
     with pytest.raises(InputError, match="ewma"):
         conditional_martingale_correction(p, R, ewma=1.0)
 

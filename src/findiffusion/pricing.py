@@ -18,8 +18,9 @@ Monte Carlo on generated paths S_0..S_T (day t_j = j / 252 years):
     risk-neutral in the sense of the discounted price being a martingale in mean.
 (4b) Conditional EMS, the default: (4) within volatility states. Each path's state at t_{j-1} is the
     EWMA of its own squared log returns up to t_{j-1}, h_i(t_j) = \lambda h_i(t_{j-1}) + (1-\lambda) r_i(t_{j-1})^2
-    (\lambda = 0.94, h(t_1) = the sample's mean r^2); at each date the paths are cut into B quantile bins of h
-    (B = min(10, n / 250), one bin on the first day), and with R_i(t_j) = S_i(t_j)/S_i(t_{j-1})
+    (\lambda = 0.94, h(t_1) = the sample's mean r^2); at each date the paths are cut into B equal-count bins by
+    rank of h (B = min(10, n / 250) with n the paths of one batch of (5), one bin on the first day), and with
+    R_i(t_j) = S_i(t_j)/S_i(t_{j-1})
     S^*_i(t_j) = S^*_i(t_{j-1}) R_i(t_j) c_b,  c_b = e^{r/252} \sum_{k \in b} S^*_k(t_{j-1}) / \sum_{k \in b} S^*_k(t_{j-1}) R_k(t_j).
     Every bin keeps its discounted total, so (4) holds at every date, and with B = 1 this *is* (4). Within a
     state the one-day discounted growth is 1 in mean, as risk neutrality asks of every state, not just on
@@ -247,7 +248,8 @@ def conditional_martingale_correction(prices: np.ndarray, rate: float, days_per_
         rate: continuous risk-free rate per year.
         days_per_year: trading days per year.
         ewma: lambda of the state h (the EWMA of the path's own squared log returns, known the day before).
-        max_bins, min_paths: B = min(max_bins, N // min_paths) quantile bins of h per date (at least 1).
+        max_bins, min_paths: B = min(max_bins, N // min_paths) equal-count bins by rank of h per date (at
+            least 1). :func:`price_paths` corrects each batch on its own, so there N is the paths per batch.
 
     Returns:
         Corrected paths: mean(e^{-r t_j} S*_j) = S_0 at every j, and within every bin of every date the
@@ -270,8 +272,8 @@ def conditional_martingale_correction(prices: np.ndarray, rate: float, days_per_
     for j in range(1, p.shape[1]):
         prev, rj = out[:, j - 1], growth[:, j - 1]
         bins = np.zeros(n, dtype=int)
-        if j > 1 and n_bins > 1:
-            bins = np.searchsorted(np.quantile(h, np.linspace(0, 1, n_bins + 1)[1:-1]), h)  # (N,)
+        if j > 1 and n_bins > 1:  # equal-count bins by rank of h (ties broken by path order), (N,)
+            bins[np.argsort(h, kind="stable")] = np.arange(n) * n_bins // n
         total = np.bincount(bins, prev, n_bins)  # sum of S*(t_{j-1}) per bin
         grown = np.bincount(bins, prev * rj, n_bins)  # sum of S*(t_{j-1}) R(t_j) per bin
         c = g * total / np.where(grown > 0, grown, 1.0)  # c_b; an empty bin gets no paths
@@ -506,6 +508,9 @@ def price_paths(
             est["base"][:, ci] = [adj[edges[b]:edges[b + 1]].mean() for b in range(batches)]
     elif control_variate:
         notes.append("control variate e^{-rT} S_T skipped: after the correction its sample mean is exactly S0 (no effect)")
+    if correction == "conditional" and (n // batches) // STATE_MIN_PATHS < 2:
+        notes.append(f"conditional correction with one volatility bin (= plain EMS): {n // batches} paths per batch, "
+                     f"two bins need {2 * STATE_MIN_PATHS}; use more paths or fewer batches")
     from scipy import stats as sps
 
     tq = float(sps.t.ppf(0.975, batches - 1))
@@ -588,6 +593,6 @@ def price_with_model(
     res = price_paths(r, s0=s0, strikes=strikes, maturities_days=maturities, rate=rate, options=options,
                       barriers=barriers, antithetic=antithetic,
                       settings={"sampler": sampler, "steps": steps, "seed": seed,
-                                "conditional": context is not None}, **kwargs)
+                                "context": context is not None}, **kwargs)
     res.notes = notes + res.notes
     return res

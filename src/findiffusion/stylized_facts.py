@@ -312,7 +312,9 @@ def discriminative_floor(real: np.ndarray, n: int = 2000, seed: int = 0,
     This is what a generator that reproduces the training windows' law exactly scores, the floor of (7)
     on this series. It is not 0 when the series changes over time: the classifier trains on the real
     windows of some years but is tested on others, while the resampled windows cover all of them, so
-    held-out real windows unlike the training years are taken for synthetic ones (accuracy < 1/2).
+    held-out real windows unlike the training years are taken for synthetic ones (accuracy < 1/2). It is a
+    reference, not a lower bound: a generator that does not carry the years' differences can score below it.
+    The resampled windows include copies of the classifier's own training and test windows.
     ``kwargs`` go to :func:`discriminative_score`. Shape: real (M, T).
     """
     r = as_windows(real, "real")
