@@ -122,11 +122,13 @@ def test_conditional_correction_is_ems_with_one_bin_and_keeps_every_state_risk_n
     for k in range(4):
         np.testing.assert_allclose(q[b == k, 10].sum(), np.exp(R / 252) * q[b == k, 9].sum(), rtol=1e-12)
     assert not np.allclose(q, martingale_correction(p, R))
-    # ties (half the paths flat on day 1) still give equal bins: no path is forced to grow by exactly e^{r/252}
+    # ties (599 paths flat on day 1) still give equal bins: a quantile cut would leave the next path alone in
+    # its bin, its day-2 growth forced to exactly e^{r/252}
     flat = p.copy()
-    flat[:600, 1:] = flat[:600, 1:] / flat[:600, 1:2] * S0
+    flat[:599, 1:] = flat[:599, 1:] / flat[:599, 1:2] * S0
     qf = conditional_martingale_correction(flat, R, max_bins=4, min_paths=100)
     assert np.unique(np.round(qf[:, 2] / qf[:, 1], 12)).size > 1000
+    assert not np.isclose(qf[:, 2] / qf[:, 1], np.exp(R / 252), rtol=0, atol=1e-13).any()
     with pytest.raises(InputError, match="ewma"):
         conditional_martingale_correction(p, R, ewma=1.0)
 
