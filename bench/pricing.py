@@ -174,7 +174,7 @@ def process_reference(kind: str, n: int, days: int, seed: int) -> np.ndarray:
 
 
 def _model(kind: str, path: str | None, quick: bool, out: Path, years: int, device: str = "cpu",
-           prediction: str = "eps"):
+           prediction: str = "eps", train_steps: int | None = None, vol_asym: float = 0.0):
     import findiffusion
     from findiffusion.config import config_tag
     from findiffusion.networks import NetworkConfig
@@ -184,8 +184,10 @@ def _model(kind: str, path: str | None, quick: bool, out: Path, years: int, devi
         return findiffusion.load(path, device=device), f"loaded {path}"
     cfg = (FitConfig(network=NetworkConfig(channels=16), train=TrainConfig(steps=600, batch_size=64, window=32),
                      stitch_context=16) if quick else FitConfig())
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, prediction=prediction))
-    label = ("quick" if quick else "default") + ("" if prediction == "eps" else f"-{prediction}")
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, prediction=prediction, vol_asym=vol_asym,
+                                                             steps=train_steps or cfg.train.steps))
+    label = (("quick" if quick else "default") + ("" if prediction == "eps" else f"-{prediction}")
+             + (f"-steps{train_steps}" if train_steps else "") + (f"-asym{vol_asym:g}" if vol_asym else ""))
     cache = out / f"model-{kind}-{label}-{years}y-{config_tag(cfg)}"  # a new default, a new cache
     if (cache / "model.json").exists():
         return findiffusion.load(cache, device=device), f"cached {cache}"
@@ -232,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=["gbm", "heston"], help="run one part")
     ap.add_argument("--prediction", default="eps", choices=["eps", "v"],
                     help="the fitted models' parameterization (default eps, the library default)")
+    ap.add_argument("--train-steps", type=int, default=None,
+                    help="optimisation steps of the fitted models (default: the library default, 3200; at 1000 "
+                         "simulated years that is under one pass over the windows: see docs/pricing.md)")
+    ap.add_argument("--vol-asym", type=float, default=0.0,
+                    help="fit the models with this bound on the filter's asymmetry (TrainConfig.vol_asym; default 0)")
     ap.add_argument("--no-antithetic", action="store_true", help="skip the antithetic variance-reduction part")
     ap.add_argument("--correction", default="conditional", choices=["conditional", "ems"],
                     help="martingale correction (default conditional, the library default; ems: plain EMS)")
@@ -250,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench/pricing.py  quick={a.quick}  n={n}  sampler={a.sampler or 'model default'} steps={steps or 'model default'}  maturities={mats}  seed={a.seed}  r={rate}  correction={a.correction}")
     ok = True
     if a.only in (None, "gbm"):
-        model, how = _model("gbm", a.gbm_model, a.quick, out, a.years, a.device, a.prediction)
+        model, how = _model("gbm", a.gbm_model, a.quick, out, a.years, a.device, a.prediction, a.train_steps, a.vol_asym)
         print(f"\n(a) GBM sigma=20 %: model {how}; sampler", *model.resolve_sampler(a.sampler, steps))
         t0 = time.time()
         res = price_with_model(model, s0=s0, strikes=strikes, maturities_days=mats, rate=rate, n_paths=n,
@@ -299,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
             print("antithetic noise, calls (var_ratio = plain variance / antithetic variance; > 1 is a gain):")
             print(_table(vr, ["correction", "K", "days", "se_plain", "se_antithetic", "var_ratio"]))
     if a.only in (None, "heston"):
-        model, how = _model("heston", a.heston_model, a.quick, out, a.years, a.device, a.prediction)
+        model, how = _model("heston", a.heston_model, a.quick, out, a.years, a.device, a.prediction, a.train_steps,
+                            a.vol_asym)
         p = HESTON
         print(f"\n(b) Heston kappa={p['kappa']} theta={p['theta']} xi={p['xi']} rho={p['rho']}: model {how}; "
               "sampler", *model.resolve_sampler(a.sampler, steps))

@@ -37,12 +37,15 @@ from findiffusion.training import FitConfig, TrainConfig
 OUT = Path(__file__).resolve().parent / "out"
 
 
-def get_model(data: str, returns, seed: int, quick: bool, model_dir: str | None, device: str = "cpu"):
+def get_model(data: str, returns, seed: int, quick: bool, model_dir: str | None, device: str = "cpu",
+              vol_asym: float = 0.0):
     """Load ``model_dir`` or the cached default-config model of this data set and seed (fit it if missing)."""
     if model_dir:
         return findiffusion.load(model_dir, device=device), model_dir
     tag = "quick" if quick else "default"
     cfg = FitConfig(seed=seed)
+    if vol_asym:  # a variant: the filter's fitted asymmetry bound (TrainConfig.vol_asym)
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, vol_asym=vol_asym))
     if quick:
         cfg = dataclasses.replace(cfg, network=NetworkConfig(channels=32), train=TrainConfig(steps=400))
     d = OUT / "models" / f"{Path(data).stem}-80-seed{seed}-{tag}-{config_tag(cfg)}"  # a new default gets a new cache
@@ -74,7 +77,7 @@ def run_data(data: str, args: argparse.Namespace) -> None:
     timings: dict[str, float] = {}
     model_dirs = args.model or [None] * len(args.seeds)
     for seed, mdir in zip(args.seeds if not args.model else range(len(args.model)), model_dirs, strict=True):
-        model, where = get_model(data, train, seed, args.quick, mdir, args.device)
+        model, where = get_model(data, train, seed, args.quick, mdir, args.device, args.vol_asym)
         name = f"findiffusion s{seed}" if not args.model else f"findiffusion {Path(where).name}"
         t0 = time.time()
         gens[name] = model.sample(args.n, args.length, sampler=args.sampler, steps=args.steps, seed=args.sample_seed)
@@ -133,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--sample-seed", type=int, default=0)
     p.add_argument("--disc-seeds", default="1,2,3", help="classifier seeds (default 1,2,3)")
+    p.add_argument("--vol-asym", type=float, default=0.0,
+                   help="fit models with this bound on the volatility filter's asymmetry (default 0: the default model)")
     p.add_argument("--no-gjr", action="store_true", help="leave out the GJR-skew-t baseline")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny model (400 steps), 500 windows, 1 seed")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")

@@ -83,6 +83,13 @@ def test_fit_and_sample_end_to_end(tmp_path, capsys, prices_csv):
                            str(tmp_path / "ma"), "--config", str(cfg_a), "--quiet", "--vol-filter", "garch")
     g = json.loads((tmp_path / "ma" / "model.json").read_text())["state_factors"]
     assert code == 0 and len(g) == 3 and "state factors " + " / ".join(f"{v:.3f}" for v in g) in stdout
+    # --vol-asym: the filter's asymmetry is fitted within the bound, stored and printed; out of [0, 1] is bad input
+    code, stdout, _ = _run(capsys, "fit", "--data", str(prices_csv), "--column", "Adj Close", "--out",
+                           str(tmp_path / "mg"), "--config", str(cfg), "--quiet", "--vol-asym", "0.5")
+    f = json.loads((tmp_path / "mg" / "model.json").read_text())["vol_filter"]
+    assert code == 0 and f["asym_max"] == 0.5 and -0.5 <= f["asym"] <= 0.5 and f"asymmetry {f['asym']:+.3f}" in stdout
+    code, _, err = _run(capsys, "fit", "--data", str(prices_csv), "--out", str(tmp_path / "bad"), "--vol-asym", "2")
+    _one_line_error(code, err, "--vol-asym")
     code, stdout, _ = _run(capsys, "fit", "--data", str(prices_csv), "--column", "Adj Close", "--out",
                            str(tmp_path / "m0"), "--config", str(cfg), "--quiet", "--calibration-windows", "0")
     meta0 = json.loads((tmp_path / "m0" / "model.json").read_text())

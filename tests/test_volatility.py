@@ -194,3 +194,87 @@ def test_volatility_state_bins_are_fitted_from_training_quantiles():
     for key in ("state_quantiles", "state_edges", "state_z2"):  # files from before the bins: one bin
         del d[key]
     assert VolatilityFilter.from_dict(d).state_edges == ()
+
+
+def _gjr_path(n: int, alpha: float, asym: float, beta: float, var: float, seed: int):
+    """A path of eq. (3) with asymmetry a (no winsorizing, mean 0): returns, innovations, sigma^2_1."""
+    rng = np.random.default_rng(seed)
+    eps = rng.standard_t(6, n) / np.sqrt(6 / 4)  # unit variance, symmetric
+    s2, r = var, np.empty(n)
+    for t in range(n):
+        r[t] = np.sqrt(s2) * eps[t]
+        s2 = var * (1 - alpha - beta) + alpha * (1 - asym * np.sign(eps[t])) * s2 * eps[t] ** 2 + beta * s2
+    return r, eps, var
+
+
+def test_asymmetric_filter_is_the_gjr_recursion():
+    """With asymmetry a the filter inverts eq. (3): falls raise the variance by alpha (1 + a), rises by alpha (1 - a)."""
+    r, eps, s2_0 = _gjr_path(3000, 0.05, 0.7, 0.93, 1e-4, seed=4)
+    f = VolatilityFilter(alpha=0.05, asym=0.7, beta=0.93, winsor=None, mean=0.0, var=1e-4)
+    z, s2 = f.filter(r, var0=s2_0)
+    np.testing.assert_allclose(z, eps, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(f.unfilter(z, s2_0), r, rtol=1e-10, atol=1e-14)
+    # one shock of -3 sd against one of +3 sd: sigma^2 rises by alpha (1 -/+ a) sigma^2 z^2 (+ omega + beta s2)
+    v = f.var
+    down, up = f.unfilter(np.array([-3.0]), v), f.unfilter(np.array([3.0]), v)
+    step = (1 - f.alpha - f.beta) * v + f.beta * v
+    assert f.filter(down, v)[1][1] == pytest.approx(step + 0.05 * 1.7 * v * 9)
+    assert f.filter(up, v)[1][1] == pytest.approx(step + 0.05 * 0.3 * v * 9)
+    # a symmetric filter reacts to both alike
+    g = VolatilityFilter(alpha=0.05, beta=0.93, winsor=None, var=v)
+    assert g.filter(down, v)[1][1] == pytest.approx(g.filter(up, v)[1][1])
+    # the reaction moment weighs each residual by (1 - a sgn z), by hand
+    assert f.reaction_moment(np.array([1.0, -2.0]), np.array([1.0, 2.0, 9.0])) == pytest.approx(
+        (1 * 0.3 * 1 + 2 * 1.7 * 4) / 3)
+    # the torch state path (denoiser channel) follows the same recursion
+    import torch
+
+    zz, ss = f.filter(r[None, :200], s2_0)
+    got = f.state_path(torch.from_numpy(zz), torch.from_numpy(f.state(np.array([s2_0]))))
+    np.testing.assert_allclose(got.numpy(), f.state(ss[:, :-1]), rtol=1e-10, atol=1e-12)
+
+
+def test_asymmetric_filter_fits_the_asymmetry_by_quasi_likelihood():
+    """Eq. (3b): the fitted a has the sign and size of the simulated one, about 0 on a symmetric GARCH."""
+    beta = 0.965
+    cases = {"leverage": (0.6, (0.35, 0.85)), "symmetric": (0.0, (-0.25, 0.25)), "inverse": (-0.6, (-0.85, -0.35))}
+    for name, (a, (lo, hi)) in cases.items():
+        r = _gjr_path(20000, 0.025, a, beta, 1e-4, seed=5)[0]
+        f = VolatilityFilter(beta=beta, winsor=None, alpha_max=0.03, asym_max=1.0).fit(r)
+        assert lo <= f.asym <= hi and 0.015 <= f.alpha <= 0.03, (name, f.alpha, f.asym)
+        # at least as likely as every point of a plain 21 x 21 grid (up to the fine grid's resolution)
+        grid = [VolatilityFilter(alpha=x, asym=y, beta=beta, winsor=None).fit(r).quasi_loglik(r)
+                for x in np.linspace(0, 0.03, 21) for y in np.linspace(-1, 1, 21)]
+        assert f.quasi_loglik(r) >= max(grid) - 1e-5, name
+        assert f.reaction == pytest.approx(f.reaction_moment(*f.filter(r)))
+    # without asym_max the asymmetry is kept (0 by default); it round-trips and older files load symmetric
+    r = _gjr_path(3000, 0.025, 0.6, beta, 1e-4, seed=6)[0]
+    assert VolatilityFilter(alpha_max=0.03).fit(r).asym == 0.0
+    assert VolatilityFilter(asym=0.4).fit(r).asym == 0.4
+    f = VolatilityFilter(alpha_max=0.03, asym_max=0.5).fit(r)
+    assert -0.5 <= f.asym <= 0.5
+    assert VolatilityFilter.from_dict(json.loads(json.dumps(f.to_dict()))) == f
+    d = f.to_dict()
+    del d["asym"], d["asym_max"]
+    assert VolatilityFilter.from_dict(d).asym == 0.0
+    with pytest.raises(InputError, match="asymmetry"):
+        VolatilityFilter(asym=1.5)
+    with pytest.raises(InputError, match="asym_max"):
+        VolatilityFilter(asym_max=-0.1)
+    with pytest.raises(InputError, match="refit"):
+        VolatilityFilter.from_dict({**d, "asym": 2.0})
+
+
+def test_train_config_vol_asym_is_the_filter_asymmetry():
+    """TrainConfig.vol_asym: the bound of the fitted asymmetry (with vol_fit_alpha), else the asymmetry itself."""
+    from findiffusion.training import TrainConfig
+
+    assert TrainConfig().volatility_filter().asym_max == 0.0  # the default: symmetric
+    f = TrainConfig(vol_asym=0.7).volatility_filter()
+    assert f.asym_max == 0.7 and f.asym == 0.0
+    g = TrainConfig(vol_asym=-0.4, vol_fit_alpha=False).volatility_filter()
+    assert g.asym == -0.4 and g.asym_max is None
+    r = _gjr_path(4000, 0.025, 0.6, 0.965, 1e-4, seed=7)[0]
+    assert g.fit(r).asym == -0.4 and TrainConfig(vol_asym=1.0).volatility_filter().fit(r).asym > 0
+    with pytest.raises(InputError, match="vol_asym"):
+        TrainConfig(vol_asym=1.5)

@@ -76,7 +76,8 @@ class DiffusionModel:
     :class:`~findiffusion.volatility.VolatilityFilter` is driven by the *generated* residuals. Taking
     expectations of (3), its long-run level is
 
-    (4)  E sigma^2 = omega / (1 - alpha M - beta),   M = E[sigma^2 min(z^2, c^2)] / E[sigma^2],
+    (4)  E sigma^2 = omega / (1 - alpha M - beta),   M = E[sigma^2 (1 - a sgn z) min(z^2, c^2)] / E[sigma^2]
+         (a the filter's asymmetry, 0 by default),
 
     so with alpha = 0.03 and beta = 0.965 (persistence 0.995) an error in the generated residuals'
     M is multiplied by alpha / (1 - alpha - beta) = 6: residuals 3 % too wide (variance) give paths whose

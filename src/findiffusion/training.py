@@ -52,6 +52,9 @@ class TrainConfig:
             upper bound of the reaction, which is fitted on the data (eq. (3a) of
             :class:`~findiffusion.volatility.VolatilityFilter`: 0 on a market without volatility clustering).
         vol_fit_alpha: fit the reaction in [0, vol_alpha] (default) or keep vol_alpha as it is.
+        vol_asym: the filter's asymmetry a (reaction alpha (1 + a) to falls, alpha (1 - a) to rises; 0:
+            symmetric). With ``vol_fit_alpha`` and vol_asym > 0, a is fitted in [-vol_asym, vol_asym]
+            jointly with the reaction (eq. (3b) of :class:`~findiffusion.volatility.VolatilityFilter`).
         vol_winsor: the filter's winsorizing level c in sd (default 4; ``None``: none).
         vol_state_quantiles: quantiles of the training filter variance that split days into volatility
             states for the residual calibration (``VolatilityFilter.state_quantiles``; ``()``: one scale k
@@ -79,6 +82,7 @@ class TrainConfig:
     vol_beta: float = 0.965
     vol_winsor: float | None = 4.0
     vol_fit_alpha: bool = True
+    vol_asym: float = 0.0
     vol_state_quantiles: tuple[float, ...] = (0.5, 0.8, 0.95, 0.99)
     prediction: str = "eps"
     batch_size: int = 64
@@ -106,13 +110,15 @@ class TrainConfig:
         try:
             self.volatility_filter()
         except InputError as exc:  # the same check, in the config's own names
-            raise InputError(f"{exc} (TrainConfig.vol_filter / vol_alpha / vol_beta / vol_winsor / "
+            raise InputError(f"{exc} (TrainConfig.vol_filter / vol_alpha / vol_beta / vol_winsor / vol_asym / "
                              "vol_state_quantiles)") from None
 
     def volatility_filter(self) -> VolatilityFilter:
         """The (unfitted) volatility filter these settings describe."""
         return VolatilityFilter(kind=self.vol_filter, alpha=self.vol_alpha, beta=self.vol_beta, winsor=self.vol_winsor,
                                 alpha_max=self.vol_alpha if self.vol_fit_alpha else None,
+                                asym=0.0 if self.vol_fit_alpha else self.vol_asym,
+                                asym_max=abs(self.vol_asym) if self.vol_fit_alpha else None,
                                 state_quantiles=tuple(self.vol_state_quantiles))
 
 
@@ -277,7 +283,7 @@ def fit(
     t0 = time.time()
 
     # 1. preprocessing: returns -> residuals of the variance filter (identity by default) -> unit-variance values
-    vol_filter = tc.volatility_filter().fit(r)  # alpha fitted in [0, vol_alpha], eq. (3a)
+    vol_filter = tc.volatility_filter().fit(r)  # alpha (and a) fitted, eqs. (3a)-(3b)
     z, s2 = vol_filter.filter(r)  # (T,), (T + 1,)
     transform = ReturnTransform(kind=tc.transform).fit(z)
     u = transform.forward(z).astype(np.float32)

@@ -25,7 +25,8 @@ class VolatilityFilter:
 
     With mean m and variance targeting (\omega = v (1 - \alpha - \beta), v the sample variance)
 
-    (3)  \sigma^2_{t+1} = \omega + \alpha \sigma^2_t \min(z_t^2, c^2) + \beta \sigma^2_t,   z_t = (r_t - m) / \sigma_t,
+    (3)  \sigma^2_{t+1} = \omega + \alpha (1 - a \operatorname{sgn} z_t) \sigma^2_t \min(z_t^2, c^2) + \beta \sigma^2_t,
+         z_t = (r_t - m) / \sigma_t,
 
     so r_t = m + \sigma_t z_t can be rebuilt day by day from z and a start variance
     \sigma^2_1. The model learns windows of z (the diffusion model's job: the shape
@@ -46,10 +47,26 @@ class VolatilityFilter:
     GARCH(1,1); a finite c (winsorized update) lets a shock beyond c sd raise the
     variance no more than one of c sd, so a generated extreme day cannot set off a spiral.
 
+    The asymmetry a in [-1, 1] (default 0: symmetric) makes the filter react by \alpha (1 + a) to falls and
+    \alpha (1 - a) to rises, a GJR-type leverage term (Glosten, Jagannathan & Runkle 1993) parameterized so
+    that the mean reaction, and with it the persistence \alpha + \beta and the variance target, do not
+    depend on a (E sgn(z) z^2 = 0 for symmetric z). With ``asym_max`` set, :meth:`fit` chooses (\alpha, a)
+    jointly by the same quasi-likelihood,
+
+    (3b)  (\hat\alpha, \hat a) = \arg\max_{0 \le \alpha \le \alpha_{max}, |a| \le a_{max}} -\tfrac12 \sum_t
+          [\log \sigma^2_t(\alpha, a) + z_t(\alpha, a)^2]
+
+    (on a grid, then a finer grid around the best point). The filter is what carries the volatility level
+    beyond one generated window, so only an asymmetric filter carries the leverage effect (falls raise
+    later volatility) across stitched chunks.
+
     Attributes:
         kind: ``"garch"`` or ``"none"``.
         alpha, beta: reaction and persistence in (3); alpha + beta < 1.
         alpha_max: the bound of (3a) when :meth:`fit` chooses alpha (``None``: alpha is kept as given).
+        asym: the asymmetry a of (3), in [-1, 1] (0: symmetric; 1: the filter reacts to falls only).
+        asym_max: with ``alpha_max``, :meth:`fit` chooses a in [-asym_max, asym_max] jointly with alpha,
+            eq. (3b) (``None`` or 0: a is kept as given).
         winsor: c in (3) (default 4; ``None``: no winsorizing, c = inf).
         mean, var: m and v, estimated on the training returns.
         var_max: cap on \sigma^2_t in (3), ``CAP`` times the largest filtered training
@@ -58,7 +75,8 @@ class VolatilityFilter:
         start_quantiles: quantiles of the filtered training variances \sigma^2_t,
             from which unconditional paths draw their start variance.
         reaction: the variance-weighted winsorized second moment of the training residuals,
-            M = \sum_t \sigma^2_t \min(z_t^2, c^2) / \sum_t \sigma^2_t (:meth:`reaction_moment`): (3) is
+            M = \sum_t \sigma^2_t (1 - a \operatorname{sgn} z_t) \min(z_t^2, c^2) / \sum_t \sigma^2_t
+            (:meth:`reaction_moment`): (3) is
             stationary at the training level when generated residuals have the same M (eq. (4) of
             :mod:`findiffusion.model`). ``None`` in files written before it existed.
         state_quantiles: quantiles of the filtered training variances that split days into volatility
@@ -83,10 +101,12 @@ class VolatilityFilter:
     state_quantiles: tuple[float, ...] = ()
     state_edges: tuple[float, ...] = ()
     state_z2: tuple[float, ...] = ()
+    asym: float = 0.0
+    asym_max: float | None = None
 
     KINDS = ("garch", "none")
     _FIELDS = ("kind", "alpha", "beta", "winsor", "mean", "var", "var_max", "start_quantiles", "reaction",
-               "alpha_max", "state_quantiles", "state_edges", "state_z2")
+               "alpha_max", "state_quantiles", "state_edges", "state_z2", "asym", "asym_max")
     #: the cap on \sigma^2_t, as a multiple of the largest filtered training variance
     CAP = 10.0
     #: training days a volatility-state bin needs on each side of its edge
@@ -105,6 +125,10 @@ class VolatilityFilter:
         if self.alpha_max is not None and not (self.alpha_max >= 0 and self.alpha_max + self.beta < 1):
             raise InputError(f"volatility filter needs 0 <= alpha_max and alpha_max + beta < 1, got alpha_max = "
                              f"{self.alpha_max}, beta = {self.beta}")
+        if not -1 <= self.asym <= 1:
+            raise InputError(f"volatility filter asymmetry must be in [-1, 1] (0: symmetric), got {self.asym}")
+        if self.asym_max is not None and not 0 <= self.asym_max <= 1:
+            raise InputError(f"volatility filter asym_max must be in [0, 1], got {self.asym_max}")
         q = self.state_quantiles
         if not all(0 < v < 1 for v in q) or np.any(np.diff(q) <= 0):
             raise InputError(f"volatility-state quantiles must be increasing and strictly between 0 and 1, got {q}")
@@ -126,7 +150,9 @@ class VolatilityFilter:
         if not self.active:
             return self
         self.mean, self.var, self.var_max = float(r.mean()), float(r.var()), math.inf
-        if self.alpha_max is not None:
+        if self.alpha_max is not None and self.asym_max:
+            self.alpha, self.asym = self._fit_alpha_asym(r, self.alpha_max, self.asym_max)
+        elif self.alpha_max is not None:
             self.alpha = self._fit_alpha(r, self.alpha_max)
         z, s2 = self.filter(r)  # the cap set next (CAP >= 1 times the largest s2) leaves these unchanged
         self.var_max = self.CAP * float(s2.max())
@@ -177,15 +203,43 @@ class VolatilityFilter:
             scores[float(opt.x)] = float(opt.fun)
         return min(scores, key=scores.__getitem__)
 
+    #: grid points per axis of eq. (3b), coarse then fine (around the best coarse point)
+    GRID = 13
+
+    def _fit_alpha_asym(self, r: np.ndarray, alpha_max: float, asym_max: float) -> tuple[float, float]:
+        """Eq. (3b): the quasi-likelihood on a GRID x GRID grid of (alpha, a), then on a finer one spanning
+        one coarse step either side of the best point (all candidates filtered at once, one pass over r)."""
+        alphas, asyms = np.linspace(0, alpha_max, self.GRID), np.linspace(-asym_max, asym_max, self.GRID)
+        for _ in range(2):
+            aa, ss = (x.ravel() for x in np.meshgrid(alphas, asyms, indexing="ij"))  # (K,) candidates
+            i = int(np.argmin(self._nll_grid(r, aa, ss)))
+            da, ds = alphas[1] - alphas[0], asyms[1] - asyms[0]
+            alphas = np.linspace(max(aa[i] - da, 0.0), min(aa[i] + da, alpha_max), self.GRID)
+            asyms = np.linspace(max(ss[i] - ds, -asym_max), min(ss[i] + ds, asym_max), self.GRID)
+        return float(aa[i]), float(ss[i])
+
+    def _nll_grid(self, r: np.ndarray, alphas: np.ndarray, asyms: np.ndarray) -> np.ndarray:
+        """Negative quasi-log-likelihood of (3) (up to constants, summed over days) for K candidate
+        (alpha, a) pairs at once. Shape: r (T,), alphas, asyms (K,) -> (K,)."""
+        c2 = math.inf if self.winsor is None else self.winsor ** 2
+        s2, out = np.full(alphas.shape, self.var), np.zeros(alphas.shape)
+        omega = self.var * (1 - alphas - self.beta)
+        for x in r:
+            z = (x - self.mean) / np.sqrt(s2)
+            out += np.log(s2) + z * z
+            s2 = omega + alphas * (1 - asyms * np.sign(z)) * s2 * np.minimum(z * z, c2) + self.beta * s2
+        return 0.5 * out
+
     def reaction_moment(self, z: np.ndarray, s2: np.ndarray) -> float:
-        r"""M = \sum \sigma^2_t \min(z_t^2, c^2) / \sum \sigma^2_t over all days and rows: what drives (3) on average.
+        r"""M = \sum \sigma^2_t (1 - a \operatorname{sgn} z_t) \min(z_t^2, c^2) / \sum \sigma^2_t over all days and
+        rows: what drives (3) on average.
 
         Args:
             z: residuals, Shape (..., T); s2: the variances :meth:`filter` returns with them, Shape (..., T + 1).
         """
         c2 = math.inf if self.winsor is None else self.winsor ** 2
-        w = np.asarray(s2)[..., :-1]
-        return float(np.sum(w * np.minimum(np.asarray(z) ** 2, c2)) / np.sum(w))
+        w, z = np.asarray(s2)[..., :-1], np.asarray(z)
+        return float(np.sum(w * (1 - self.asym * np.sign(z)) * np.minimum(z * z, c2)) / np.sum(w))
 
     def filter(self, r: np.ndarray, var0: np.ndarray | float | None = None) -> tuple[np.ndarray, np.ndarray]:
         r"""Standardized residuals and variances, eq. (3), from the first day on.
@@ -235,7 +289,8 @@ class VolatilityFilter:
         """Eq. (3), one day: sigma^2_{t+1} from sigma^2_t and z_t (the one update both directions share)."""
         c2 = math.inf if self.winsor is None else self.winsor ** 2
         omega = self.var * (1 - self.alpha - self.beta)
-        return np.minimum(omega + self.alpha * s2 * np.minimum(z * z, c2) + self.beta * s2, self.var_max)
+        react = self.alpha * (1 - self.asym * np.sign(z)) if self.asym else self.alpha
+        return np.minimum(omega + react * s2 * np.minimum(z * z, c2) + self.beta * s2, self.var_max)
 
     def state(self, s2: np.ndarray) -> np.ndarray:
         r"""The state a model conditions on: s = \tfrac12 \log(\sigma^2_t / v), the log of the filter
@@ -257,7 +312,8 @@ class VolatilityFilter:
         out = []
         for t in range(z.shape[-1]):
             out.append(h)
-            h = ((1 - self.alpha - self.beta) + self.alpha * h * (z[:, t] ** 2).clamp_max(c2)
+            react = self.alpha * (1 - self.asym * torch.sign(z[:, t]))  # (B,)
+            h = ((1 - self.alpha - self.beta) + react * h * (z[:, t] ** 2).clamp_max(c2)
                  + self.beta * h).clamp_max(h_max)  # eq. (3) in units of v
         return 0.5 * torch.log(torch.stack(out, dim=-1))  # (B, L)
 
@@ -289,7 +345,9 @@ class VolatilityFilter:
                     alpha_max=None if d.get("alpha_max") is None else float(d["alpha_max"]),
                     state_quantiles=tuple(float(v) for v in d.get("state_quantiles", ())),  # older files: none
                     state_edges=tuple(float(v) for v in d.get("state_edges", ())),
-                    state_z2=tuple(float(v) for v in d.get("state_z2", ())))
+                    state_z2=tuple(float(v) for v in d.get("state_z2", ())),
+                    asym=float(d.get("asym", 0.0)),  # older files: symmetric
+                    asym_max=None if d.get("asym_max") is None else float(d["asym_max"]))
         except (KeyError, TypeError, ValueError, InputError):
             raise InputError("invalid volatility-filter state in the model directory; refit the model") from None
         q = np.asarray(f.start_quantiles, dtype=float)

@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vol-filter", choices=["none", "garch"],
                    help="garch (default): the model learns returns standardized by a slow GARCH-type volatility "
                         "filter; none: standardized returns (weaker volatility clustering: see README)")
+    p.add_argument("--vol-asym", type=float, default=None,
+                   help="bound of the filter's fitted asymmetry a in [0, 1] (reaction alpha(1+a) to falls, "
+                        "alpha(1-a) to rises: leverage carried across windows; default 0, symmetric)")
     p.add_argument("--prediction", choices=["eps", "v"],
                    help="what the network predicts (default eps; v is exact on Gaussian markets but measured "
                         "thinner-tailed on the S&P 500: see docs/realism.md)")
@@ -53,6 +56,10 @@ def make_config(args: argparse.Namespace):
         train = dataclasses.replace(train, steps=args.steps)
     if args.vol_filter:
         train = dataclasses.replace(train, vol_filter=args.vol_filter)
+    if args.vol_asym is not None:
+        if not 0 <= args.vol_asym <= 1:
+            raise InputError(f"--vol-asym must be in [0, 1] (the bound of the fitted asymmetry), got {args.vol_asym}")
+        train = dataclasses.replace(train, vol_asym=args.vol_asym)
     if args.prediction:
         train = dataclasses.replace(train, prediction=args.prediction)
     if args.window:
@@ -78,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     f, cal = model.vol_filter, ""
     if f.active:
         cal = f"  filter reaction alpha {f.alpha:.4f}" + ("" if f.alpha_max is None else f" (fitted, bound {f.alpha_max:g})")
+        cal += f"  asymmetry {f.asym:+.3f}" if f.asym or f.asym_max else ""
     if model.calibrated_for:
         cal += f"  residual scale {model.residual_scale:.4f} ({model.calibrated_for[0]} {model.calibrated_for[1]})"
         if model.state_factors:
