@@ -44,10 +44,10 @@ def get_model(data: str, returns, seed: int, quick: bool, model_dir: str | None,
         return findiffusion.load(model_dir, device=device), model_dir
     tag = "quick" if quick else "default"
     cfg = FitConfig(seed=seed)
-    if vol_asym:  # a variant: the filter's fitted asymmetry bound (TrainConfig.vol_asym)
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, vol_asym=vol_asym))
     if quick:
         cfg = dataclasses.replace(cfg, network=NetworkConfig(channels=32), train=TrainConfig(steps=400))
+    if vol_asym:  # a variant: the filter's fitted asymmetry bound (TrainConfig.vol_asym), also with --quick
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, vol_asym=vol_asym))
     d = OUT / "models" / f"{Path(data).stem}-80-seed{seed}-{tag}-{config_tag(cfg)}"  # a new default gets a new cache
     if (d / "model.json").exists():
         return findiffusion.load(d, device=device), str(d)

@@ -19,6 +19,11 @@ from scipy import optimize
 from findiffusion.errors import InputError
 
 
+def _asym_factor(z: np.ndarray, asym: float | np.ndarray) -> np.ndarray:
+    """1 - a sgn z: the asymmetry's weight on a residual's reaction in (3) (1 + a for falls, 1 - a for rises)."""
+    return 1 - asym * np.sign(z)
+
+
 @dataclass
 class VolatilityFilter:
     r"""A causal GARCH(1,1)-type variance filter: returns <-> standardized residuals.
@@ -221,13 +226,11 @@ class VolatilityFilter:
     def _nll_grid(self, r: np.ndarray, alphas: np.ndarray, asyms: np.ndarray) -> np.ndarray:
         """Negative quasi-log-likelihood of (3) (up to constants, summed over days) for K candidate
         (alpha, a) pairs at once. Shape: r (T,), alphas, asyms (K,) -> (K,)."""
-        c2 = math.inf if self.winsor is None else self.winsor ** 2
         s2, out = np.full(alphas.shape, self.var), np.zeros(alphas.shape)
-        omega = self.var * (1 - alphas - self.beta)
         for x in r:
             z = (x - self.mean) / np.sqrt(s2)
             out += np.log(s2) + z * z
-            s2 = omega + alphas * (1 - asyms * np.sign(z)) * s2 * np.minimum(z * z, c2) + self.beta * s2
+            s2 = self._update(s2, z, alphas, asyms)  # (K,); no cap while fitting (var_max is inf then)
         return 0.5 * out
 
     def reaction_moment(self, z: np.ndarray, s2: np.ndarray) -> float:
@@ -239,7 +242,7 @@ class VolatilityFilter:
         """
         c2 = math.inf if self.winsor is None else self.winsor ** 2
         w, z = np.asarray(s2)[..., :-1], np.asarray(z)
-        return float(np.sum(w * (1 - self.asym * np.sign(z)) * np.minimum(z * z, c2)) / np.sum(w))
+        return float(np.sum(w * _asym_factor(z, self.asym) * np.minimum(z * z, c2)) / np.sum(w))
 
     def filter(self, r: np.ndarray, var0: np.ndarray | float | None = None) -> tuple[np.ndarray, np.ndarray]:
         r"""Standardized residuals and variances, eq. (3), from the first day on.
@@ -287,10 +290,15 @@ class VolatilityFilter:
 
     def _next_var(self, s2: np.ndarray, z: np.ndarray) -> np.ndarray:
         """Eq. (3), one day: sigma^2_{t+1} from sigma^2_t and z_t (the one update both directions share)."""
+        return np.minimum(self._update(s2, z, self.alpha, self.asym), self.var_max)
+
+    def _update(self, s2: np.ndarray, z: np.ndarray, alpha: float | np.ndarray, asym: float | np.ndarray) -> np.ndarray:
+        """The right-hand side of (3) before the cap, for this filter's (alpha, a) or for K candidates at once
+        (:meth:`_nll_grid`). Shape: s2, z and alpha, asym broadcast together."""
         c2 = math.inf if self.winsor is None else self.winsor ** 2
-        omega = self.var * (1 - self.alpha - self.beta)
-        react = self.alpha * (1 - self.asym * np.sign(z)) if self.asym else self.alpha
-        return np.minimum(omega + react * s2 * np.minimum(z * z, c2) + self.beta * s2, self.var_max)
+        omega = self.var * (1 - alpha - self.beta)
+        react = alpha if np.ndim(asym) == 0 and asym == 0 else alpha * _asym_factor(z, asym)
+        return omega + react * s2 * np.minimum(z * z, c2) + self.beta * s2
 
     def state(self, s2: np.ndarray) -> np.ndarray:
         r"""The state a model conditions on: s = \tfrac12 \log(\sigma^2_t / v), the log of the filter
