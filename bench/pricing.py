@@ -174,7 +174,8 @@ def process_reference(kind: str, n: int, days: int, seed: int) -> np.ndarray:
 
 
 def _model(kind: str, path: str | None, quick: bool, out: Path, years: int, device: str = "cpu",
-           prediction: str = "eps", train_steps: int | None = None, vol_asym: float = 0.0):
+           prediction: str = "eps", train_steps: int | None = None, vol_asym: float = 0.0,
+           vol_beta: float | None = None, vol_alpha: float | None = None):
     import findiffusion
     from findiffusion.config import config_tag
     from findiffusion.networks import NetworkConfig
@@ -184,10 +185,13 @@ def _model(kind: str, path: str | None, quick: bool, out: Path, years: int, devi
         return findiffusion.load(path, device=device), f"loaded {path}"
     cfg = (FitConfig(network=NetworkConfig(channels=16), train=TrainConfig(steps=600, batch_size=64, window=32),
                      stitch_context=16) if quick else FitConfig())
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, prediction=prediction, vol_asym=vol_asym,
-                                                             steps=train_steps or cfg.train.steps))
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(
+        cfg.train, prediction=prediction, vol_asym=vol_asym, steps=train_steps or cfg.train.steps,
+        vol_beta=cfg.train.vol_beta if vol_beta is None else vol_beta,
+        vol_alpha=cfg.train.vol_alpha if vol_alpha is None else vol_alpha))
     label = (("quick" if quick else "default") + ("" if prediction == "eps" else f"-{prediction}")
-             + (f"-steps{train_steps}" if train_steps else "") + (f"-asym{vol_asym:g}" if vol_asym else ""))
+             + (f"-steps{train_steps}" if train_steps else "") + (f"-asym{vol_asym:g}" if vol_asym else "")
+             + (f"-beta{vol_beta:g}" if vol_beta is not None else "") + (f"-alpha{vol_alpha:g}" if vol_alpha is not None else ""))
     cache = out / f"model-{kind}-{label}-{years}y-{config_tag(cfg)}"  # a new default, a new cache
     if (cache / "model.json").exists():
         return findiffusion.load(cache, device=device), f"cached {cache}"
@@ -239,10 +243,22 @@ def main(argv: list[str] | None = None) -> int:
                          "simulated years that is under one pass over the windows: see docs/pricing.md)")
     ap.add_argument("--vol-asym", type=float, default=0.0,
                     help="fit the models with this bound on the filter's asymmetry (TrainConfig.vol_asym; default 0)")
+    ap.add_argument("--vol-beta", type=float, default=None,
+                    help="fit the models with this filter persistence beta (TrainConfig.vol_beta; default 0.965)")
+    ap.add_argument("--vol-alpha", type=float, default=None,
+                    help="bound on the filter's fitted reaction alpha (TrainConfig.vol_alpha; default 0.03)")
     ap.add_argument("--no-antithetic", action="store_true", help="skip the antithetic variance-reduction part")
     ap.add_argument("--correction", default="conditional", choices=["conditional", "ems"],
                     help="martingale correction (default conditional, the library default; ems: plain EMS)")
     a = ap.parse_args(argv)
+    from findiffusion.errors import InputError
+    from findiffusion.training import TrainConfig
+
+    try:  # a bad filter setting gets one line and exit 2 before any data is simulated
+        TrainConfig(vol_asym=a.vol_asym, **{k: v for k, v in (("vol_beta", a.vol_beta), ("vol_alpha", a.vol_alpha))
+                                            if v is not None})
+    except InputError as exc:
+        ap.error(str(exc))
     import torch
 
     from findiffusion.pricing import black_scholes_price, price_with_model
@@ -257,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench/pricing.py  quick={a.quick}  n={n}  sampler={a.sampler or 'model default'} steps={steps or 'model default'}  maturities={mats}  seed={a.seed}  r={rate}  correction={a.correction}")
     ok = True
     if a.only in (None, "gbm"):
-        model, how = _model("gbm", a.gbm_model, a.quick, out, a.years, a.device, a.prediction, a.train_steps, a.vol_asym)
+        model, how = _model("gbm", a.gbm_model, a.quick, out, a.years, a.device, a.prediction, a.train_steps, a.vol_asym,
+                            a.vol_beta, a.vol_alpha)
         print(f"\n(a) GBM sigma=20 %: model {how}; sampler", *model.resolve_sampler(a.sampler, steps))
         t0 = time.time()
         res = price_with_model(model, s0=s0, strikes=strikes, maturities_days=mats, rate=rate, n_paths=n,
@@ -307,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             print(_table(vr, ["correction", "K", "days", "se_plain", "se_antithetic", "var_ratio"]))
     if a.only in (None, "heston"):
         model, how = _model("heston", a.heston_model, a.quick, out, a.years, a.device, a.prediction, a.train_steps,
-                            a.vol_asym)
+                            a.vol_asym, a.vol_beta, a.vol_alpha)
         p = HESTON
         print(f"\n(b) Heston kappa={p['kappa']} theta={p['theta']} xi={p['xi']} rho={p['rho']}: model {how}; "
               "sampler", *model.resolve_sampler(a.sampler, steps))

@@ -355,3 +355,15 @@ def test_antithetic_pairs_share_the_volatility_filter_state():
         a = sample_antithetic(model, 64, 40, steps=5, seed=1, context=context)
         np.testing.assert_allclose(a[0::2, 0] - 1e-4, -(a[1::2, 0] - 1e-4), rtol=1e-6, atol=1e-12)
         assert np.isfinite(a).all()
+
+
+def test_bench_rejects_a_filter_without_persistence_room(capsys):
+    """bench/pricing.py checks --vol-beta / --vol-alpha / --vol-asym before simulating anything: one line, exit 2."""
+    with pytest.raises(SystemExit) as exc:
+        bp.main(["--quick", "--only", "heston", "--vol-beta", "0.99", "--vol-alpha", "0.03"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "alpha + beta < 1" in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as exc:
+        bp.main(["--quick", "--only", "heston", "--vol-asym", "2"])
+    assert exc.value.code == 2
