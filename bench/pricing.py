@@ -173,6 +173,12 @@ def process_reference(kind: str, n: int, days: int, seed: int) -> np.ndarray:
     return simulate_heston(n, days, mu=0.03, seed=10_000 + seed)
 
 
+def _filter_overrides(vol_asym: float, vol_beta: float | None, vol_alpha: float | None) -> dict:
+    """The TrainConfig filter fields the flags set (``None``: keep the library default)."""
+    given = {"vol_asym": vol_asym, "vol_beta": vol_beta, "vol_alpha": vol_alpha}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def _model(kind: str, path: str | None, quick: bool, out: Path, years: int, device: str = "cpu",
            prediction: str = "eps", train_steps: int | None = None, vol_asym: float = 0.0,
            vol_beta: float | None = None, vol_alpha: float | None = None):
@@ -186,9 +192,8 @@ def _model(kind: str, path: str | None, quick: bool, out: Path, years: int, devi
     cfg = (FitConfig(network=NetworkConfig(channels=16), train=TrainConfig(steps=600, batch_size=64, window=32),
                      stitch_context=16) if quick else FitConfig())
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(
-        cfg.train, prediction=prediction, vol_asym=vol_asym, steps=train_steps or cfg.train.steps,
-        vol_beta=cfg.train.vol_beta if vol_beta is None else vol_beta,
-        vol_alpha=cfg.train.vol_alpha if vol_alpha is None else vol_alpha))
+        cfg.train, prediction=prediction, steps=train_steps or cfg.train.steps,
+        **_filter_overrides(vol_asym, vol_beta, vol_alpha)))
     label = (("quick" if quick else "default") + ("" if prediction == "eps" else f"-{prediction}")
              + (f"-steps{train_steps}" if train_steps else "") + (f"-asym{vol_asym:g}" if vol_asym else "")
              + (f"-beta{vol_beta:g}" if vol_beta is not None else "") + (f"-alpha{vol_alpha:g}" if vol_alpha is not None else ""))
@@ -255,8 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     from findiffusion.training import TrainConfig
 
     try:  # a bad filter setting gets one line and exit 2 before any data is simulated
-        TrainConfig(vol_asym=a.vol_asym, **{k: v for k, v in (("vol_beta", a.vol_beta), ("vol_alpha", a.vol_alpha))
-                                            if v is not None})
+        TrainConfig(**_filter_overrides(a.vol_asym, a.vol_beta, a.vol_alpha))
     except InputError as exc:
         ap.error(str(exc))
     import torch
