@@ -179,9 +179,18 @@ def _filter_overrides(vol_asym: float, vol_beta: float | None, vol_alpha: float 
     return {k: v for k, v in given.items() if v is not None}
 
 
+def window_dilations(window: int) -> tuple[int, ...]:
+    """Dilations 1, 2, ..., 2^k with the smallest k whose receptive field 2^(k+2) - 1 spans the window in both
+    directions (>= 2 window - 1): the default six layers for 64 days, seven for 128."""
+    d = [1]
+    while 2 * d[-1] < window:
+        d.append(2 * d[-1])
+    return tuple(d)
+
+
 def _model(kind: str, path: str | None, quick: bool, out: Path, years: int, device: str = "cpu",
            prediction: str = "eps", train_steps: int | None = None, vol_asym: float = 0.0,
-           vol_beta: float | None = None, vol_alpha: float | None = None):
+           vol_beta: float | None = None, vol_alpha: float | None = None, window: int | None = None):
     import findiffusion
     from findiffusion.config import config_tag
     from findiffusion.networks import NetworkConfig
@@ -194,9 +203,12 @@ def _model(kind: str, path: str | None, quick: bool, out: Path, years: int, devi
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(
         cfg.train, prediction=prediction, steps=train_steps or cfg.train.steps,
         **_filter_overrides(vol_asym, vol_beta, vol_alpha)))
+    if window:  # a longer native window: a network that spans it and the same stitching ratio (half the window)
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, window=window), stitch_context=window // 2,
+                                  network=dataclasses.replace(cfg.network, dilations=window_dilations(window)))
     label = (("quick" if quick else "default") + ("" if prediction == "eps" else f"-{prediction}")
              + (f"-steps{train_steps}" if train_steps else "") + (f"-asym{vol_asym:g}" if vol_asym else "")
-             + (f"-beta{vol_beta:g}" if vol_beta is not None else "") + (f"-alpha{vol_alpha:g}" if vol_alpha is not None else ""))
+             + (f"-beta{vol_beta:g}" if vol_beta is not None else "") + (f"-alpha{vol_alpha:g}" if vol_alpha is not None else "") + (f"-window{window}" if window else ""))
     cache = out / f"model-{kind}-{label}-{years}y-{config_tag(cfg)}"  # a new default, a new cache
     if (cache / "model.json").exists():
         return findiffusion.load(cache, device=device), f"cached {cache}"
@@ -252,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="fit the models with this filter persistence beta (TrainConfig.vol_beta; default 0.965)")
     ap.add_argument("--vol-alpha", type=float, default=None,
                     help="bound on the filter's fitted reaction alpha (TrainConfig.vol_alpha; default 0.03)")
+    ap.add_argument("--window", type=int, default=None,
+                    help="the fitted models' window in days (default 64); the network's dilations grow to span it "
+                         "and the stitching context is half of it")
     ap.add_argument("--no-antithetic", action="store_true", help="skip the antithetic variance-reduction part")
     ap.add_argument("--correction", default="conditional", choices=["conditional", "ems"],
                     help="martingale correction (default conditional, the library default; ems: plain EMS)")
@@ -263,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         TrainConfig(**_filter_overrides(a.vol_asym, a.vol_beta, a.vol_alpha))
     except InputError as exc:
         ap.error(str(exc))
+    if a.window is not None and a.window < 8:
+        ap.error(f"--window must be at least 8 days, got {a.window}")
     import torch
 
     from findiffusion.pricing import black_scholes_price, price_with_model
@@ -278,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     if a.only in (None, "gbm"):
         model, how = _model("gbm", a.gbm_model, a.quick, out, a.years, a.device, a.prediction, a.train_steps, a.vol_asym,
-                            a.vol_beta, a.vol_alpha)
+                            a.vol_beta, a.vol_alpha, a.window)
         print(f"\n(a) GBM sigma=20 %: model {how}; sampler", *model.resolve_sampler(a.sampler, steps))
         t0 = time.time()
         res = price_with_model(model, s0=s0, strikes=strikes, maturities_days=mats, rate=rate, n_paths=n,
@@ -328,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
             print(_table(vr, ["correction", "K", "days", "se_plain", "se_antithetic", "var_ratio"]))
     if a.only in (None, "heston"):
         model, how = _model("heston", a.heston_model, a.quick, out, a.years, a.device, a.prediction, a.train_steps,
-                            a.vol_asym, a.vol_beta, a.vol_alpha)
+                            a.vol_asym, a.vol_beta, a.vol_alpha, a.window)
         p = HESTON
         print(f"\n(b) Heston kappa={p['kappa']} theta={p['theta']} xi={p['xi']} rho={p['rho']}: model {how}; "
               "sampler", *model.resolve_sampler(a.sampler, steps))

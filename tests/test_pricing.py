@@ -367,3 +367,21 @@ def test_bench_rejects_a_filter_without_persistence_room(capsys):
     with pytest.raises(SystemExit) as exc:
         bp.main(["--quick", "--only", "heston", "--vol-asym", "2"])
     assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        bp.main(["--quick", "--only", "heston", "--window", "4"])
+    assert exc.value.code == 2
+    assert "--window must be at least 8" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("window", [8, 33, 64, 100, 128, 256])
+def test_bench_window_network_spans_the_window(window):
+    """bench/pricing.py --window W: the network's receptive field covers the window in both directions
+    (>= 2 W - 1 days) with no layer to spare, and W = 64 keeps the library's default network."""
+    from findiffusion.networks import NetworkConfig
+
+    d = bp.window_dilations(window)
+    rf = NetworkConfig(dilations=d).receptive_field()
+    assert rf >= 2 * window - 1
+    assert NetworkConfig(dilations=d[:-1]).receptive_field() < 2 * window - 1
+    if window == 64:
+        assert d == NetworkConfig().dilations
