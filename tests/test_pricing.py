@@ -385,3 +385,26 @@ def test_bench_window_network_spans_the_window(window):
     assert NetworkConfig(dilations=d[:-1]).receptive_field() < 2 * window - 1
     if window == 64:
         assert d == NetworkConfig().dilations
+
+
+def test_bench_config_overrides_reach_the_fit_config(capsys):
+    """bench/pricing.py's flags set exactly their own fields: no flags is the library default, --batch-size and
+    --channels change only the batch and the width (and the cache label), and a non-positive value is one line,
+    exit 2."""
+    from findiffusion.config import config_tag
+    from findiffusion.training import FitConfig
+
+    assert bp.bench_config() == FitConfig()
+    cfg = bp.bench_config(batch_size=512, channels=96, window=128, train_steps=9000)
+    assert (cfg.train.batch_size, cfg.network.channels, cfg.train.window, cfg.train.steps) == (512, 96, 128, 9000)
+    assert cfg.network.dilations == bp.window_dilations(128) and cfg.stitch_context == 64
+    base = bp.bench_config(window=128, train_steps=9000)
+    assert config_tag(cfg) != config_tag(base)
+    assert base.train.batch_size == FitConfig().train.batch_size and base.network.channels == FitConfig().network.channels
+    assert bp._label(False, batch_size=512, channels=96) == "default-batch512-ch96"
+    for flag in ("--batch-size", "--channels"):
+        with pytest.raises(SystemExit) as exc:
+            bp.main(["--quick", "--only", "heston", flag, "0"])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert f"{flag} must be a positive integer" in err and "Traceback" not in err
