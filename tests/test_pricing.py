@@ -408,3 +408,28 @@ def test_bench_config_overrides_reach_the_fit_config(capsys):
         assert exc.value.code == 2
         err = capsys.readouterr().err
         assert f"{flag} must be a positive integer" in err and "Traceback" not in err
+
+
+def test_bench_heston_training_series_joins_independent_chains(monkeypatch):
+    """Up to CHAIN_YEARS the Heston training series is one stationary path (the series of earlier runs); longer
+    series are equal-length independent stationary paths joined end to end, cut to years * 252 days."""
+    monkeypatch.setattr(bp, "CHAIN_YEARS", 2)
+    one = bp.training_returns("heston", 2)
+    np.testing.assert_array_equal(one, bp.simulate_heston(1, 2 * 252, mu=0.03, seed=12)[0])
+    four = bp.training_returns("heston", 4)
+    np.testing.assert_array_equal(four, bp.simulate_heston(2, 2 * 252, mu=0.03, seed=12).ravel())
+    three = bp.training_returns("heston", 3)
+    assert three.shape == (3 * 252,)
+    np.testing.assert_array_equal(three, bp.simulate_heston(2, 378, mu=0.03, seed=12).ravel())
+    assert not np.array_equal(four[:504], four[504:])  # the chains are not copies of one another
+
+
+def test_bench_segment_reference_takes_contiguous_stretches(monkeypatch):
+    """The sample reference is the training series' own stretches: consecutive days from starts that cover the
+    whole series (the last possible start included), reproducible by seed."""
+    monkeypatch.setattr(bp, "training_returns", lambda kind, years: np.arange(300.0))
+    seg = bp.segment_reference("heston", 1, 4000, 252, seed=0)
+    assert seg.shape == (4000, 252)
+    np.testing.assert_array_equal(np.diff(seg, axis=1), 1.0)
+    assert seg[:, 0].min() == 0 and seg[:, 0].max() == 300 - 252
+    np.testing.assert_array_equal(seg, bp.segment_reference("heston", 1, 4000, 252, seed=0))
