@@ -422,6 +422,7 @@ def test_bench_heston_training_series_joins_independent_chains(monkeypatch):
     assert three.shape == (3 * 252,)
     np.testing.assert_array_equal(three, bp.simulate_heston(2, 378, mu=0.03, seed=12).ravel())
     assert not np.array_equal(four[:504], four[504:])  # the chains are not copies of one another
+    assert bp.training_returns("heston", 4) is four and not four.flags.writeable  # memoised, shared read-only
 
 
 def test_bench_segment_reference_takes_contiguous_stretches(monkeypatch):
