@@ -159,7 +159,7 @@ CHAIN_YEARS = 1000  # the longest single Heston path of a training series
 def training_returns(kind: str, years: int) -> np.ndarray:
     """The simulated training series of the bench's models (fixed seeds), read-only. Shape: (years * 252,).
 
-    Memoised per (kind, years, CHAIN_YEARS): a Heston run uses the series four times (fit, bootstrap and
+    Memoised per (kind, years, CHAIN_YEARS): a Heston run uses the series three times (fit, bootstrap and
     sample references) and 10 000 years take about 20 s to simulate.
 
     Heston: one stationary path up to CHAIN_YEARS; longer series are independent stationary paths of equal
@@ -170,18 +170,14 @@ def training_returns(kind: str, years: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=4)
 def _training_returns(kind: str, years: int, chain_years: int) -> np.ndarray:
-    r = _simulate_training(kind, years, chain_years)
+    if kind == "gbm":
+        r = simulate_gbm(1, years * DAYS, seed=11)[0]
+    else:  # stationary paths of at most chain_years each (one path up to that length), simulated side by side
+        # and joined end to end; risk-neutral drift (mu = r) so no change of measure touches v
+        chains = -(-years // chain_years)
+        r = simulate_heston(chains, -(-years * DAYS // chains), mu=0.03, seed=12).ravel()[: years * DAYS]
     r.flags.writeable = False  # shared by every caller
     return r
-
-
-def _simulate_training(kind: str, years: int, chain_years: int) -> np.ndarray:
-    if kind == "gbm":
-        return simulate_gbm(1, years * DAYS, seed=11)[0]
-    # stationary paths of at most CHAIN_YEARS each (one path up to that length), simulated side by side and
-    # joined end to end; risk-neutral drift (mu = r) so no change of measure touches v
-    chains = -(-years // chain_years)
-    return simulate_heston(chains, -(-years * DAYS // chains), mu=0.03, seed=12).ravel()[: years * DAYS]
 
 
 def bootstrap_reference(kind: str, years: int, n: int, days: int, seed: int) -> np.ndarray:
