@@ -434,3 +434,19 @@ def test_bench_segment_reference_takes_contiguous_stretches(monkeypatch):
     np.testing.assert_array_equal(np.diff(seg, axis=1), 1.0)
     assert seg[:, 0].min() == 0 and seg[:, 0].max() == 300 - 252
     np.testing.assert_array_equal(seg, bp.segment_reference("heston", 1, 4000, 252, seed=0))
+
+
+def test_bench_heston_tails_rejects_bad_arguments(capsys):
+    """bench/heston_tails.py: no model, a malformed sampler list or too short a path is one line, exit 2, before
+    any model is loaded or fitted."""
+    spec = importlib.util.spec_from_file_location("heston_tails", Path(__file__).resolve().parents[1] / "bench" / "heston_tails.py")
+    ht = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ht)
+    for argv, msg in ((["--n", "10"], "give --model DIR or --fit-seed S"),
+                      (["--model", "nowhere", "--samplers", "dpm"], "--samplers must be sampler:steps items"),
+                      (["--model", "nowhere", "--days", "21"], "--days above 21")):
+        with pytest.raises(SystemExit) as exc:
+            ht.main(argv)
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err
