@@ -263,7 +263,9 @@ def _model(kind: str, path: str | None, quick: bool, out: Path, years: int, devi
     cfg = bench_config(quick, **settings)
     cache = out / f"model-{kind}-{_label(quick, **settings)}-{years}y-{config_tag(cfg)}"  # a new default, a new cache
     if (cache / "model.json").exists():
-        return findiffusion.load(cache, device=device), f"cached {cache}"
+        model = findiffusion.load(cache, device=device)
+        if not model.vol_filter.active or model.vol_filter.start_probs:  # else fitted before the start-law fix
+            return model, f"cached {cache}"
     r = training_returns(kind, years)
     t0 = time.time()
     model = findiffusion.fit(r, cfg, progress=not quick, device=device)

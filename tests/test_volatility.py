@@ -282,3 +282,39 @@ def test_train_config_vol_asym_is_the_filter_asymmetry():
     assert g.fit(r).asym == -0.4 and TrainConfig(vol_asym=1.0).volatility_filter().fit(r).asym > 0
     with pytest.raises(InputError, match="vol_asym"):
         TrainConfig(vol_asym=1.5)
+
+
+def _clustered_returns(n: int, seed: int) -> np.ndarray:
+    """Returns with a persistent, heavy-tailed variance: v_t = exp(2 h_t), h an AR(1) with phi = 0.99."""
+    rng = np.random.default_rng(seed)
+    h = np.zeros(n)
+    for t in range(1, n):
+        h[t] = 0.99 * h[t - 1] + 0.06 * rng.standard_normal()
+    return 0.01 * np.exp(h) * rng.standard_normal(n)
+
+
+def test_start_variances_follow_the_training_variances_into_the_tail():
+    """The start law is the training filter variances' own: mean, E v^2 (what day-1 kurtosis rests on) and
+    upper quantiles of many draws match the empirical ones. The old 201-point grid drew its top 0.5 %
+    uniformly up to the largest variance, which inflated E v^2 and the 99.9 % quantile."""
+    r = _clustered_returns(40_000, 0)
+    f = VolatilityFilter().fit(r)
+    s2 = f.filter(r)[1][:-1]  # the training variances the start law describes, (T,)
+    u = np.random.default_rng(1).uniform(size=400_000)
+    v = f.sample_start(len(u), u)
+    assert v.mean() == pytest.approx(s2.mean(), rel=0.01)
+    assert np.mean(v ** 2) == pytest.approx(np.mean(s2 ** 2), rel=0.03)
+    for q in (0.5, 0.9, 0.99, 0.999):
+        assert np.quantile(v, q) == pytest.approx(np.quantile(s2, q), rel=0.02)
+    assert s2.min() <= v.min() and v.max() <= s2.max()
+    # the same quantiles at 201 equal steps (files written before start_probs): a heavier top
+    old = VolatilityFilter.from_dict({**f.to_dict(), "start_probs": [],
+                                      "start_quantiles": list(np.quantile(s2, np.linspace(0, 1, 201)))})
+    assert old.start_probs == () and np.quantile(old.sample_start(len(u), u), 0.999) > 1.1 * np.quantile(s2, 0.999)
+    # round trip and validation of the probabilities
+    assert VolatilityFilter.from_dict(json.loads(json.dumps(f.to_dict(), allow_nan=False))) == f
+    good = f.to_dict()
+    for probs in (good["start_probs"][:-1], [0.5] + good["start_probs"][1:], good["start_probs"][:-1] + [1.0],
+                  good["start_probs"][::-1]):
+        with pytest.raises(InputError, match="refit"):
+            VolatilityFilter.from_dict({**good, "start_probs": probs})
