@@ -111,7 +111,9 @@ def get_model(args: argparse.Namespace):
     cfg = FitConfig(network=NetworkConfig(channels=32), train=TrainConfig(steps=400)) if args.quick else FitConfig()
     cache = OUT / f"model-{'tiny' if args.quick else 'default'}-{config_tag(cfg)}"  # a new default, a new cache
     if (cache / "model.json").exists():
-        return fd.load(cache, device=args.device), str(cache)
+        model = fd.load(cache, device=args.device)
+        if not model.vol_filter.active or model.vol_filter.start_probs:  # else fitted before the start-law fix
+            return model, str(cache)
     returns, _ = fd.load_series("sp500", end="2014-12-31")
     print(f"fitting {'a tiny' if args.quick else 'a default-config'} model on S&P 500 1999-2014 -> {cache}", flush=True)
     model = fd.fit(returns, cfg, progress=True, device=args.device)
