@@ -112,7 +112,7 @@ def get_model(args: argparse.Namespace):
     cache = OUT / f"model-{'tiny' if args.quick else 'default'}-{config_tag(cfg)}"  # a new default, a new cache
     if (cache / "model.json").exists():
         model = fd.load(cache, device=args.device)
-        if not model.vol_filter.active or model.vol_filter.start_probs:  # else fitted before the start-law fix
+        if not model.vol_filter.legacy_start_grid:  # else fitted before the start-law fix
             return model, str(cache)
     returns, _ = fd.load_series("sp500", end="2014-12-31")
     print(f"fitting {'a tiny' if args.quick else 'a default-config'} model on S&P 500 1999-2014 -> {cache}", flush=True)

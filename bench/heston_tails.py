@@ -44,7 +44,7 @@ def fitted(seed: int, day_state: bool, years: int) -> Path:
     cfg = bench_config(False, train_steps=16000, window=128)
     cfg = dataclasses.replace(cfg, seed=seed, train=dataclasses.replace(cfg.train, day_state=day_state))
     d = OUT / f"model-heston-tails-{years}y-{config_tag(cfg)}"
-    if not (d / "model.json").exists() or not findiffusion.load(d).vol_filter.start_probs:  # fitted before the fix
+    if not (d / "model.json").exists() or findiffusion.load(d).vol_filter.legacy_start_grid:  # fitted before the fix
         t0 = time.time()
         findiffusion.fit(training_returns("heston", years), cfg, progress=True).save(d)
         print(f"fitted {d} in {time.time() - t0:.0f} s", flush=True)

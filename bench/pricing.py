@@ -264,7 +264,7 @@ def _model(kind: str, path: str | None, quick: bool, out: Path, years: int, devi
     cache = out / f"model-{kind}-{_label(quick, **settings)}-{years}y-{config_tag(cfg)}"  # a new default, a new cache
     if (cache / "model.json").exists():
         model = findiffusion.load(cache, device=device)
-        if not model.vol_filter.active or model.vol_filter.start_probs:  # else fitted before the start-law fix
+        if not model.vol_filter.legacy_start_grid:  # else fitted before the start-law fix
             return model, f"cached {cache}"
     r = training_returns(kind, years)
     t0 = time.time()

@@ -51,7 +51,7 @@ def get_model(data: str, returns, seed: int, quick: bool, model_dir: str | None,
     d = OUT / "models" / f"{Path(data).stem}-80-seed{seed}-{tag}-{config_tag(cfg)}"  # a new default gets a new cache
     if (d / "model.json").exists():
         model = findiffusion.load(d, device=device)
-        if not model.vol_filter.active or model.vol_filter.start_probs:  # else fitted before the start-law fix
+        if not model.vol_filter.legacy_start_grid:  # else fitted before the start-law fix
             return model, str(d)
     info = SeriesInfo(source=data, column="", n_returns=len(returns), start=str(returns.index[0].date()),
                       end=str(returns.index[-1].date()), last_price=None)

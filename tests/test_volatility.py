@@ -310,7 +310,8 @@ def test_start_variances_follow_the_training_variances_into_the_tail():
     # the same quantiles at 201 equal steps (files written before start_probs): a heavier top
     old = VolatilityFilter.from_dict({**f.to_dict(), "start_probs": [],
                                       "start_quantiles": list(np.quantile(s2, np.linspace(0, 1, 201)))})
-    assert old.start_probs == () and np.quantile(old.sample_start(len(u), u), 0.999) > 1.1 * np.quantile(s2, 0.999)
+    assert old.legacy_start_grid and not f.legacy_start_grid and not VolatilityFilter(kind="none").legacy_start_grid
+    assert np.quantile(old.sample_start(len(u), u), 0.999) > 1.1 * np.quantile(s2, 0.999)
     # round trip and validation of the probabilities
     assert VolatilityFilter.from_dict(json.loads(json.dumps(f.to_dict(), allow_nan=False))) == f
     good = f.to_dict()

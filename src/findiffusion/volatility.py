@@ -122,8 +122,8 @@ class VolatilityFilter:
     MIN_BIN_DAYS = 50
     #: probabilities of the stored start-variance quantiles: steps of 0.5 % up to 99 %, then eight per decade
     #: of the upper tail 1 - p down to 1e-6, so no draw falls in a wide top bin (see :meth:`sample_start`)
-    START_PROBS = tuple(np.round(np.concatenate([np.linspace(0.0, 0.99, 199),
-                                                 1.0 - 10.0 ** -np.linspace(2.125, 6.0, 32)]), 12))
+    START_PROBS = tuple(float(p) for p in np.round(np.concatenate([np.linspace(0.0, 0.99, 199),
+                                                                   1.0 - 10.0 ** -np.linspace(2.125, 6.0, 32)]), 12))
 
     def __post_init__(self) -> None:
         if self.kind not in self.KINDS:
@@ -150,6 +150,13 @@ class VolatilityFilter:
     def active(self) -> bool:
         return self.kind != "none"
 
+    @property
+    def legacy_start_grid(self) -> bool:
+        """Whether the start quantiles are the 201 equally spaced ones of files written before 2026-12-04
+        (no ``start_probs``; :meth:`sample_start`). Such a model is best refitted: training does not use the
+        start law, so a refit gives the same network with the current one."""
+        return self.active and bool(self.start_quantiles) and not self.start_probs
+
     def warmup_days(self, tol: float = 1e-4) -> int:
         """Days of history after which the start variance weighs less than ``tol``: beta^days < tol."""
         if not self.active or self.beta <= 0:
@@ -169,7 +176,7 @@ class VolatilityFilter:
             self.alpha = self._fit_alpha(r, self.alpha_max)
         z, s2 = self.filter(r)  # the cap set next (CAP >= 1 times the largest s2) leaves these unchanged
         self.var_max = self.CAP * float(s2.max())
-        self.start_probs = tuple(float(p) for p in self.START_PROBS)
+        self.start_probs = self.START_PROBS
         self.start_quantiles = tuple(float(q) for q in np.quantile(s2[:-1], self.start_probs))
         self.reaction = self.reaction_moment(z, s2)
         self.state_edges, self.state_z2 = self._state_bins(z, s2[:-1] / self.var)
@@ -347,7 +354,7 @@ class VolatilityFilter:
         if not self.active or not self.start_quantiles:
             return np.full(n, self.var)
         q, u = np.asarray(self.start_quantiles), np.asarray(u, dtype=float)
-        if not self.start_probs:  # older files
+        if self.legacy_start_grid:
             return np.interp(u, np.linspace(0, 1, len(q)), q)
         return np.interp(-np.log1p(-u), -np.log1p(-np.asarray(self.start_probs)), q)
 
