@@ -105,15 +105,15 @@ def get_model(args: argparse.Namespace):
     from findiffusion.config import config_tag
     from findiffusion.networks import NetworkConfig
     from findiffusion.training import FitConfig, TrainConfig
+    from model_cache import cached_model
 
     if args.model:
         return fd.load(args.model, device=args.device), args.model
     cfg = FitConfig(network=NetworkConfig(channels=32), train=TrainConfig(steps=400)) if args.quick else FitConfig()
     cache = OUT / f"model-{'tiny' if args.quick else 'default'}-{config_tag(cfg)}"  # a new default, a new cache
-    if (cache / "model.json").exists():
-        model = fd.load(cache, device=args.device)
-        if not model.vol_filter.legacy_start_grid:  # else fitted before the start-law fix
-            return model, str(cache)
+    model = cached_model(cache, cfg, args.device)  # None: fit (bench/model_cache.py)
+    if model is not None:
+        return model, str(cache)
     returns, _ = fd.load_series("sp500", end="2014-12-31")
     print(f"fitting {'a tiny' if args.quick else 'a default-config'} model on S&P 500 1999-2014 -> {cache}", flush=True)
     model = fd.fit(returns, cfg, progress=True, device=args.device)

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import findiffusion  # noqa: E402
 from findiffusion.config import config_tag  # noqa: E402
 from findiffusion.pricing import price_paths  # noqa: E402
+from model_cache import cached_model  # noqa: E402
 from pricing import bench_config, heston_stationary_price, process_reference, training_returns  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out" / "pricing"
@@ -44,7 +45,7 @@ def fitted(seed: int, day_state: bool, years: int) -> Path:
     cfg = bench_config(False, train_steps=16000, window=128)
     cfg = dataclasses.replace(cfg, seed=seed, train=dataclasses.replace(cfg.train, day_state=day_state))
     d = OUT / f"model-heston-tails-{years}y-{config_tag(cfg)}"
-    if not (d / "model.json").exists() or findiffusion.load(d).vol_filter.legacy_start_grid:  # fitted before the fix
+    if cached_model(d, cfg) is None:
         t0 = time.time()
         findiffusion.fit(training_returns("heston", years), cfg, progress=True).save(d)
         print(f"fitted {d} in {time.time() - t0:.0f} s", flush=True)
@@ -67,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=30_000, help="paths per row (default 30000)")
     p.add_argument("--days", type=int, default=63, help="path length and longest maturity (default 63)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed, the same for every row (paired)")
+    p.add_argument("--calibration-windows", type=int, default=20000,
+                   help="windows each sampler is recalibrated on (default 20000, the fit default; 4000 before 2026-12-05)")
     a = p.parse_args(argv)
     if a.n < 2 or a.days <= 21:
         p.error(f"--n must be at least 2 and --days above 21, got {a.n} and {a.days}")
@@ -98,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         m = findiffusion.load(d)
         for name, steps in specs:
             t0 = time.time()
-            m.calibrate(4000, seed=0, sampler=name, steps=int(steps))
+            m.calibrate(a.calibration_windows, seed=0, sampler=name, steps=int(steps))
             row(f"{d.name} {name} {steps}", m.sample(a.n, a.days, sampler=name, steps=int(steps), seed=a.seed), t0)
     return 0
 

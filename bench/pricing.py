@@ -258,14 +258,17 @@ def _model(kind: str, path: str | None, quick: bool, out: Path, years: int, devi
     import findiffusion
     from findiffusion.config import config_tag
 
+    if str(Path(__file__).resolve().parent) not in sys.path:  # bench/model_cache.py, also when tests import this file
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from model_cache import cached_model
+
     if path:
         return findiffusion.load(path, device=device), f"loaded {path}"
     cfg = bench_config(quick, **settings)
     cache = out / f"model-{kind}-{_label(quick, **settings)}-{years}y-{config_tag(cfg)}"  # a new default, a new cache
-    if (cache / "model.json").exists():
-        model = findiffusion.load(cache, device=device)
-        if not model.vol_filter.legacy_start_grid:  # else fitted before the start-law fix
-            return model, f"cached {cache}"
+    model = cached_model(cache, cfg, device)  # None: fit (or refit: bench/model_cache.py)
+    if model is not None:
+        return model, f"cached {cache}"
     r = training_returns(kind, years)
     t0 = time.time()
     model = findiffusion.fit(r, cfg, progress=not quick, device=device)

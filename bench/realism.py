@@ -33,6 +33,7 @@ from findiffusion.config import config_tag
 from findiffusion.data import SeriesInfo, make_windows
 from findiffusion.networks import NetworkConfig
 from findiffusion.training import FitConfig, TrainConfig
+from model_cache import cached_model
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -49,10 +50,9 @@ def get_model(data: str, returns, seed: int, quick: bool, model_dir: str | None,
     if vol_asym:  # a variant: the filter's fitted asymmetry bound (TrainConfig.vol_asym), also with --quick
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, vol_asym=vol_asym))
     d = OUT / "models" / f"{Path(data).stem}-80-seed{seed}-{tag}-{config_tag(cfg)}"  # a new default gets a new cache
-    if (d / "model.json").exists():
-        model = findiffusion.load(d, device=device)
-        if not model.vol_filter.legacy_start_grid:  # else fitted before the start-law fix
-            return model, str(d)
+    model = cached_model(d, cfg, device)  # or fitted before the start-law fix, or recalibrated (bench/model_cache.py)
+    if model is not None:
+        return model, str(d)
     info = SeriesInfo(source=data, column="", n_returns=len(returns), start=str(returns.index[0].date()),
                       end=str(returns.index[-1].date()), last_price=None)
     t0 = time.time()

@@ -179,3 +179,42 @@ def test_output_dir_refuses_a_file(tmp_path):
         output_dir(str(f))
     assert output_dir(str(tmp_path / "new")) == tmp_path / "new"
     assert output_dir(None) is None
+
+
+def test_calibrate_re_estimates_k_and_g_in_place(tmp_path, capsys):
+    """``calibrate`` redraws the calibration windows with the given count and seed, saves the model in place with the
+    same network, and gives exactly what DiffusionModel.calibrate gives; bad input is one line, exit 2."""
+    import findiffusion as fd
+
+    cfg = dataclasses.replace(tiny_config(steps=5), calibration_windows=200)
+    d = tmp_path / "m"
+    r, _ = fd.load_series("sp500")
+    fd.fit(r.iloc[:1500], cfg).save(d)  # volatility clustering: alpha > 0 and several state bins
+    before = json.loads((d / "model.json").read_text())
+    assert fd.load(d).calibration_windows == 200 and before["history"]["calibration"] == {"windows": 200, "seed": 0}
+    code, out, _ = _run(capsys, "calibrate", "--model", str(d), "--windows", "300", "--seed", "5", "--quiet")
+    assert code == 0 and "before: k" in out and "(dpm 10, 200 windows)" in out and "(dpm 10, 300 windows)" in out
+    after = json.loads((d / "model.json").read_text())
+    assert after["weights"] == before["weights"] and after["history"]["calibration"] == {"windows": 300, "seed": 5}
+    assert sorted(p.name for p in d.iterdir()) == ["model.json", before["weights"]]  # no temp files left
+    ref = fd.load(d)
+    k = ref.calibrate(300, seed=5)
+    assert len(ref.state_factors) > 1
+    assert after["residual_scale"] == k and after["state_factors"] == list(ref.state_factors)
+    assert after["residual_scale"] != before["residual_scale"]  # other windows, another estimate
+    code, out, _ = _run(capsys, "calibrate", "--model", str(d), "--windows", "300", "--sampler", "ddim", "--steps", "5",
+                        "--quiet")
+    assert code == 0 and fd.load(d).calibrated_for == ("ddim", 5)
+
+    _one_line_error(*_run(capsys, "calibrate", "--model", str(d), "--windows", "0")[::2], "--windows")
+    _one_line_error(*_run(capsys, "calibrate", "--model", str(d), "--sampler", "warp")[::2], "warp")
+    _one_line_error(*_run(capsys, "calibrate", "--model", str(tmp_path / "none"))[::2], "does not exist")
+    meta = json.loads((d / "model.json").read_text())
+    del meta["history"]["calibration"]  # files written before the record: the fit's count
+    (d / "model.json").write_text(json.dumps(meta))
+    assert fd.load(d).calibration_windows == 200
+    plain = tmp_path / "plain"
+    fd.fit(np.random.default_rng(0).normal(0, 0.01, 400), dataclasses.replace(
+        cfg, train=dataclasses.replace(cfg.train, vol_filter="none"))).save(plain)
+    _one_line_error(*_run(capsys, "calibrate", "--model", str(plain))[::2], "no volatility filter")
+    assert fd.load(plain).calibration_windows == 0

@@ -450,3 +450,43 @@ def test_bench_heston_tails_rejects_bad_arguments(capsys):
         assert exc.value.code == 2
         err = capsys.readouterr().err
         assert msg in err and "Traceback" not in err
+
+
+def test_bench_model_cache_recalibrates_instead_of_refitting(tmp_path):
+    """bench/model_cache.py: a model cached under the old calibration count, recalibrated, is exactly the model a fit
+    with the new count gives (training never sees the calibration); a pre-fix start grid is refitted (None)."""
+    import dataclasses
+    import json
+    import sys
+
+    import findiffusion as fd
+    from findiffusion.config import config_tag
+
+    from .conftest import tiny_config
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from model_cache import OLD_CALIBRATION, cached_model
+
+    r, _ = fd.load_series("sp500")
+    r = r.iloc[:1500]
+    old_cfg = dataclasses.replace(tiny_config(steps=5), calibration_windows=OLD_CALIBRATION)
+    new_cfg = dataclasses.replace(old_cfg, calibration_windows=300)
+    fd.fit(r, old_cfg).save(tmp_path / f"m-{config_tag(old_cfg)}")
+    new_dir = tmp_path / f"m-{config_tag(new_cfg)}"
+    assert cached_model(tmp_path / "m-00000000", new_cfg) is None  # nothing cached under that tag
+    got = cached_model(new_dir, new_cfg, progress=False)
+    ref = fd.fit(r, new_cfg)
+    assert got.calibration_windows == 300 and got.config.calibration_windows == 300
+    assert (got.residual_scale, got.state_factors) == (ref.residual_scale, ref.state_factors)
+    assert all(torch.equal(a, b) for a, b in zip(got.denoiser.state_dict().values(), ref.denoiser.state_dict().values(),
+                                                 strict=True))
+    assert fd.load(new_dir).residual_scale == ref.residual_scale  # saved under the new tag, then used as it is
+    assert cached_model(new_dir, new_cfg).residual_scale == ref.residual_scale
+    old_dir = tmp_path / f"m-{config_tag(old_cfg)}"
+    meta = json.loads((old_dir / "model.json").read_text())
+    meta["vol_filter"]["start_probs"] = []  # as written before the start-law fix
+    meta["vol_filter"]["start_quantiles"] = meta["vol_filter"]["start_quantiles"][:201]
+    (old_dir / "model.json").write_text(json.dumps(meta))
+    assert fd.load(old_dir).vol_filter.legacy_start_grid
+    assert cached_model(old_dir, old_cfg) is None  # refit
+    assert cached_model(tmp_path / f"m2-{config_tag(new_cfg)}", new_cfg) is None  # no old cache of that name

@@ -34,7 +34,7 @@ def tiny_model_dir(tmp_path_factory):
     torch.set_num_threads(1)
     returns, info = findiffusion.load_series("sp500", end="2004-12-31")
     cfg = FitConfig(network=NetworkConfig(channels=16), train=TrainConfig(steps=150, batch_size=64, window=32),
-                    stitch_context=16)
+                    stitch_context=16, calibration_windows=4000)
     d = tmp_path_factory.mktemp("model")
     findiffusion.fit(returns, cfg, out_dir=d, data_info=info)
     return d

@@ -307,7 +307,7 @@ def tiny_model(tmp_path_factory):
     torch.set_num_threads(1)
     r, info = findiffusion.load_series("sp500", end="2003-12-31")
     cfg = FitConfig(network=NetworkConfig(channels=16, dilations=(1, 2, 4, 8)),
-                    train=TrainConfig(steps=60, batch_size=32))
+                    train=TrainConfig(steps=60, batch_size=32), calibration_windows=4000)
     d = tmp_path_factory.mktemp("model")
     findiffusion.fit(r, cfg, out_dir=d, data_info=info, device="cpu")
     return d

@@ -14,7 +14,7 @@ import sys
 from findiffusion.errors import InputError
 
 #: subcommand modules, in the order ``--help`` lists them
-COMMANDS = ("fit", "sample", "demo", "report", "risk", "backtest", "price", "hedge", "forecast", "anomalies")
+COMMANDS = ("fit", "calibrate", "sample", "demo", "report", "risk", "backtest", "price", "hedge", "forecast", "anomalies")
 
 
 class _Parser(argparse.ArgumentParser):

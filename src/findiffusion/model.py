@@ -216,7 +216,7 @@ class DiffusionModel:
         z = self.transform.inverse(self.scale_for(sampler, steps) * np.asarray(u, dtype=float))
         return self.vol_filter.unfilter(z, var0, self.factors_for(sampler, steps, conditional=conditional))
 
-    def calibrate(self, n_windows: int = 4000, *, seed: int = 0, sampler: str | None = None,
+    def calibrate(self, n_windows: int = 20000, *, seed: int = 0, sampler: str | None = None,
                   steps: int | None = None, progress: bool = False) -> float:
         """Set :attr:`state_factors` g (eq. (5)) and :attr:`residual_scale` k from ``n_windows`` unconditional
         windows: g so that the decoded residuals have the training E z^2 in every volatility-state bin of
@@ -227,18 +227,32 @@ class DiffusionModel:
         seeded with ``seed``) with their start variances; k is then found by bisection, decoding k u
         and re-filtering for each trial k (exact: one window sees only its start state); k stays within
         0.25-4. Models without a volatility filter, or files without M, keep k = 1. Returns k.
+
+        k and g are estimates from a sample of windows, and their error does not average out over paths: every
+        path of the model carries it. Its spread falls as 1 / sqrt(n_windows). With 4000 windows it moved
+        out-of-the-money Heston prices by 1-3 % (sd); hence 20 000 by default (bench/calibration_noise.py).
         """
         self.residual_scale, self.calibrated_for, self.state_factors = 1.0, None, None
+        self.history.pop("calibration", None)
         f = self.vol_filter
         if not f.active or f.reaction is None:
             return 1.0
         if not isinstance(n_windows, int | np.integer) or n_windows < 1:
             raise InputError(f"n_windows must be a positive number of windows, got {n_windows}")
-        g = torch.Generator().manual_seed(seed)
-        var0 = self.start_variance(n_windows, g)  # (n,)
+        gen = torch.Generator().manual_seed(seed)
+        var0 = self.start_variance(n_windows, gen)  # (n,)
         u = self.sample_model_space(n_windows, self.window, var=var0, sampler=sampler, steps=steps,
-                                    generator=g, progress=progress)  # (n, L)
+                                    generator=gen, progress=progress)  # (n, L)
+        k, g = self.estimate_calibration(u, var0)
+        self.residual_scale, self.calibrated_for = k, self.resolve_sampler(sampler, steps)
+        self.state_factors = g
+        self.history["calibration"] = {"windows": int(n_windows), "seed": int(seed)}
+        return k
 
+    def estimate_calibration(self, u: np.ndarray, var0: np.ndarray) -> tuple[float, tuple[float, ...] | None]:
+        """(k, g) of eqs. (4), (5) from generated unconditional windows u with start variances var0, as
+        :meth:`calibrate` estimates them (which draws the windows and sets the result). Shape: u (n, L), var0 (n,)."""
+        f = self.vol_filter
         g = self._fit_state_factors(self.transform.inverse(u), var0)  # eq. (5), None with one bin
 
         def moment(k: float) -> float:  # M of the windows decoded with scale k (and g); increasing in k
@@ -254,9 +268,16 @@ class DiffusionModel:
                 mid = 0.5 * (lo + hi)
                 lo, hi = (mid, hi) if moment(mid) < f.reaction else (lo, mid)
             k = 0.5 * (lo + hi)
-        self.residual_scale, self.calibrated_for = k, self.resolve_sampler(sampler, steps)
-        self.state_factors = None if g is None else tuple(float(v) for v in g)
-        return k
+        return k, None if g is None else tuple(float(v) for v in g)
+
+    @property
+    def calibration_windows(self) -> int:
+        """Windows k and g were estimated on (0: not calibrated): :meth:`calibrate`'s record, or, in files written
+        before it kept one, the fit's ``calibration_windows``."""
+        if self.calibrated_for is None:
+            return 0
+        rec = self.history.get("calibration")
+        return int(rec["windows"]) if isinstance(rec, dict) else int(self.config.calibration_windows)
 
     #: passes of the fixed-point iteration of eq. (5), generated days a bin needs to be rescaled, range of g
     STATE_ITERS, STATE_MIN_DAYS, STATE_RANGE = 12, 100, (0.5, 2.0)

@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "thinner-tailed on the S&P 500: see docs/realism.md)")
     p.add_argument("--calibration-windows", type=int, default=None,
                    help="windows drawn after training to calibrate a filter model's residual scale "
-                        "(default 4000; 0 = off; see README, Residual calibration)")
+                        "(default 20000; 0 = off; see README, Residual calibration)")
     p.add_argument("--config", help="JSON file with a full FitConfig (overrides the defaults)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
