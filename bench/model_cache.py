@@ -3,11 +3,13 @@
 A cache directory is named ``...-<config tag>`` (:func:`findiffusion.config.config_tag` of the FitConfig), so a new
 default gets a new cache. Two exceptions keep old fits usable or mark them stale:
 
-* ``FitConfig.calibration_windows`` went from 4000 to 20 000 on 2026-12-05. Training never sees the calibration
+* ``FitConfig.calibration_windows`` went from 4000 to 20 000 on 2026-12-04 (session 20). Training never sees the calibration
   (it draws its windows from its own generator after training), so a model cached under the old tag is
   recalibrated with the new count and saved under the new tag: the model a refit would give, without the refit.
 * Models fitted before the start-variance fix of 2026-12-04 (:attr:`VolatilityFilter.legacy_start_grid`) are
   refitted.
+* Models calibrated before the stitched-chunk scale k_s (eq. (6) of :mod:`findiffusion.model`, 2026-12-04,
+  session 20) are recalibrated in place.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-#: FitConfig.calibration_windows before 2026-12-05
+#: FitConfig.calibration_windows until 2026-12-04 (session 20)
 OLD_CALIBRATION = 4000
 
 
@@ -29,7 +31,7 @@ def cached_model(cache: Path, cfg: Any, device: str = "cpu", progress: bool = Tr
     if (cache / "model.json").exists():
         model = findiffusion.load(cache, device=device)
         if not model.vol_filter.legacy_start_grid:
-            return model
+            return _with_stitch_scale(model, cache, cfg, progress)
     tag = config_tag(cfg)
     if not cache.name.endswith(tag) or cfg.calibration_windows == OLD_CALIBRATION:
         return None
@@ -43,5 +45,16 @@ def cached_model(cache: Path, cfg: Any, device: str = "cpu", progress: bool = Tr
     if model.vol_filter.active and cfg.calibration_windows:
         print(f"recalibrating {old.name} with {cfg.calibration_windows} windows -> {cache.name}", flush=True)
         model.calibrate(cfg.calibration_windows, seed=cfg.seed, progress=progress)
+    model.save(cache)
+    return model
+
+
+def _with_stitch_scale(model, cache: Path, cfg: Any, progress: bool):
+    """A calibrated model saved before the stitched-chunk scale k_s (eq. (6) of findiffusion.model), recalibrated
+    in place (k and g are drawn again the same way, k_s added); other models as they are."""
+    if model.calibrated_for is None or model.stitch_scale is not None or not cfg.calibration_windows:
+        return model
+    print(f"recalibrating {cache.name} with {cfg.calibration_windows} windows (stitched-chunk scale)", flush=True)
+    model.calibrate(cfg.calibration_windows, seed=cfg.seed, progress=progress)
     model.save(cache)
     return model

@@ -477,3 +477,52 @@ def test_day_state_models_fit_save_load_and_condition(tmp_path):
     ctx = np.random.default_rng(1).normal(0, 0.01, 100)
     cond = again.sample(3, 20, steps=4, seed=2, context=ctx)
     assert cond.shape == (3, 20) and np.isfinite(cond).all()
+
+
+@pytest.mark.parametrize("wider", [1.25, 0.8])
+def test_stitched_chunks_get_their_own_scale_of_eq_6(tmp_path, wider):
+    """Stitched chunks ``wider`` times as wide as a first window (an exact oracle network: N(0, I) windows, times
+    ``wider`` when conditioned on earlier days): calibrate() finds k_s = 1 / wider, long paths then settle at
+    eq. (4)'s level, and without k_s they do not; days of the first window and draws from a real context do not
+    see k_s; k_s is saved, and files without it sample with k_s = 1."""
+    import torch
+
+    model = _exact_filter_model(tmp_path, 1.0)
+    inner = model._generate
+    model._generate = lambda *a, **kw: inner(*a, **kw) * (wider if a[4] is not None else 1.0)  # a[4]: the context
+    f = model.vol_filter
+    model.calibrate(1000, seed=1, sampler="ddim", steps=10)
+    assert model.stitch_scale == pytest.approx(1 / wider, rel=0.03)
+    level = f.var * (1 - f.alpha - f.beta) / (1 - f.alpha * f.reaction - f.beta)  # eq. (4)
+
+    def late_variance() -> float:  # mean filter variance over days 500..700 of stitched paths
+        r = model.sample(300, 700, sampler="ddim", steps=10, seed=2)
+        _, s2 = f.filter(r, model.start_variance(300, torch.Generator().manual_seed(2)))
+        return float(s2[:, 500:700].mean())
+
+    assert late_variance() == pytest.approx(level, rel=0.15)
+    W = model.window
+    a = model.sample(50, W + 10, sampler="ddim", steps=10, seed=3)
+    ctx = np.random.default_rng(0).normal(0, 0.01, 300)
+    c1 = model.sample(20, 40, sampler="ddim", steps=10, seed=4, context=ctx)
+    ks, model.stitch_scale = model.stitch_scale, 1.0
+    off = late_variance()
+    assert (off > 1.3 * level) if wider > 1 else (off < 0.8 * level)
+    b = model.sample(50, W + 10, sampler="ddim", steps=10, seed=3)
+    np.testing.assert_array_equal(a[:, :W], b[:, :W])  # the first window: k and g only
+    assert np.std(a[:, W:]) / np.std(b[:, W:]) == pytest.approx(ks, rel=0.02)
+    np.testing.assert_array_equal(c1, model.sample(20, 40, sampler="ddim", steps=10, seed=4, context=ctx))
+    assert model.stitch_scale_for("ddim", 10) == 1.0 and model.stitch_scale_for("ddim", 10, conditional=True) == 1.0
+
+    model.stitch_scale = ks
+    model.save(tmp_path / "s")
+    assert load(tmp_path / "s").stitch_scale == ks and load(tmp_path / "s").stitch_scale_for("ddim", 11) == 1.0
+    meta = json.loads((tmp_path / "s" / "model.json").read_text())
+    for bad in (0, -1.0, "x", True):
+        (tmp_path / "s" / "model.json").write_text(json.dumps({**meta, "stitch_scale": bad}))
+        with pytest.raises(ModelFileError, match="stitch_scale"):
+            load(tmp_path / "s")
+    del meta["stitch_scale"]  # a file written before eq. (6)
+    (tmp_path / "s" / "model.json").write_text(json.dumps(meta))
+    old = load(tmp_path / "s")
+    assert old.stitch_scale is None and old.stitch_scale_for("ddim", 10) == 1.0

@@ -67,6 +67,8 @@ class DiffusionModel:
             since each sampler's spread error is its own (:meth:`scale_for`).
         state_factors: g_b of eq. (5), one per volatility-state bin of the filter (``None``: none), applied
             with k to draws of ``calibrated_for``.
+        stitch_scale: k_s of eq. (6), a further scale of the stitched chunks of unconditional paths (days
+            from the window on) of ``calibrated_for`` (``None``: files written before it, taken as 1).
 
     Model space: returns r -> residuals z of the volatility filter -> u = transform(z);
     :meth:`encode` and :meth:`decode` go both ways. Generated values are decoded as k u
@@ -101,15 +103,28 @@ class DiffusionModel:
 
     by fixed-point iteration (each pass re-runs (3), since g moves the states). Then k restores M exactly.
     With alpha = 0 there is one bin and (5) is the old single k.
+
+    **Stitched chunks.** Paths longer than the window continue chunk by chunk, each chunk generated given the
+    ``stitch_context`` days before it, and such a chunk's residuals need not have the width of a first window's:
+    on the 128-day Heston model their M was 1.0 % above the first window's, and by (4) the one-year paths' variance
+    drifted up (ATM +0.8 %, the one-year 120 call +4.7 %; docs/pricing.md). So :meth:`calibrate` also draws one
+    stitched chunk after each calibration window and sets
+
+    (6)  z_t -> k_s z_t on the days of stitched chunks (with k and g),   k_s such that those days have the training M,
+
+    applied to unconditional paths only (draws from a real context get k alone, as they get no g).
     """
 
     def __init__(self, config: Any, denoiser: Denoiser, transform: ReturnTransform,
                  data_info: SeriesInfo | None = None, history: dict[str, Any] | None = None,
                  vol_filter: VolatilityFilter | None = None, residual_scale: float = 1.0,
                  calibrated_for: tuple[str, int | None] | None = None,
-                 state_factors: tuple[float, ...] | None = None) -> None:
+                 state_factors: tuple[float, ...] | None = None, stitch_scale: float | None = None) -> None:
         if not (residual_scale > 0 and math.isfinite(residual_scale)):
             raise InputError(f"residual_scale must be a positive number, got {residual_scale}")
+        if stitch_scale is not None and not (stitch_scale > 0 and math.isfinite(stitch_scale)):
+            raise InputError(f"stitch_scale must be a positive number, got {stitch_scale}")
+        self.stitch_scale = None if stitch_scale is None else float(stitch_scale)
         f = vol_filter if vol_filter is not None else VolatilityFilter(kind="none")
         if state_factors is not None and (len(state_factors) != len(f.state_edges) + 1 or not all(
                 v > 0 and math.isfinite(v) for v in state_factors)):
@@ -193,6 +208,14 @@ class DiffusionModel:
         what it was calibrated with, else 1."""
         return self.residual_scale if self._calibrated(sampler, steps) else 1.0
 
+    def stitch_scale_for(self, sampler: str | None = None, steps: int | None = None, *,
+                         conditional: bool = False) -> float:
+        """k_s of eq. (6) for the stitched chunks of unconditional draws of ``sampler``/``steps``; 1 for other
+        samplers, for draws from a real context and for files without it."""
+        if conditional or self.stitch_scale is None or not self._calibrated(sampler, steps):
+            return 1.0
+        return self.stitch_scale
+
     def _calibrated(self, sampler: str | None, steps: int | None) -> bool:
         """Whether draws of ``sampler``/``steps`` (default: the model's own) are what k and g were measured on."""
         return self.resolve_sampler(sampler, steps) == self.calibrated_for
@@ -211,9 +234,13 @@ class DiffusionModel:
                          steps: int | None = None, conditional: bool = False) -> np.ndarray:
         """Generated model-space values -> returns: the residuals of k u, each day scaled by g of its volatility
         state (eqs. (4), (5)), through the filter from ``var0``; k and g those of the sampler that drew them
-        (:meth:`scale_for`, :meth:`factors_for`; ``conditional``: drawn given a real context, no g).
+        (:meth:`scale_for`, :meth:`factors_for`; ``conditional``: drawn given a real context, no g). Days from
+        the window on of an unconditional path come from stitched chunks and are scaled by k_s as well (eq. (6)).
         Shape: (..., T) -> (..., T)."""
-        z = self.transform.inverse(self.scale_for(sampler, steps) * np.asarray(u, dtype=float))
+        u = np.asarray(u, dtype=float)
+        scale = np.full(u.shape[-1], self.scale_for(sampler, steps))  # (T,)
+        scale[self.window:] *= self.stitch_scale_for(sampler, steps, conditional=conditional)
+        z = self.transform.inverse(scale * u)
         return self.vol_filter.unfilter(z, var0, self.factors_for(sampler, steps, conditional=conditional))
 
     def calibrate(self, n_windows: int = 20000, *, seed: int = 0, sampler: str | None = None,
@@ -232,7 +259,7 @@ class DiffusionModel:
         path of the model carries it. Its spread falls as 1 / sqrt(n_windows). With 4000 windows it moved
         out-of-the-money Heston prices by 1-3 % (sd); hence 20 000 by default (bench/calibration_noise.py).
         """
-        self.residual_scale, self.calibrated_for, self.state_factors = 1.0, None, None
+        self.residual_scale, self.calibrated_for, self.state_factors, self.stitch_scale = 1.0, None, None, None
         self.history.pop("calibration", None)
         f = self.vol_filter
         if not f.active or f.reaction is None:
@@ -244,31 +271,40 @@ class DiffusionModel:
         u = self.sample_model_space(n_windows, self.window, var=var0, sampler=sampler, steps=steps,
                                     generator=gen, progress=progress)  # (n, L)
         k, g = self.estimate_calibration(u, var0)
+        # eq. (6): one stitched chunk after each window, given its last stitch_context days and the state (k, g) gives
+        _, s2 = f.filter(f.unfilter(self.transform.inverse(k * u), var0, g), var0)  # (n, L + 1)
+        u2 = self.sample_model_space(1, self.window - self.config.stitch_context, context_u=u, var=s2, sampler=sampler,
+                                     steps=steps, generator=gen, progress=progress)[:, 0]  # (n, L - C)
+        ks = self.estimate_scale(k * u2, s2[:, -1], g, lo=0.5, hi=2.0)
         self.residual_scale, self.calibrated_for = k, self.resolve_sampler(sampler, steps)
-        self.state_factors = g
+        self.state_factors, self.stitch_scale = g, ks
         self.history["calibration"] = {"windows": int(n_windows), "seed": int(seed)}
         return k
 
     def estimate_calibration(self, u: np.ndarray, var0: np.ndarray) -> tuple[float, tuple[float, ...] | None]:
         """(k, g) of eqs. (4), (5) from generated unconditional windows u with start variances var0, as
         :meth:`calibrate` estimates them (which draws the windows and sets the result). Shape: u (n, L), var0 (n,)."""
-        f = self.vol_filter
         g = self._fit_state_factors(self.transform.inverse(u), var0)  # eq. (5), None with one bin
+        return self.estimate_scale(u, var0, g), None if g is None else tuple(float(v) for v in g)
 
-        def moment(k: float) -> float:  # M of the windows decoded with scale k (and g); increasing in k
+    def estimate_scale(self, u: np.ndarray, var0: np.ndarray, g: np.ndarray | tuple[float, ...] | None,
+                       lo: float = 0.25, hi: float = 4.0) -> float:
+        """The scale k in [lo, hi] that gives generated model-space days u, decoded as k u with state factors g
+        from start variances var0, the training reaction moment M (eq. (4)): bisection on M, which increases
+        with k. Shape: u (n, D), var0 (n,)."""
+        f = self.vol_filter
+
+        def moment(k: float) -> float:  # M of the days decoded with scale k (and g)
             return f.reaction_moment(*f.filter(f.unfilter(self.transform.inverse(k * u), var0, g), var0))
 
-        lo, hi = 0.25, 4.0  # k is kept in this range (a barely trained network can fall outside it)
-        if moment(lo) >= f.reaction:
-            k = lo
-        elif moment(hi) <= f.reaction:
-            k = hi
-        else:
-            for _ in range(40):  # bisection to ~1e-12 relative
-                mid = 0.5 * (lo + hi)
-                lo, hi = (mid, hi) if moment(mid) < f.reaction else (lo, mid)
-            k = 0.5 * (lo + hi)
-        return k, None if g is None else tuple(float(v) for v in g)
+        if moment(lo) >= f.reaction:  # a barely trained network can fall outside the range
+            return lo
+        if moment(hi) <= f.reaction:
+            return hi
+        for _ in range(40):  # bisection to ~1e-12 relative
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if moment(mid) < f.reaction else (lo, mid)
+        return 0.5 * (lo + hi)
 
     @property
     def calibration_windows(self) -> int:
@@ -458,12 +494,13 @@ class DiffusionModel:
         bar = _progress(progress, len(chunks) * math.ceil(total / batch_size), "sample")
         k = self.scale_for(sampler, steps)  # eqs. (4), (5): the filter state tracks the days as sample() decodes them
         g = self.factors_for(sampler, steps, conditional=context_u is not None)
+        ks = self.stitch_scale_for(sampler, steps, conditional=context_u is not None)  # eq. (6)
         out = []
         for b0 in range(0, total, batch_size):
             nb = min(batch_size, total - b0)
             rows = ctx_rows[b0:b0 + nb] if ctx_rows is not None else None
             s2b = s2_rows[b0:b0 + nb] if s2_rows is not None else None
-            out.append(self._sample_batch(nb, chunks, sampler, steps, gen, rows, eta, bar, s2b, antithetic, k, g))
+            out.append(self._sample_batch(nb, chunks, sampler, steps, gen, rows, eta, bar, s2b, antithetic, k, g, ks))
         if bar:
             bar[0].stop()
         u_out = torch.cat(out).numpy().astype(np.float64)  # (M * N, T)
@@ -484,15 +521,16 @@ class DiffusionModel:
     def _sample_batch(self, n: int, chunks: list[tuple[int, int]], sampler: str, steps: int | None,
                       gen: torch.Generator, ctx_u: torch.Tensor | None, eta: float | None, bar: Any,
                       s2: np.ndarray | None = None, antithetic: bool = False, k: float = 1.0,
-                      g: tuple[float, ...] | None = None) -> torch.Tensor:
+                      g: tuple[float, ...] | None = None, ks: float = 1.0) -> torch.Tensor:
         """Stitched paths, chunk by chunk. ``s2``: filter variances of the path's days so far and the
-        next day (models that condition on the filter state), Shape (n, days + 1)."""
+        next day (models that condition on the filter state), Shape (n, days + 1); ``ks``: the further scale of
+        chunks after the first (eq. (6))."""
         L = self.window
         path = torch.zeros(n, 0)
         if ctx_u is not None:
             path = ctx_u.clone()  # (n, C')
         n_ctx = path.shape[1]
-        for obs, new in chunks:
+        for i, (obs, new) in enumerate(chunks):
             obs = min(obs, path.shape[1])
             context = torch.zeros(n, L)
             mask = torch.zeros(n, L)
@@ -504,7 +542,7 @@ class DiffusionModel:
                                state=state, antithetic=antithetic).cpu()
             path = torch.cat([path, w[:, obs:obs + new]], dim=1)  # (n, days so far)
             if s2 is not None:
-                s2 = self.extend_variances(s2, w[:, obs:obs + new], k, g)
+                s2 = self.extend_variances(s2, w[:, obs:obs + new], k * (ks if i else 1.0), g)
             if bar:
                 bar[0].update(bar[1], advance=1)
         return path[:, n_ctx:]
@@ -556,6 +594,7 @@ class DiffusionModel:
             "residual_scale": self.residual_scale,
             "calibrated_for": None if self.calibrated_for is None else list(self.calibrated_for),
             "state_factors": None if self.state_factors is None else list(self.state_factors),
+            "stitch_scale": self.stitch_scale,
             "data": self.data_info.to_dict() if self.data_info else None,
             "history": self.history,
         }
@@ -639,8 +678,12 @@ def load(directory: str | Path, device: str = "cpu") -> DiffusionModel:
             isinstance(v, int | float) and not isinstance(v, bool) and v > 0 and math.isfinite(v) for v in g)):
         raise ModelFileError(f"{str(mj)!r}: state_factors must be one positive number per volatility-state bin, "
                              f"got {g!r}; refit the model")
+    ks = meta.get("stitch_scale")  # older files: none (1)
+    if ks is not None and (isinstance(ks, bool) or not isinstance(ks, int | float) or not (ks > 0 and math.isfinite(ks))):
+        raise ModelFileError(f"{str(mj)!r}: stitch_scale must be a positive number, got {ks!r}; refit the model")
     model = DiffusionModel(cfg, den, transform, data_info=info, history=meta.get("history") or {},
-                           vol_filter=vol_filter, residual_scale=float(k), calibrated_for=cal, state_factors=g)
+                           vol_filter=vol_filter, residual_scale=float(k), calibrated_for=cal, state_factors=g,
+                           stitch_scale=ks)
     return model.to(resolve_device(device))
 
 

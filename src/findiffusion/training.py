@@ -136,7 +136,7 @@ class FitConfig:
         calibration_windows: unconditional windows generated after training to calibrate the residual
             scale of a volatility-filter model (:meth:`~findiffusion.model.DiffusionModel.calibrate`);
             0 leaves the scale at 1. Ignored without a filter. The calibration is an estimate: with 4000
-            windows (the default before 2026-12-05) its sampling error moved out-of-the-money Heston prices by
+            windows (the default until session 20, 2026-12-04) its sampling error moved out-of-the-money Heston prices by
             1-3 % (sd), about sqrt(5) times less with 20 000 (bench/calibration_noise.py).
     """
 

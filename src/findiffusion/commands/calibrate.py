@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Re-estimate the residual scale k and the volatility-state factors g of a model with a volatility "
                     "filter (README, Residual calibration) from fresh unconditional windows, and save the model in "
                     "place (atomically; the network is unchanged). More windows, less sampling error: with 4000 "
-                    "(the fit default before 2026-12-05) the error moved out-of-the-money option prices by 1-3 %.")
+                    "(the fit default until 2026-12-04) the error moved out-of-the-money option prices by 1-3 %.")
     add_model_arg(p)
     p.add_argument("--windows", type=positive_int("--windows"), default=20000,
                    help="unconditional windows to estimate k and g on (default 20000)")
