@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=30_000, help="paths per row (default 30000)")
     p.add_argument("--days", type=int, default=63, help="path length and longest maturity (default 63)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed, the same for every row (paired)")
-    p.add_argument("--calibration-windows", type=int, default=20000,
-                   help="windows each sampler is recalibrated on (default 20000, the fit default; 4000 until 2026-12-04)")
+    p.add_argument("--calibration-windows", type=int, default=bench_config().calibration_windows,
+                   help="windows each sampler is recalibrated on (default: the fit default, FitConfig.calibration_windows)")
     a = p.parse_args(argv)
     if a.n < 2 or a.days <= 21:
         p.error(f"--n must be at least 2 and --days above 21, got {a.n} and {a.days}")

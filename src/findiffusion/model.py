@@ -106,9 +106,10 @@ class DiffusionModel:
 
     **Stitched chunks.** Paths longer than the window continue chunk by chunk, each chunk generated given the
     ``stitch_context`` days before it, and such a chunk's residuals need not have the width of a first window's:
-    on the 128-day Heston model their M was 1.0 % above the first window's, and by (4) the one-year paths' variance
-    drifted up (ATM +0.8 %, the one-year 120 call +4.7 %; docs/pricing.md). So :meth:`calibrate` also draws one
-    stitched chunk after each calibration window and sets
+    on the default S&P 500 model their M was 2.4 % below the training M, and by (4) two-year paths' second-year
+    volatility fell to 0.190 against the data's 0.202 (k_s = 1.012 restores 0.203; on the 128-day Heston model
+    k_s = 1.0006; bench/stitch_scale.py, docs/pricing.md). So :meth:`calibrate` also draws one stitched chunk after
+    each calibration window and sets
 
     (6)  z_t -> k_s z_t on the days of stitched chunks (with k and g),   k_s such that those days have the training M,
 
@@ -668,23 +669,28 @@ def load(directory: str | Path, device: str = "cpu") -> DiffusionModel:
     data = meta.get("data")
     info = SeriesInfo(**data) if isinstance(data, dict) else None
     k, cal = meta.get("residual_scale", 1.0), meta.get("calibrated_for")  # older files: 1, none
-    if isinstance(k, bool) or not isinstance(k, int | float) or not (k > 0 and math.isfinite(k)):
+    if not _positive_number(k):
         raise ModelFileError(f"{str(mj)!r}: residual_scale must be a positive number, got {k!r}; refit the model")
     if cal is not None and not (isinstance(cal, list) and len(cal) == 2 and cal[0] in SAMPLERS
                                 and (cal[1] is None or (isinstance(cal[1], int) and cal[1] > 0))):
         raise ModelFileError(f"{str(mj)!r}: calibrated_for must be [sampler, steps], got {cal!r}; refit the model")
     g = meta.get("state_factors")  # older files: none
     if g is not None and not (isinstance(g, list) and len(g) == len(vol_filter.state_edges) + 1 and all(
-            isinstance(v, int | float) and not isinstance(v, bool) and v > 0 and math.isfinite(v) for v in g)):
+            _positive_number(v) for v in g)):
         raise ModelFileError(f"{str(mj)!r}: state_factors must be one positive number per volatility-state bin, "
                              f"got {g!r}; refit the model")
     ks = meta.get("stitch_scale")  # older files: none (1)
-    if ks is not None and (isinstance(ks, bool) or not isinstance(ks, int | float) or not (ks > 0 and math.isfinite(ks))):
+    if ks is not None and not _positive_number(ks):
         raise ModelFileError(f"{str(mj)!r}: stitch_scale must be a positive number, got {ks!r}; refit the model")
     model = DiffusionModel(cfg, den, transform, data_info=info, history=meta.get("history") or {},
                            vol_filter=vol_filter, residual_scale=float(k), calibrated_for=cal, state_factors=g,
                            stitch_scale=ks)
     return model.to(resolve_device(device))
+
+
+def _positive_number(v: Any) -> bool:
+    """Whether a value read from model.json is a finite positive number (not a bool)."""
+    return isinstance(v, int | float) and not isinstance(v, bool) and v > 0 and math.isfinite(v)
 
 
 def _check_sample_args(n: int, length: int | None, sampler: str | None, steps: int | None, T: int | None) -> None:
