@@ -35,6 +35,7 @@ import torch
 
 import findiffusion
 from findiffusion import stylized_facts as sf
+from findiffusion.calibration import fit_state_factors
 from findiffusion.data import make_windows
 from findiffusion.volatility import VolatilityFilter
 
@@ -52,14 +53,14 @@ def unfilter_sloped(f: VolatilityFilter, z: np.ndarray, var0: np.ndarray, b: flo
 
 def state_bins_lever(model, z: np.ndarray, var0: np.ndarray, edges: np.ndarray,
                      target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The library's state-binned calibration (eq. (5), ``DiffusionModel._fit_state_factors``) with bins at the
+    """The library's state-binned calibration (eq. (5), ``findiffusion.calibration.fit_state_factors``) with bins at the
     interior filter-variance ``edges`` and per-bin targets ``target``: the factors and the returns they decode to.
     Shape: z (N, T), var0 (N,) -> (bins,), (N, T)."""
     own = model.vol_filter
     f = dataclasses.replace(own, state_edges=tuple(float(e) / own.var for e in edges), state_z2=tuple(target))
     model.vol_filter = f
     try:
-        g = model._fit_state_factors(z, var0)
+        g = fit_state_factors(model, z, var0)
     finally:
         model.vol_filter = own
     return g, f.unfilter(z, var0, g)

@@ -1,0 +1,161 @@
+"""The residual calibration (eqs. (4)-(6) of findiffusion.calibration) on exact oracle networks: k, g and k_s
+found, long paths at eq. (4)'s level, saved and reloaded, unfiltered models left alone."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from findiffusion import load
+from findiffusion.calibration import estimate_calibration
+from findiffusion.errors import InputError, ModelFileError
+from tests.test_model import _filter_model, _fit_tiny_and_read_meta
+
+
+def _exact_filter_model(tmp_path, scale: float):
+    """A tiny filter model whose generated model-space windows are exactly ``scale`` x N(0, I): the
+    v-parameterized network with a zero head samples N(0, I) exactly (tests/test_denoiser.py), then scaled."""
+    model = _filter_model(tmp_path)
+    model.denoiser.prediction = "v"
+    for p in model.denoiser.network.head[-1].parameters():
+        p.data.zero_()
+    inner = model._generate
+    model._generate = lambda *a, **kw: scale * inner(*a, **kw)
+    return model
+
+
+@pytest.mark.parametrize("scale", [0.8, 1.5])  # DDIM 10 alone gives rms 0.82: nets 0.65 and 1.23
+def test_calibration_sets_the_residual_scale_and_the_long_run_variance_of_eq_4(tmp_path, scale):
+    """Generated residuals too wide or too narrow: after calibrate(), fresh draws decode to residuals with the
+    training reaction moment M, and stitched paths' filter variance settles at eq. (4)'s level
+    omega / (1 - alpha M - beta); uncalibrated, it settles far from it (too wide: it runs away to the cap)."""
+    import torch
+
+    model = _exact_filter_model(tmp_path, scale)
+    f = model.vol_filter
+    assert f.reaction is not None and 0.5 < f.reaction < 1.5  # fitted on i.i.d. normal returns
+    k = model.calibrate(1000, seed=1, sampler="ddim", steps=10)
+    g = torch.Generator().manual_seed(5)
+    var0 = model.start_variance(1000, g)
+    u = model.sample_model_space(1000, model.window, var=var0, sampler="ddim", steps=10, generator=g)
+    z, s2 = f.filter(model.decode_generated(u, var0, sampler="ddim", steps=10), var0)
+    assert f.reaction_moment(z, s2) == pytest.approx(f.reaction, rel=0.03)
+    level = f.var * (1 - f.alpha - f.beta) / (1 - f.alpha * f.reaction - f.beta)  # eq. (4)
+
+    def late_variance(model) -> float:
+        """Mean filter variance over days 500..700 of stitched paths (0.995^500 < 0.1 of the start left)."""
+        r = model.sample(300, 700, sampler="ddim", steps=10, seed=2)
+        var0 = model.start_variance(300, torch.Generator().manual_seed(2))
+        _, s2 = f.filter(r, var0)
+        return float(s2[:, 500:700].mean())
+
+    assert late_variance(model) == pytest.approx(level, rel=0.15)
+    # eq. (5) per state bin, then k: the generated residuals are i.i.d. with sd 0.82 x scale whatever the state,
+    # so k g_b brings them to the training residuals' sd in bin b
+    f_bins = np.asarray(model.state_factors)
+    assert len(f_bins) == len(f.state_edges) + 1 == 3  # 300 training days: the 95 and 99 % quantiles dropped
+    np.testing.assert_allclose(k * f_bins, np.sqrt(f.state_z2) / (0.82 * scale), rtol=0.05)
+    model.residual_scale, model.state_factors = 1.0, None
+    off = late_variance(model)
+    assert (off < 0.6 * level) if scale < 1 else (off > 2 * level)
+
+
+def test_calibration_is_saved_and_leaves_unfiltered_models_alone(tmp_path):
+    model = _exact_filter_model(tmp_path / "f", 1.1)
+    model.calibrate(500, seed=0, sampler="ddim", steps=5)
+    model.save(tmp_path / "f")
+    back = load(tmp_path / "f")
+    assert back.residual_scale == model.residual_scale and back.calibrated_for == ("ddim", 5)
+    assert back.state_factors == model.state_factors is not None
+    assert back.scale_for("ddim", 5) == model.residual_scale and back.scale_for("ddim", 6) == 1.0
+    meta = json.loads((tmp_path / "f" / "model.json").read_text())
+    for bad in (["warp", 5], ["ddim", 0], "ddim"):
+        (tmp_path / "f" / "model.json").write_text(json.dumps({**meta, "calibrated_for": bad}))
+        with pytest.raises(ModelFileError, match="calibrated_for"):
+            load(tmp_path / "f")
+    for bad in ([1.0], [1.0, -1.0, 1.0], "x"):
+        (tmp_path / "f" / "model.json").write_text(json.dumps({**meta, "state_factors": bad}))
+        with pytest.raises(ModelFileError, match="state_factors"):
+            load(tmp_path / "f")
+    for bad in (0, -1.0, "x", None):
+        meta["residual_scale"] = bad
+        (tmp_path / "f" / "model.json").write_text(json.dumps(meta))
+        with pytest.raises(ModelFileError, match="residual_scale"):
+            load(tmp_path / "f")
+    plain, meta = _fit_tiny_and_read_meta(tmp_path / "n", "train", vol_filter="none")
+    assert plain.residual_scale == 1.0 == meta["residual_scale"] and plain.calibrate(10) == 1.0
+    with pytest.raises(InputError, match="n_windows"):
+        model.calibrate(0)
+    model.vol_filter.reaction = None  # a file from before the reaction moment: nothing to calibrate to
+    assert model.calibrate(10) == 1.0 == model.residual_scale
+
+
+@pytest.mark.parametrize("wider", [1.25, 0.8])
+def test_stitched_chunks_get_their_own_scale_of_eq_6(tmp_path, wider):
+    """Stitched chunks ``wider`` times as wide as a first window (an exact oracle network: N(0, I) windows, times
+    ``wider`` when conditioned on earlier days): calibrate() finds k_s = 1 / wider, long paths then settle at
+    eq. (4)'s level, and without k_s they do not; days of the first window and draws from a real context do not
+    see k_s; k_s is saved, and files without it sample with k_s = 1."""
+    import torch
+
+    model = _exact_filter_model(tmp_path, 1.0)
+    inner = model._generate
+    model._generate = lambda *a, **kw: inner(*a, **kw) * (wider if a[4] is not None else 1.0)  # a[4]: the context
+    f = model.vol_filter
+    model.calibrate(1000, seed=1, sampler="ddim", steps=10)
+    assert model.stitch_scale == pytest.approx(1 / wider, rel=0.03)
+    level = f.var * (1 - f.alpha - f.beta) / (1 - f.alpha * f.reaction - f.beta)  # eq. (4)
+
+    def late_variance() -> float:  # mean filter variance over days 500..700 of stitched paths
+        r = model.sample(300, 700, sampler="ddim", steps=10, seed=2)
+        _, s2 = f.filter(r, model.start_variance(300, torch.Generator().manual_seed(2)))
+        return float(s2[:, 500:700].mean())
+
+    assert late_variance() == pytest.approx(level, rel=0.15)
+    W = model.window
+    a = model.sample(50, W + 10, sampler="ddim", steps=10, seed=3)
+    ctx = np.random.default_rng(0).normal(0, 0.01, 300)
+    c1 = model.sample(20, 40, sampler="ddim", steps=10, seed=4, context=ctx)
+    ks, model.stitch_scale = model.stitch_scale, 1.0
+    off = late_variance()
+    assert (off > 1.3 * level) if wider > 1 else (off < 0.8 * level)
+    b = model.sample(50, W + 10, sampler="ddim", steps=10, seed=3)
+    np.testing.assert_array_equal(a[:, :W], b[:, :W])  # the first window: k and g only
+    assert np.std(a[:, W:]) / np.std(b[:, W:]) == pytest.approx(ks, rel=0.02)
+    np.testing.assert_array_equal(c1, model.sample(20, 40, sampler="ddim", steps=10, seed=4, context=ctx))
+    assert model.stitch_scale_for("ddim", 10) == 1.0 and model.stitch_scale_for("ddim", 10, conditional=True) == 1.0
+
+    model.stitch_scale = ks
+    model.save(tmp_path / "s")
+    assert load(tmp_path / "s").stitch_scale == ks and load(tmp_path / "s").stitch_scale_for("ddim", 11) == 1.0
+    meta = json.loads((tmp_path / "s" / "model.json").read_text())
+    for bad in (0, -1.0, "x", True):
+        (tmp_path / "s" / "model.json").write_text(json.dumps({**meta, "stitch_scale": bad}))
+        with pytest.raises(ModelFileError, match="stitch_scale"):
+            load(tmp_path / "s")
+    del meta["stitch_scale"]  # a file written before eq. (6)
+    (tmp_path / "s" / "model.json").write_text(json.dumps(meta))
+    old = load(tmp_path / "s")
+    assert old.stitch_scale is None and old.stitch_scale_for("ddim", 10) == 1.0
+
+
+def test_calibrate_is_estimate_calibration_on_its_own_draws(tmp_path):
+    """calibrate() = estimate_calibration() on the windows it draws (seeded generator: start variances, then
+    windows), and the model method is the module function; a file's k and g are then exactly reproducible."""
+    import torch
+
+    from findiffusion import calibration
+
+    model = _exact_filter_model(tmp_path, 1.2)
+    k = calibration.calibrate(model, 400, seed=7, sampler="ddim", steps=5)
+    gen = torch.Generator().manual_seed(7)
+    var0 = model.start_variance(400, gen)
+    u = model.sample_model_space(400, model.window, var=var0, sampler="ddim", steps=5, generator=gen)
+    k2, g2 = estimate_calibration(model, u, var0)
+    assert (k2, g2) == (k, model.state_factors) and model.history["calibration"] == {"windows": 400, "seed": 7}
+    assert model.calibrate(400, seed=7, sampler="ddim", steps=5) == k and model.calibrated_for == ("ddim", 5)
+    assert model.estimate_scale(u, var0, g2) == k
+    with pytest.raises(InputError, match="n_windows"):
+        calibration.calibrate(model, True)
