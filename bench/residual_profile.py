@@ -1,0 +1,155 @@
+"""Residual width by start state and by day of the window: where a model's short-dated option prices come from.
+
+The calibration of eq. (5) (findiffusion/calibration.py) matches E z^2 of the generated residuals to the
+training one in each volatility-state bin, pooled over all days of the window. Short-dated options see only
+the first days of a window, and mostly through its start state; if the network's residual width depends on
+the day of the window, the pooled factors g put it right on average and wrong on those days. This bench
+draws ``--n`` unconditional windows of a model fitted by bench/pricing.py (as ``sample`` does: start
+variances from the training filter, k and g applied) and as many training windows at uniform random starts
+(their start variance the filter's on the whole series), and prints, model / training:
+
+* E z^2 by start-state group (quantiles of the start variance) and by days of the window;
+* E z^2 by the filter's own state bins (those of eq. (5)) and by days of the window;
+* the sd of the 21- and 63-day sums by start-state group (the width that sets 21- and 63-day option prices);
+* with ``--price`` (Heston only), 21- and 63-day European prices on the same windows against the stationary
+  Heston price of bench/pricing.py (conditional martingale correction, r = 3 %), decoded with the model's g
+  and with g refitted (eq. (5)) on the first P days of the windows only, P in ``--first-days``: what a
+  calibration by day of the window would change at short maturities (k kept).
+
+    .venv/bin/python bench/residual_profile.py --market heston --years 10000 \
+        --model bench/out/pricing/model-heston-default-steps16000-asym1-window128-10000y-9c596694
+
+(100 000 windows of 128 days: about 9 minutes on 2 cores.) z are the filter residuals of the decoded returns,
+run from each window's start variance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import findiffusion
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pricing import heston_stationary_price, training_returns  # noqa: E402
+
+GROUPS = (0.2, 0.4, 0.6, 0.8, 0.95)  # start-state group edges, quantiles of the start variance
+
+
+def segments(window: int) -> list[tuple[int, int]]:
+    """Day ranges [a, b) of a window: 1-5, 6-21, 22-63 and the rest, cut at the window's length."""
+    cuts = [0] + [c for c in (5, 21, 63) if c < window] + [window]
+    return list(zip(cuts[:-1], cuts[1:], strict=False))
+
+
+def _cell(zm: np.ndarray, zt: np.ndarray, mm: np.ndarray, mt: np.ndarray) -> str:
+    """'model / training' E z^2 over the days where the masks hold, '–' where either has none."""
+    if not mm.any() or not mt.any():
+        return "–"
+    return f"{np.mean(zm[mm] ** 2):.3f} / {np.mean(zt[mt] ** 2):.3f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--market", choices=("gbm", "heston"), required=True)
+    p.add_argument("--model", required=True, help="a model with a volatility filter fitted by bench/pricing.py")
+    p.add_argument("--years", type=int, default=1000, help="years of the training series (as bench/pricing.py)")
+    p.add_argument("--n", type=int, default=20_000, help="windows drawn from the model and from the training series")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--price", action="store_true", help="price 21/63-day Europeans with the model's g and refitted g")
+    p.add_argument("--first-days", default="21,64", help="P of the refitted g (days from the window start)")
+    a = p.parse_args(argv)
+    if a.n < 100:
+        p.error(f"--n must be at least 100 windows, got {a.n}")
+    if a.price and a.market != "heston":
+        p.error("--price compares with the Heston price: use it with --market heston")
+    torch.set_num_threads(2)
+    model = findiffusion.load(a.model)
+    f, L = model.vol_filter, model.window
+    if not f.active:
+        p.error(f"{a.model} has no volatility filter: its residual width does not depend on a state")
+    t0 = time.time()
+    gen = torch.Generator().manual_seed(a.seed)
+    var0 = model.start_variance(a.n, gen)  # (n,)
+    u = model.sample_model_space(a.n, L, var=var0, generator=gen, progress=True)  # (n, L)
+    r_model = model.decode_generated(u, var0)  # (n, L), with k and g as sample() applies them
+    t_s = time.time() - t0
+    r = training_returns(a.market, a.years)
+    _, s2 = f.filter(r)  # (T + 1,): s2[t] is day t's variance
+    starts = np.random.default_rng(a.seed).integers(0, len(r) - L + 1, a.n)
+    r_train = np.lib.stride_tricks.sliding_window_view(r, L)[starts]  # (n, L)
+    z_m, s_m = f.filter(r_model, var0)  # (n, L), (n, L + 1)
+    z_t, s_t = f.filter(r_train, s2[starts])
+    print(f"{a.market}, {a.years} years; {a.n} windows of {L} days from the model (drawn in {t_s:.0f} s, seed "
+          f"{a.seed}; k {model.residual_scale:.4f}, g {np.round(model.state_factors or [], 3).tolist()}) and from the "
+          "training series\n")
+    segs = segments(L)
+    head = " | ".join(f"days {x + 1}–{y}" for x, y in segs)
+    edges = np.quantile(var0, GROUPS)
+    gm, gt = np.digitize(var0, edges), np.digitize(s2[starts], edges)
+    names = [f"{100 * lo:.0f}–{100 * hi:.0f} %" for lo, hi in zip((0.0, *GROUPS), (*GROUPS, 1.0), strict=True)]
+    print(f"E z² by start-state group (quantiles of the start variance), model / training\n\n| start state | {head} |")
+    print("|---" * (len(segs) + 1) + "|")
+    days = np.arange(L)
+    for j, name in enumerate(names):
+        cells = [_cell(z_m, z_t, (gm == j)[:, None] & ((days >= x) & (days < y))[None],
+                       (gt == j)[:, None] & ((days >= x) & (days < y))[None]) for x, y in segs]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    bm, bt = f.state_bin(s_m[:, :-1]), f.state_bin(s_t[:, :-1])  # (n, L): the bin of eq. (5) of every day
+    print(f"\nE z² by the filter's state bin of the day (eq. (5)), model / training\n\n| bin | {head} |")
+    print("|---" * (len(segs) + 1) + "|")
+    for j in range(len(f.state_edges) + 1):
+        cells = [_cell(z_m, z_t, (bm == j) & ((days >= x) & (days < y))[None],
+                       (bt == j) & ((days >= x) & (days < y))[None]) for x, y in segs]
+        print(f"| {j} | " + " | ".join(cells) + " |")
+    hs = [h for h in (21, 63) if h <= L]
+    print("\nsd of h-day sums (%) by start-state group, model / training (ratio)\n\n| start state | "
+          + " | ".join(f"{h} days" for h in hs) + " |")
+    print("|---" * (len(hs) + 1) + "|")
+    for j, name in enumerate(names):
+        cells = []
+        for h in hs:
+            sm, st = r_model[gm == j, :h].sum(1).std(), r_train[gt == j, :h].sum(1).std()
+            cells.append(f"{100 * sm:.3f} / {100 * st:.3f} ({sm / st:.3f})")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    if a.price:
+        _price_table(model, u, var0, [int(x) for x in a.first_days.split(",")], r_model)
+    return 0
+
+
+def _price_table(model, u: np.ndarray, var0: np.ndarray, firsts: list[int], r_model: np.ndarray) -> None:
+    """Relative errors (%) of 21/63-day prices on the windows decoded with the model's g and with g refitted on
+    the first P days, against the stationary Heston price. Shape: u (n, L), var0 (n,)."""
+    from findiffusion.calibration import fit_state_factors
+    from findiffusion.pricing import price_paths
+
+    mats = [h for h in (21, 63) if h <= model.window]
+    strikes = [80.0, 90.0, 100.0, 110.0, 120.0]
+    oracle = {(o, k, h): heston_stationary_price(100.0, k, h, 0.03, o) for o in ("call", "put") for k in strikes
+              for h in mats}
+    contracts = [(o, k, h) for h in mats for o, k in [("put", 80.0), ("put", 90.0), ("call", 100.0),
+                                                      ("call", 110.0), ("call", 120.0)]]
+    print("\nerror of 21/63-day prices (%, SE in brackets) against the stationary Heston price, same windows\n")
+    print("| g | " + " | ".join(f"{o[0]}{k:.0f}/{h}" for o, k, h in contracts) + " |")
+    print("|---" * (len(contracts) + 1) + "|")
+    k_res, f = model.residual_scale, model.vol_filter
+    variants = [("model's g", r_model)]
+    for first in firsts:
+        g = fit_state_factors(model, model.transform.inverse(u[:, :first]), var0)  # eq. (5) on days [0, P)
+        variants.append((f"first {first} days: {np.round(g, 3).tolist()}",
+                         f.unfilter(model.transform.inverse(k_res * u), var0, g)))
+    for name, r in variants:
+        t = price_paths(r[:, :max(mats)], s0=100.0, strikes=strikes, maturities_days=mats, rate=0.03, greeks=False,
+                        correction="conditional").table.set_index(["option", "strike", "maturity_days"])
+        cells = [f"{100 * (t.price[c] - oracle[c]) / oracle[c]:+.1f} ({100 * t.se[c] / oracle[c]:.1f})"
+                 for c in contracts]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
