@@ -60,12 +60,14 @@ def heston_stationary_shape_scale(kappa: float, theta: float, xi: float) -> tupl
 
 def simulate_heston(n: int, days: int, *, v0: float | np.ndarray | None = None, mu: float = 0.03,
                     kappa: float = HESTON["kappa"], theta: float = HESTON["theta"], xi: float = HESTON["xi"],
-                    rho: float = HESTON["rho"], substeps: int = 8, seed: int = 0) -> np.ndarray:
+                    rho: float = HESTON["rho"], substeps: int = 8, seed: int = 0, ito_drift: bool = True) -> np.ndarray:
     r"""Heston daily log returns, full-truncation Euler (Lord et al. 2010) with ``substeps`` per day.
 
     d ln S = (mu - v/2) dt + sqrt(v) dW_1,  dv = kappa (theta - v) dt + xi sqrt(v) dW_2,  d<W_1, W_2> = rho dt.
-    ``v0=None`` draws v_0 from the stationary Gamma law. Shape: (n, days).
+    ``v0=None`` draws v_0 from the stationary Gamma law. ``ito_drift=False`` drops the -v/2 term (a diagnostic:
+    bench/residual_profile.py measures what that term adds to the variance of multi-day sums). Shape: (n, days).
     """
+    half = 0.5 if ito_drift else 0.0
     rng = np.random.default_rng(seed)
     a, s = heston_stationary_shape_scale(kappa, theta, xi)
     v = rng.gamma(a, s, n) if v0 is None else np.broadcast_to(np.asarray(v0, float), (n,)).copy()
@@ -77,7 +79,7 @@ def simulate_heston(n: int, days: int, *, v0: float | np.ndarray | None = None, 
             z1 = rng.standard_normal(n)
             z2 = rho * z1 + math.sqrt(1 - rho**2) * rng.standard_normal(n)
             vp = np.maximum(v, 0.0)
-            acc += (mu - 0.5 * vp) * dt + np.sqrt(vp * dt) * z1
+            acc += (mu - half * vp) * dt + np.sqrt(vp * dt) * z1
             v = v + kappa * (theta - vp) * dt + xi * np.sqrt(vp * dt) * z2
         out[:, d] = acc
     return out

@@ -10,7 +10,10 @@ variances from the training filter, k and g applied) and as many training window
 
 * E z^2 by start-state group (quantiles of the start variance) and by days of the window;
 * E z^2 by the filter's own state bins (those of eq. (5)) and by days of the window;
-* the sd of the 21- and 63-day sums by start-state group (the width that sets 21- and 63-day option prices);
+* the sd of the 21- and 63-day sums by start-state group (the width that sets 21- and 63-day option prices),
+  and var(sum) / sum of the days' variances (1 + what the days' autocorrelation adds), which on Heston the
+  -v/2 drift of the log price raises: a shock down raises v and so lowers the later drift (the ratio on fresh
+  Heston paths with and without that term is printed with ``--market heston``);
 * with ``--price`` (Heston only), 21- and 63-day European prices on the same windows against the stationary
   Heston price of bench/pricing.py (conditional martingale correction, r = 3 %), decoded with the model's g
   and with g refitted (eq. (5)) on the first P days of the windows only, P in ``--first-days``: what a
@@ -36,7 +39,7 @@ import torch
 import findiffusion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pricing import heston_stationary_price, training_returns  # noqa: E402
+from pricing import heston_stationary_price, simulate_heston, training_returns  # noqa: E402
 
 GROUPS = (0.2, 0.4, 0.6, 0.8, 0.95)  # start-state group edges, quantiles of the start variance
 
@@ -45,6 +48,13 @@ def segments(window: int) -> list[tuple[int, int]]:
     """Day ranges [a, b) of a window: 1-5, 6-21, 22-63 and the rest, cut at the window's length."""
     cuts = [0] + [c for c in (5, 21, 63) if c < window] + [window]
     return list(zip(cuts[:-1], cuts[1:], strict=False))
+
+
+def sum_ratio(x: np.ndarray) -> float:
+    """var of the h-day sums over the sum of the days' variances (each day centred over the paths): 1 for
+    uncorrelated days. Shape: (N, h)."""
+    x = x - x.mean(0)
+    return float(x.sum(1).var() / (x ** 2).mean(0).sum())
 
 
 def _cell(zm: np.ndarray, zt: np.ndarray, mm: np.ndarray, mt: np.ndarray) -> str:
@@ -108,15 +118,22 @@ def main(argv: list[str] | None = None) -> int:
                        (bt == j) & ((days >= x) & (days < y))[None]) for x, y in segs]
         print(f"| {j} | " + " | ".join(cells) + " |")
     hs = [h for h in (21, 63) if h <= L]
-    print("\nsd of h-day sums (%) by start-state group, model / training (ratio)\n\n| start state | "
-          + " | ".join(f"{h} days" for h in hs) + " |")
-    print("|---" * (len(hs) + 1) + "|")
+    print("\nsd of h-day sums (%) by start-state group, model / training (ratio); var(sum) / sum of the days' "
+          "variances, model / training\n\n| start state | "
+          + " | ".join(f"sd, {h} days | var ratio, {h} days" for h in hs) + " |")
+    print("|---" * (2 * len(hs) + 1) + "|")
     for j, name in enumerate(names):
         cells = []
         for h in hs:
             sm, st = r_model[gm == j, :h].sum(1).std(), r_train[gt == j, :h].sum(1).std()
-            cells.append(f"{100 * sm:.3f} / {100 * st:.3f} ({sm / st:.3f})")
+            cells += [f"{100 * sm:.3f} / {100 * st:.3f} ({sm / st:.3f})",
+                      f"{sum_ratio(r_model[gm == j, :h]):.3f} / {sum_ratio(r_train[gt == j, :h]):.3f}"]
         print(f"| {name} | " + " | ".join(cells) + " |")
+    if a.market == "heston":
+        fresh = {d: simulate_heston(50_000, max(hs), seed=30_000 + a.seed, ito_drift=d) for d in (True, False)}
+        print("\nvar(sum) / sum of the days' variances on 50 000 fresh stationary Heston paths: "
+              + "; ".join(f"{h} days {sum_ratio(fresh[True][:, :h]):.3f} with the -v/2 drift, "
+                          f"{sum_ratio(fresh[False][:, :h]):.3f} without" for h in hs))
     if a.price:
         _price_table(model, u, var0, [int(x) for x in a.first_days.split(",")], r_model)
     return 0
