@@ -364,14 +364,18 @@ def main(argv: list[str] | None = None) -> int:
     rate, s0, strikes = 0.03, 100.0, [80.0, 90.0, 100.0, 110.0, 120.0]
     print(f"bench/pricing.py  quick={a.quick}  n={n}  sampler={a.sampler or 'model default'} steps={steps or 'model default'}  maturities={mats}  seed={a.seed}  r={rate}  correction={a.correction}")
     ok = True
-    if a.only in (None, "gbm"):
-        model, how = _model("gbm", a.gbm_model, a.quick, out, a.years, a.device, **settings)
-        print(f"\n(a) GBM sigma=20 %: model {how}; sampler", *model.resolve_sampler(a.sampler, steps))
+
+    def priced(model):  # the model's prices of every contract, and the seconds sampling and pricing took
         t0 = time.time()
         res = price_with_model(model, s0=s0, strikes=strikes, maturities_days=mats, rate=rate, n_paths=n,
                                sampler=a.sampler, steps=steps, seed=a.seed, greeks=False, correction=a.correction,
                                progress=not a.quick)
-        t_s = time.time() - t0
+        return res, time.time() - t0
+
+    if a.only in (None, "gbm"):
+        model, how = _model("gbm", a.gbm_model, a.quick, out, a.years, a.device, **settings)
+        print(f"\n(a) GBM sigma=20 %: model {how}; sampler", *model.resolve_sampler(a.sampler, steps))
+        res, t_s = priced(model)
         res.plot(out / "smile-gbm.png")
         boot = _boot_table("gbm", a.years, a.seed, n, mats, s0, strikes, rate, a.correction)
         proc = _boot_table("gbm", a.years, a.seed, n, mats, s0, strikes, rate, a.correction, process=True)
@@ -419,11 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         p = HESTON
         print(f"\n(b) Heston kappa={p['kappa']} theta={p['theta']} xi={p['xi']} rho={p['rho']}: model {how}; "
               "sampler", *model.resolve_sampler(a.sampler, steps))
-        t0 = time.time()
-        res = price_with_model(model, s0=s0, strikes=strikes, maturities_days=mats, rate=rate, n_paths=n,
-                               sampler=a.sampler, steps=steps, seed=a.seed, greeks=False, correction=a.correction,
-                               progress=not a.quick)
-        t_s = time.time() - t0
+        res, t_s = priced(model)
         res.plot(out / "smile-heston.png")
         boot = _boot_table("heston", a.years, a.seed, n, mats, s0, strikes, rate, a.correction)
         proc = _boot_table("heston", a.years, a.seed, n, mats, s0, strikes, rate, a.correction, process=True)
