@@ -207,9 +207,9 @@ def process_reference(kind: str, n: int, days: int, seed: int) -> np.ndarray:
     return simulate_heston(n, days, mu=0.03, seed=10_000 + seed)
 
 
-def _filter_overrides(vol_asym: float, vol_beta: float | None, vol_alpha: float | None) -> dict:
+def _filter_overrides(vol_asym: float, vol_beta: float | None, vol_alpha: float | None, vol_ito: bool = False) -> dict:
     """The TrainConfig filter fields the flags set (``None``: keep the library default)."""
-    given = {"vol_asym": vol_asym, "vol_beta": vol_beta, "vol_alpha": vol_alpha}
+    given = {"vol_asym": vol_asym, "vol_beta": vol_beta, "vol_alpha": vol_alpha, "vol_ito": vol_ito or None}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -224,7 +224,7 @@ def window_dilations(window: int) -> tuple[int, ...]:
 
 def bench_config(quick: bool = False, prediction: str = "eps", train_steps: int | None = None, vol_asym: float = 0.0,
                  vol_beta: float | None = None, vol_alpha: float | None = None, window: int | None = None,
-                 batch_size: int | None = None, channels: int | None = None):
+                 batch_size: int | None = None, channels: int | None = None, vol_ito: bool = False):
     """The FitConfig of the bench's models: the library default (``quick``: a tiny one) with the flags' overrides
     (``None`` / 0: keep the default)."""
     from findiffusion.networks import NetworkConfig
@@ -234,7 +234,7 @@ def bench_config(quick: bool = False, prediction: str = "eps", train_steps: int 
                      stitch_context=16) if quick else FitConfig())
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(
         cfg.train, prediction=prediction, steps=train_steps or cfg.train.steps, batch_size=batch_size or cfg.train.batch_size,
-        **_filter_overrides(vol_asym, vol_beta, vol_alpha)))
+        **_filter_overrides(vol_asym, vol_beta, vol_alpha, vol_ito)))
     if window:  # a longer native window: a network that spans it and the same stitching ratio (half the window)
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, window=window), stitch_context=window // 2,
                                   network=dataclasses.replace(cfg.network, dilations=window_dilations(window)))
@@ -245,13 +245,14 @@ def bench_config(quick: bool = False, prediction: str = "eps", train_steps: int 
 
 def _label(quick: bool, prediction: str = "eps", train_steps: int | None = None, vol_asym: float = 0.0,
            vol_beta: float | None = None, vol_alpha: float | None = None, window: int | None = None,
-           batch_size: int | None = None, channels: int | None = None) -> str:
+           batch_size: int | None = None, channels: int | None = None, vol_ito: bool = False) -> str:
     """The readable part of a cached model's directory name (the config tag makes it unique)."""
     return (("quick" if quick else "default") + ("" if prediction == "eps" else f"-{prediction}")
             + (f"-steps{train_steps}" if train_steps else "") + (f"-asym{vol_asym:g}" if vol_asym else "")
             + (f"-beta{vol_beta:g}" if vol_beta is not None else "")
             + (f"-alpha{vol_alpha:g}" if vol_alpha is not None else "") + (f"-window{window}" if window else "")
-            + (f"-batch{batch_size}" if batch_size else "") + (f"-ch{channels}" if channels else ""))
+            + (f"-batch{batch_size}" if batch_size else "") + (f"-ch{channels}" if channels else "")
+            + ("-ito" if vol_ito else ""))
 
 
 def _model(kind: str, path: str | None, quick: bool, out: Path, years: int, device: str = "cpu", **settings):
@@ -325,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="fit the models with this filter persistence beta (TrainConfig.vol_beta; default 0.965)")
     ap.add_argument("--vol-alpha", type=float, default=None,
                     help="bound on the filter's fitted reaction alpha (TrainConfig.vol_alpha; default 0.03)")
+    ap.add_argument("--vol-ito", action="store_true",
+                    help="fit the models with the Ito term in the filter mean, r = m - sigma^2/2 + sigma z "
+                         "(TrainConfig.vol_ito)")
     ap.add_argument("--window", type=int, default=None,
                     help="the fitted models' window in days (default 64); the network's dilations grow to span it "
                          "and the stitching context is half of it")
@@ -341,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     from findiffusion.training import TrainConfig
 
     try:  # a bad filter setting gets one line and exit 2 before any data is simulated
-        TrainConfig(**_filter_overrides(a.vol_asym, a.vol_beta, a.vol_alpha))
+        TrainConfig(**_filter_overrides(a.vol_asym, a.vol_beta, a.vol_alpha, a.vol_ito))
     except InputError as exc:
         ap.error(str(exc))
     if a.window is not None and a.window < 8:
@@ -350,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         if v is not None and v < 1:
             ap.error(f"{flag} must be a positive integer, got {v}")
     settings = {"prediction": a.prediction, "train_steps": a.train_steps, "vol_asym": a.vol_asym, "vol_beta": a.vol_beta,
-                "vol_alpha": a.vol_alpha, "window": a.window, "batch_size": a.batch_size, "channels": a.channels}
+                "vol_alpha": a.vol_alpha, "window": a.window, "batch_size": a.batch_size, "channels": a.channels,
+                "vol_ito": a.vol_ito}
     import torch
 
     from findiffusion.pricing import black_scholes_price, price_with_model

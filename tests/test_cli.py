@@ -90,6 +90,12 @@ def test_fit_and_sample_end_to_end(tmp_path, capsys, prices_csv):
     assert code == 0 and f["asym_max"] == 0.5 and -0.5 <= f["asym"] <= 0.5 and f"asymmetry {f['asym']:+.3f}" in stdout
     code, _, err = _run(capsys, "fit", "--data", str(prices_csv), "--out", str(tmp_path / "bad"), "--vol-asym", "2")
     _one_line_error(code, err, "--vol-asym")
+    # --vol-ito: the filter mean gets the Ito term (var_drift 1/2), stored and printed; without it the mean is constant
+    code, stdout, _ = _run(capsys, "fit", "--data", str(prices_csv), "--column", "Adj Close", "--out",
+                           str(tmp_path / "mi"), "--config", str(cfg), "--quiet", "--vol-ito")
+    f = json.loads((tmp_path / "mi" / "model.json").read_text())["vol_filter"]
+    assert code == 0 and f["var_drift"] == 0.5 and "- 0.5 sigma^2 (Ito term)" in stdout
+    assert json.loads((tmp_path / "mg" / "model.json").read_text())["vol_filter"]["var_drift"] == 0.0
     code, stdout, _ = _run(capsys, "fit", "--data", str(prices_csv), "--column", "Adj Close", "--out",
                            str(tmp_path / "m0"), "--config", str(cfg), "--quiet", "--calibration-windows", "0")
     meta0 = json.loads((tmp_path / "m0" / "model.json").read_text())

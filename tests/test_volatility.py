@@ -319,3 +319,46 @@ def test_start_variances_follow_the_training_variances_into_the_tail():
                   good["start_probs"][::-1]):
         with pytest.raises(InputError, match="refit"):
             VolatilityFilter.from_dict({**good, "start_probs": probs})
+
+
+def test_ito_mean_is_the_in_mean_recursion():
+    """Eq. (3c): with var_drift lambda the filter inverts r_t = m - lambda sigma^2_t + sigma_t z_t, fits m as the
+    mean of r_t + lambda sigma^2_t, and a fall that raises the variance lowers the mean of the days after it."""
+    rng = np.random.default_rng(8)
+    m, v, alpha, a, beta, lam = 0.01, 0.04, 0.03, 0.5, 0.95, 0.5  # a large variance, so lambda v = 0.02 >> the SE of m
+    f = VolatilityFilter(alpha=alpha, asym=a, beta=beta, winsor=None, mean=m, var=v, var_drift=lam)
+    eps = rng.standard_normal(40000)
+    r = f.unfilter(eps, v)
+    # by hand, day by day: the in-mean GJR recursion
+    s2, want = v, np.empty(200)
+    for t in range(200):
+        want[t] = m - lam * s2 + np.sqrt(s2) * eps[t]
+        s2 = v * (1 - alpha - beta) + alpha * (1 - a * np.sign(eps[t])) * s2 * eps[t] ** 2 + beta * s2
+    np.testing.assert_allclose(r[:200], want, rtol=1e-12, atol=1e-15)
+    z, s2s = f.filter(r, v)
+    np.testing.assert_allclose(z, eps, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(f.mean_return(s2s[:-1]), m - lam * s2s[:-1])
+    # a fall (-3 sd) against a rise (+3 sd), then a quiet day: the next day's mean differs by -lambda (s2_down - s2_up)
+    down, up = f.unfilter(np.array([-3.0, 0.0]), v), f.unfilter(np.array([3.0, 0.0]), v)
+    assert down[1] - up[1] == pytest.approx(-lam * alpha * 2 * a * v * 9, rel=1e-12)
+    assert down[1] < up[1]
+    # fitted on the path with the true alpha, a: m within 4 SE of the truth; the constant-mean filter's m is mean(r)
+    se = np.sqrt(v / len(r))
+    g = VolatilityFilter(alpha=alpha, asym=a, beta=beta, winsor=None, var_drift=lam).fit(r)
+    assert abs(g.mean - m) < 4 * se  # one fixed-point step: m moves s2 only through z, far below the SE
+    assert g.mean == pytest.approx(np.mean(r + lam * g.filter(r)[1][:-1]), abs=se / 100)
+    assert VolatilityFilter(alpha=alpha, asym=a, beta=beta, winsor=None).fit(r).mean == pytest.approx(r.mean())
+    assert abs(r.mean() - m) > 10 * se  # the constant mean would be biased by about lambda v
+    # it round-trips; older files load with a constant mean; TrainConfig.vol_ito sets lambda = 1/2
+    assert VolatilityFilter.from_dict(json.loads(json.dumps(g.to_dict()))) == g
+    d = g.to_dict()
+    del d["var_drift"]
+    assert VolatilityFilter.from_dict(d).var_drift == 0.0
+    from findiffusion.training import TrainConfig
+
+    assert TrainConfig().volatility_filter().var_drift == 0.0
+    assert TrainConfig(vol_ito=True).volatility_filter().var_drift == 0.5
+    with pytest.raises(InputError, match="var_drift"):
+        VolatilityFilter(var_drift=-0.5)
+    with pytest.raises(InputError, match="refit"):
+        VolatilityFilter.from_dict({**d, "var_drift": "x"})

@@ -293,9 +293,9 @@ def imputation_scores(model: Any, returns: Any, *, n_samples: int = 32, steps: i
                 v_obs = math.log(float(np.mean(u[dd] ** 2)) + 1e-8)
                 v_sim = np.log(np.mean(sims[:, sl] ** 2, axis=1) + 1e-8)  # (K,)
                 zv[dd] = (v_obs - v_sim.mean()) / (v_sim.std(ddof=1) + 1e-9)
-    # back to returns day by day: r_t = m + sigma_t g^{-1}(u_t), with sigma_t of the observed history
+    # back to returns day by day: r_t = m - lambda sigma_t^2 + sigma_t g^{-1}(u_t) (eq. (3c)), with sigma_t of the observed history
     # (without a filter m = 0 and sigma_t = 1)
-    pred = model.vol_filter.mean + np.sqrt(s2[:-1]) * model.transform.inverse(mean)
+    pred = model.vol_filter.mean_return(s2[:-1]) + np.sqrt(s2[:-1]) * model.transform.inverse(mean)
     extra = {"z": z, "tail_prob": tail, "pred_mean_return": pred}
     score = np.abs(z)
     if block > 1:

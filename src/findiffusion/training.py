@@ -56,6 +56,9 @@ class TrainConfig:
             symmetric). With ``vol_fit_alpha`` and vol_asym > 0, a is fitted in [-vol_asym, vol_asym]
             jointly with the reaction (eq. (3b) of :class:`~findiffusion.volatility.VolatilityFilter`).
         vol_winsor: the filter's winsorizing level c in sd (default 4; ``None``: none).
+        vol_ito: give the filter mean the Ito term, r_t = m - sigma^2_t / 2 + sigma_t z_t (eq. (3c) of
+            :class:`~findiffusion.volatility.VolatilityFilter`), so a rise of the variance lowers the drift of the
+            days after it; default off (a constant mean).
         vol_state_quantiles: quantiles of the training filter variance that split days into volatility
             states for the residual calibration (``VolatilityFilter.state_quantiles``; ``()``: one scale k
             for all states, as before). Default 50 / 80 / 95 / 99 %.
@@ -83,6 +86,7 @@ class TrainConfig:
     vol_winsor: float | None = 4.0
     vol_fit_alpha: bool = True
     vol_asym: float = 0.0
+    vol_ito: bool = False
     vol_state_quantiles: tuple[float, ...] = (0.5, 0.8, 0.95, 0.99)
     prediction: str = "eps"
     batch_size: int = 64
@@ -119,7 +123,8 @@ class TrainConfig:
                                 alpha_max=self.vol_alpha if self.vol_fit_alpha else None,
                                 asym=0.0 if self.vol_fit_alpha else self.vol_asym,
                                 asym_max=abs(self.vol_asym) if self.vol_fit_alpha else None,
-                                state_quantiles=tuple(self.vol_state_quantiles))
+                                state_quantiles=tuple(self.vol_state_quantiles),
+                                var_drift=0.5 if self.vol_ito else 0.0)
 
 
 @dataclass(frozen=True)

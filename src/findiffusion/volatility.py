@@ -65,6 +65,15 @@ class VolatilityFilter:
     beyond one generated window, so only an asymmetric filter carries the leverage effect (falls raise
     later volatility) across stitched chunks.
 
+    With ``var_drift`` \lambda > 0 the mean moves with the variance, an in-mean term
+
+    (3c)  r_t = m - \lambda \sigma^2_t + \sigma_t z_t,
+
+    and \lambda = 1/2 is the Ito term of a log price: d\log S = (\mu - v/2) dt + \sqrt{v} dW. With it a fall
+    that raises the filter variance lowers the drift of the days after it, the small positive dependence of
+    daily returns that Heston's -v/2 drift makes with \rho < 0 (docs/pricing.md, session 22), built into the
+    rebuild instead of left to the network. m is then the mean of r_t + \lambda \sigma^2_t.
+
     Attributes:
         kind: ``"garch"`` or ``"none"``.
         alpha, beta: reaction and persistence in (3); alpha + beta < 1.
@@ -74,6 +83,7 @@ class VolatilityFilter:
             eq. (3b) (``None`` or 0: a is kept as given).
         winsor: c in (3) (default 4; ``None``: no winsorizing, c = inf).
         mean, var: m and v, estimated on the training returns.
+        var_drift: \lambda of (3c) (default 0: a constant mean; 1/2: the Ito term).
         var_max: cap on \sigma^2_t in (3), ``CAP`` times the largest filtered training
             variance (a volatility about three times the worst in the data): a generated
             run of large shocks cannot feed back into ever larger variances.
@@ -111,11 +121,12 @@ class VolatilityFilter:
     asym: float = 0.0
     asym_max: float | None = None
     start_probs: tuple[float, ...] = field(default=(), repr=False)
+    var_drift: float = 0.0
 
     KINDS = ("garch", "none")
     _FIELDS = ("kind", "alpha", "beta", "winsor", "mean", "var", "var_max", "start_quantiles", "reaction",
                "alpha_max", "state_quantiles", "state_edges", "state_z2", "asym", "asym_max",
-               "start_probs")
+               "start_probs", "var_drift")
     #: the cap on \sigma^2_t, as a multiple of the largest filtered training variance
     CAP = 10.0
     #: training days a volatility-state bin needs on each side of its edge
@@ -138,6 +149,9 @@ class VolatilityFilter:
         if self.alpha_max is not None and not (self.alpha_max >= 0 and self.alpha_max + self.beta < 1):
             raise InputError(f"volatility filter needs 0 <= alpha_max and alpha_max + beta < 1, got alpha_max = "
                              f"{self.alpha_max}, beta = {self.beta}")
+        if not (math.isfinite(self.var_drift) and self.var_drift >= 0):
+            raise InputError(f"volatility filter var_drift must be a number >= 0 (0: constant mean; 0.5: the Ito term), "
+                             f"got {self.var_drift}")
         if not -1 <= self.asym <= 1:
             raise InputError(f"volatility filter asymmetry must be in [-1, 1] (0: symmetric), got {self.asym}")
         if self.asym_max is not None and not 0 <= self.asym_max <= 1:
@@ -169,11 +183,15 @@ class VolatilityFilter:
         r = np.asarray(r, dtype=float)
         if not self.active:
             return self
-        self.mean, self.var, self.var_max = float(r.mean()), float(r.var()), math.inf
+        self.var, self.var_max = float(r.var()), math.inf
+        self.mean = float(r.mean()) + self.var_drift * self.var  # (3c): E sigma^2_t ~ v
         if self.alpha_max is not None and self.asym_max:
             self.alpha, self.asym = self._fit_alpha_asym(r, self.alpha_max, self.asym_max)
         elif self.alpha_max is not None:
             self.alpha = self._fit_alpha(r, self.alpha_max)
+        if self.var_drift:  # m = mean of r_t + lambda sigma^2_t with the fitted filter's variances (one fixed-point
+            # step: m moves sigma^2_t only through z_t, by far less than the standard error of m)
+            self.mean = float(np.mean(r + self.var_drift * self.filter(r)[1][:-1]))
         z, s2 = self.filter(r)  # the cap set next (CAP >= 1 times the largest s2) leaves these unchanged
         self.var_max = self.CAP * float(s2.max())
         self.start_probs = self.START_PROBS
@@ -244,7 +262,7 @@ class VolatilityFilter:
         (alpha, a) pairs at once. Shape: r (T,), alphas, asyms (K,) -> (K,)."""
         s2, out = np.full(alphas.shape, self.var), np.zeros(alphas.shape)
         for x in r:
-            z = (x - self.mean) / np.sqrt(s2)
+            z = (x - self.mean + self.var_drift * s2) / np.sqrt(s2)
             out += np.log(s2) + z * z
             s2 = self._update(s2, z, alphas, asyms)  # (K,); no cap while fitting (var_max is inf then)
         return 0.5 * out
@@ -278,7 +296,7 @@ class VolatilityFilter:
         s2 = np.empty(r.shape[:-1] + (r.shape[-1] + 1,))
         s2[..., 0] = self.var if var0 is None else var0
         for t in range(r.shape[-1]):
-            z[..., t] = (r[..., t] - self.mean) / np.sqrt(s2[..., t])
+            z[..., t] = (r[..., t] - self.mean_return(s2[..., t])) / np.sqrt(s2[..., t])
             s2[..., t + 1] = self._next_var(s2[..., t], z[..., t])
         return z, s2
 
@@ -300,9 +318,15 @@ class VolatilityFilter:
         s2 = np.broadcast_to(np.asarray(self.var if var0 is None else var0, dtype=float), z.shape[:-1]).copy()
         for t in range(z.shape[-1]):
             zt = self.scale_by_state(z[..., t], s2, g)
-            r[..., t] = self.mean + np.sqrt(s2) * zt
+            r[..., t] = self.mean_return(s2) + np.sqrt(s2) * zt
             s2 = self._next_var(s2, zt)
         return r
+
+    def mean_return(self, s2: np.ndarray | float) -> np.ndarray:
+        """The mean of a day's return given its filter variance, m - lambda sigma^2_t (eq. (3c); m when
+        ``var_drift`` is 0). Shape: any -> the same."""
+        s2 = np.asarray(s2, dtype=float)
+        return self.mean - self.var_drift * s2 if self.var_drift else np.full_like(s2, self.mean)
 
     def _next_var(self, s2: np.ndarray, z: np.ndarray) -> np.ndarray:
         """Eq. (3), one day: sigma^2_{t+1} from sigma^2_t and z_t (the one update both directions share)."""
@@ -382,7 +406,8 @@ class VolatilityFilter:
                     state_z2=tuple(float(v) for v in d.get("state_z2", ())),
                     asym=float(d.get("asym", 0.0)),  # older files: symmetric
                     asym_max=None if d.get("asym_max") is None else float(d["asym_max"]),
-                    start_probs=tuple(float(v) for v in d.get("start_probs", ())))  # older files: equal steps
+                    start_probs=tuple(float(v) for v in d.get("start_probs", ())),  # older files: equal steps
+                    var_drift=float(d.get("var_drift", 0.0)))  # older files: constant mean
         except (KeyError, TypeError, ValueError, InputError):
             raise InputError("invalid volatility-filter state in the model directory; refit the model") from None
         q, p = np.asarray(f.start_quantiles, dtype=float), np.asarray(f.start_probs, dtype=float)

@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vol-asym", type=float, default=None,
                    help="bound of the filter's fitted asymmetry a in [0, 1] (reaction alpha(1+a) to falls, "
                         "alpha(1-a) to rises: leverage carried across windows; default 0, symmetric)")
+    p.add_argument("--vol-ito", action="store_true",
+                   help="give the filter mean the Ito term, r = m - sigma^2/2 + sigma z, so a rise of the volatility "
+                        "lowers the drift after it (default: a constant mean; see docs/pricing.md)")
     p.add_argument("--prediction", choices=["eps", "v"],
                    help="what the network predicts (default eps; v is exact on Gaussian markets but measured "
                         "thinner-tailed on the S&P 500: see docs/realism.md)")
@@ -60,6 +63,8 @@ def make_config(args: argparse.Namespace):
         if not 0 <= args.vol_asym <= 1:
             raise InputError(f"--vol-asym must be in [0, 1] (the bound of the fitted asymmetry), got {args.vol_asym}")
         train = dataclasses.replace(train, vol_asym=args.vol_asym)
+    if args.vol_ito:
+        train = dataclasses.replace(train, vol_ito=True)
     if args.prediction:
         train = dataclasses.replace(train, prediction=args.prediction)
     if args.window:
@@ -86,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     if f.active:
         cal = f"  filter reaction alpha {f.alpha:.4f}" + ("" if f.alpha_max is None else f" (fitted, bound {f.alpha_max:g})")
         cal += f"  asymmetry {f.asym:+.3f}" if f.asym or f.asym_max else ""
+        cal += f"  mean {f.mean:.3g} - {f.var_drift:g} sigma^2 (Ito term)" if f.var_drift else ""
     if model.calibrated_for:
         cal += f"  residual scale {model.residual_scale:.4f} ({model.calibrated_for[0]} {model.calibrated_for[1]})"
         if model.state_factors:
