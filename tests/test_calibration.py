@@ -159,3 +159,57 @@ def test_calibrate_is_estimate_calibration_on_its_own_draws(tmp_path):
     assert model.estimate_scale(u, var0, g2) == k
     with pytest.raises(InputError, match="n_windows"):
         calibration.calibrate(model, True)
+
+
+def test_calibration_by_position_fits_a_window_s_first_days_and_the_rest_apart(tmp_path):
+    """by_position: generated residuals whose width differs between a window's first stitch_context days and the
+    rest get one g for each (k g_b -> the training sd in bin b over the oracle's sd of those days), where pooled
+    factors land between; sampling decodes, tracks the filter state and saves with the two sets."""
+    import torch
+
+    model = _exact_filter_model(tmp_path, 1.0)
+    L, C = model.window, model.config.stitch_context
+    s_pos = torch.where(torch.arange(L) < C, 0.8, 1.4)  # the oracle's width by position in the window, (L,)
+    inner = model._generate
+    model._generate = lambda *a, **kw: s_pos * inner(*a, **kw)
+    f = model.vol_filter
+    k = model.calibrate(2000, seed=1, sampler="ddim", steps=10, by_position=True)
+    g, g_late = np.asarray(model.state_factors), np.asarray(model.state_factors_late)
+    want = np.sqrt(f.state_z2) / 0.82  # the DDIM 10 oracle alone has rms 0.82 (the test above)
+    np.testing.assert_allclose(k * g * 0.8, want, rtol=0.06)
+    np.testing.assert_allclose(k * g_late * 1.4, want, rtol=0.06)
+    assert model.calibrate(2000, seed=1, sampler="ddim", steps=10) > 0 and model.state_factors_late is None
+    pooled = model.residual_scale * np.asarray(model.state_factors)
+    assert np.all(k * g_late < pooled) and np.all(pooled < k * g)  # one g for all days sits between the two
+    model.calibrate(2000, seed=1, sampler="ddim", steps=10, by_position=True)
+    # decoding: day t < C scaled by g of its bin, later days by g_late, through eq. (3) by hand
+    gen = torch.Generator().manual_seed(3)
+    var0 = model.start_variance(50, gen)
+    u = model.sample_model_space(50, L, var=var0, sampler="ddim", steps=10, generator=gen)
+    z, v, expect = model.transform.inverse(model.residual_scale * u), var0.copy(), []
+    for t in range(L):
+        zt = z[:, t] * (g if t < C else g_late)[f.state_bin(v)]
+        expect.append(f.mean_return(v) + np.sqrt(v) * zt)
+        v = f._next_var(v, zt)
+    r = model.decode_generated(u, var0, sampler="ddim", steps=10)
+    np.testing.assert_allclose(r, np.stack(expect, 1), rtol=1e-12)
+    # the states sample() tracks chunk by chunk (extend_variances on row slices) are those of the decoded days
+    rows = model.factor_rows(L, "ddim", 10)
+    s2 = model.extend_variances(var0[:, None], torch.from_numpy(u[:, :C]), model.residual_scale, rows[:C])
+    s2 = model.extend_variances(s2, torch.from_numpy(u[:, C:]), model.residual_scale, rows[C:])
+    np.testing.assert_allclose(s2, f.filter(r, var0)[1], rtol=1e-12)
+    # saved and reloaded; a late set without the first is a bad file
+    model.save(tmp_path / "p")
+    back = load(tmp_path / "p")
+    assert back.state_factors_late == model.state_factors_late is not None
+    np.testing.assert_array_equal(back.factor_rows(L + 5, "ddim", 10)[C:], np.tile(g_late, (L + 5 - C, 1)))
+    assert back.factor_rows(L, "ddim", 11) is None  # another sampler: no state scaling
+    meta = json.loads((tmp_path / "p" / "model.json").read_text())
+    for bad in ({"state_factors_late": [1.0]}, {"state_factors": None}):
+        (tmp_path / "p" / "model.json").write_text(json.dumps({**meta, **bad}))
+        with pytest.raises(ModelFileError, match="state_factors"):
+            load(tmp_path / "p")
+    with pytest.raises(InputError, match="split"):
+        from findiffusion.calibration import fit_state_factors
+
+        fit_state_factors(model, z, var0, split=L)

@@ -41,6 +41,13 @@ each calibration window and sets
 
 applied to unconditional paths only (draws from a real context get k alone, as they get no g).
 
+**By position in the window** (``by_position``, off by default). The network's residual width after a given
+start state also depends on the day of the window: on the 128-day Heston model, after the 5 % most volatile
+starts, E z^2 was too small on days 6-63 and too large on days 64-128 (bench/residual_profile.py), and one g
+pooled over all days averages the two errors. With ``by_position`` (5) is solved separately for the first
+``stitch_context`` days of a window (g) and for the rest (g_late); g_late also scales the days of stitched
+chunks, which are the same positions of their windows.
+
 k, g and k_s are estimates from a sample of windows, and their error does not average out over paths: every
 path of the model carries it. Its spread falls as 1 / sqrt(n_windows). With 4000 windows it moved
 out-of-the-money Heston prices by 1-3 % (sd); hence 20 000 by default (bench/calibration_noise.py).
@@ -69,7 +76,7 @@ SCALE_RANGE, STITCH_RANGE = (0.25, 4.0), (0.5, 2.0)
 
 
 def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, sampler: str | None = None,
-              steps: int | None = None, progress: bool = False) -> float:
+              steps: int | None = None, progress: bool = False, by_position: bool = False) -> float:
     """Set the model's state factors g (eq. (5)), residual scale k (eq. (4)) and stitched-chunk scale k_s
     (eq. (6)) from ``n_windows`` unconditional windows; returns k.
 
@@ -80,12 +87,14 @@ def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, s
     The windows are drawn once (``sampler``/``steps``: default the model's own; their own generator,
     seeded with ``seed``) with their start variances, then the stitched chunks; k is found by bisection,
     decoding k u and re-filtering for each trial k (exact: one window sees only its start state).
-    Models without a volatility filter, or files without M, keep k = 1 and no g or k_s.
+    Models without a volatility filter, or files without M, keep k = 1 and no g or k_s. ``by_position``: g for
+    the first ``stitch_context`` days of a window and ``state_factors_late`` for the rest and for stitched chunks.
 
     Raises:
         InputError: ``n_windows`` is not a positive integer.
     """
     model.residual_scale, model.calibrated_for, model.state_factors, model.stitch_scale = 1.0, None, None, None
+    model.state_factors_late = None
     model.history.pop("calibration", None)
     f = model.vol_filter
     if not f.active or f.reaction is None:
@@ -96,14 +105,22 @@ def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, s
     var0 = model.start_variance(n_windows, gen)  # (n,)
     u = model.sample_model_space(n_windows, model.window, var=var0, sampler=sampler, steps=steps,
                                  generator=gen, progress=progress)  # (n, L)
-    k, g = estimate_calibration(model, u, var0)
+    C = model.config.stitch_context
+    if by_position:
+        gg = fit_state_factors(model, model.transform.inverse(u), var0, split=C)  # (2, bins) or None
+        g, g_late = (None, None) if gg is None else (tuple(map(float, gg[0])), tuple(map(float, gg[1])))
+        rows = factor_rows(g, g_late, model.window, C)  # (L, bins) or None
+        k = estimate_scale(model, u, var0, rows)
+    else:
+        (k, g), g_late = estimate_calibration(model, u, var0), None
+        rows = g
     # eq. (6): one stitched chunk after each window, given its last stitch_context days and the state (k, g) gives
-    _, s2 = f.filter(f.unfilter(model.transform.inverse(k * u), var0, g), var0)  # (n, L + 1)
-    u2 = model.sample_model_space(1, model.window - model.config.stitch_context, context_u=u, var=s2, sampler=sampler,
+    _, s2 = f.filter(f.unfilter(model.transform.inverse(k * u), var0, rows), var0)  # (n, L + 1)
+    u2 = model.sample_model_space(1, model.window - C, context_u=u, var=s2, sampler=sampler,
                                   steps=steps, generator=gen, progress=progress)[:, 0]  # (n, L - C)
-    ks = estimate_scale(model, k * u2, s2[:, -1], g, *STITCH_RANGE)
+    ks = estimate_scale(model, k * u2, s2[:, -1], g if g_late is None else g_late, *STITCH_RANGE)
     model.residual_scale, model.calibrated_for = k, model.resolve_sampler(sampler, steps)
-    model.state_factors, model.stitch_scale = g, ks
+    model.state_factors, model.state_factors_late, model.stitch_scale = g, g_late, ks
     model.history["calibration"] = {"windows": int(n_windows), "seed": int(seed)}
     return k
 
@@ -136,19 +153,41 @@ def estimate_scale(model: DiffusionModel, u: np.ndarray, var0: np.ndarray, g: np
     return 0.5 * (lo + hi)
 
 
-def fit_state_factors(model: DiffusionModel, z: np.ndarray, var0: np.ndarray) -> np.ndarray | None:
+def fit_state_factors(model: DiffusionModel, z: np.ndarray, var0: np.ndarray,
+                      split: int | None = None) -> np.ndarray | None:
     """g of eq. (5) for generated residual windows z with start variances var0, by fixed-point iteration:
     g_b <- g_b sqrt(target_b / E[(g z)^2 | bin b]) on the re-filtered states. ``None`` with one bin.
-    Shape: z (n, L), var0 (n,) -> (bins,)."""
+    ``split``: one g for days [0, split) of the windows and one for days [split, L), solved together (each pass
+    re-runs (3) over the whole window). Shape: z (n, L), var0 (n,) -> (bins,), or (2, bins) with ``split``."""
     f = model.vol_filter
     if not f.state_edges or len(f.state_z2) != len(f.state_edges) + 1:
         return None
-    target, g = np.asarray(f.state_z2), np.ones(len(f.state_z2))
+    L = z.shape[-1]
+    if split is not None and not 0 < split < L:
+        raise InputError(f"split must be a day strictly inside the {L}-day windows, got {split}")
+    groups = [np.arange(L)] if split is None else [np.arange(split), np.arange(split, L)]  # days of each g
+    target, g = np.asarray(f.state_z2), np.ones((len(groups), len(f.state_z2)))
+    pos = np.zeros(L, dtype=int) if split is None else (np.arange(L) >= split).astype(int)  # group of each day
     for _ in range(STATE_ITERS):
-        zz, s2 = f.filter(f.unfilter(z, var0, g), var0)  # the scaled residuals and their states, (n, L)
-        b = f.state_bin(s2[:, :-1])
-        for j in range(len(g)):
-            if np.sum(b == j) >= STATE_MIN_DAYS:
-                g[j] *= math.sqrt(target[j] / np.mean(zz[b == j] ** 2))
+        zz, s2 = f.filter(f.unfilter(z, var0, g[pos]), var0)  # the scaled residuals and their states, (n, L)
+        b = f.state_bin(s2[:, :-1])  # (n, L)
+        for i, days in enumerate(groups):
+            zi, bi = zz[:, days], b[:, days]
+            for j in range(g.shape[1]):
+                if np.sum(bi == j) >= STATE_MIN_DAYS:
+                    g[i, j] *= math.sqrt(target[j] / np.mean(zi[bi == j] ** 2))
         g = np.clip(g, *STATE_RANGE)
-    return g
+    return g[0] if split is None else g
+
+
+def factor_rows(g: tuple[float, ...] | None, g_late: tuple[float, ...] | None, days: int,
+                split: int) -> np.ndarray | None:
+    """The state factors of each day of an unconditional path (eq. (5)): g for days [0, split) and ``g_late`` (or g
+    when there is none) from day ``split`` on, the later positions of the first window and every stitched chunk.
+    ``None`` without g. Shape: (days, bins)."""
+    if g is None:
+        return None
+    rows = np.tile(np.asarray(g, dtype=float), (days, 1))  # (days, bins)
+    if g_late is not None:
+        rows[split:] = np.asarray(g_late, dtype=float)
+    return rows

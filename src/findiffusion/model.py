@@ -68,6 +68,8 @@ class DiffusionModel:
             since each sampler's spread error is its own (:meth:`scale_for`).
         state_factors: g_b of eq. (5), one per volatility-state bin of the filter (``None``: none), applied
             with k to draws of ``calibrated_for``.
+        state_factors_late: g of eq. (5) for the days of a window from ``stitch_context`` on and for stitched chunks,
+            when :meth:`calibrate` ran ``by_position`` (``None``: ``state_factors`` for every day).
         stitch_scale: k_s of eq. (6), a further scale of the stitched chunks of unconditional paths (days
             from the window on) of ``calibrated_for`` (``None``: files written before it, taken as 1).
 
@@ -85,18 +87,22 @@ class DiffusionModel:
                  data_info: SeriesInfo | None = None, history: dict[str, Any] | None = None,
                  vol_filter: VolatilityFilter | None = None, residual_scale: float = 1.0,
                  calibrated_for: tuple[str, int | None] | None = None,
-                 state_factors: tuple[float, ...] | None = None, stitch_scale: float | None = None) -> None:
+                 state_factors: tuple[float, ...] | None = None, stitch_scale: float | None = None,
+                 state_factors_late: tuple[float, ...] | None = None) -> None:
         if not (residual_scale > 0 and math.isfinite(residual_scale)):
             raise InputError(f"residual_scale must be a positive number, got {residual_scale}")
         if stitch_scale is not None and not (stitch_scale > 0 and math.isfinite(stitch_scale)):
             raise InputError(f"stitch_scale must be a positive number, got {stitch_scale}")
         self.stitch_scale = None if stitch_scale is None else float(stitch_scale)
         f = vol_filter if vol_filter is not None else VolatilityFilter(kind="none")
-        if state_factors is not None and (len(state_factors) != len(f.state_edges) + 1 or not all(
-                v > 0 and math.isfinite(v) for v in state_factors)):
-            raise InputError(f"state_factors must be {len(f.state_edges) + 1} positive numbers (one per volatility-state "
-                             f"bin of the filter), got {state_factors}")
+        for name, g in (("state_factors", state_factors), ("state_factors_late", state_factors_late)):
+            if g is not None and (len(g) != len(f.state_edges) + 1 or not all(v > 0 and math.isfinite(v) for v in g)):
+                raise InputError(f"{name} must be {len(f.state_edges) + 1} positive numbers (one per volatility-state "
+                                 f"bin of the filter), got {g}")
+        if state_factors_late is not None and state_factors is None:
+            raise InputError("state_factors_late needs state_factors (the factors of a window's first days)")
         self.state_factors = None if state_factors is None else tuple(float(v) for v in state_factors)
+        self.state_factors_late = None if state_factors_late is None else tuple(float(v) for v in state_factors_late)
         self.residual_scale = float(residual_scale)
         self.calibrated_for = None if calibrated_for is None else (str(calibrated_for[0]), calibrated_for[1])
         self.config = config
@@ -196,6 +202,13 @@ class DiffusionModel:
             return None
         return self.state_factors if self._calibrated(sampler, steps) else None
 
+    def factor_rows(self, days: int, sampler: str | None = None, steps: int | None = None, *,
+                    conditional: bool = False) -> np.ndarray | None:
+        """g of eq. (5) for each day of a ``days``-day path (:meth:`factors_for`; with :attr:`state_factors_late`,
+        those from day ``stitch_context`` on). Shape: (days, bins), or ``None`` (no state scaling)."""
+        g = self.factors_for(sampler, steps, conditional=conditional)
+        return calibration.factor_rows(g, self.state_factors_late, days, self.config.stitch_context)
+
     def decode_generated(self, u: np.ndarray, var0: np.ndarray | float | None = None, *, sampler: str | None = None,
                          steps: int | None = None, conditional: bool = False) -> np.ndarray:
         """Generated model-space values -> returns: the residuals of k u, each day scaled by g of its volatility
@@ -207,13 +220,14 @@ class DiffusionModel:
         scale = np.full(u.shape[-1], self.scale_for(sampler, steps))  # (T,)
         scale[self.window:] *= self.stitch_scale_for(sampler, steps, conditional=conditional)
         z = self.transform.inverse(scale * u)
-        return self.vol_filter.unfilter(z, var0, self.factors_for(sampler, steps, conditional=conditional))
+        return self.vol_filter.unfilter(z, var0, self.factor_rows(u.shape[-1], sampler, steps, conditional=conditional))
 
     def calibrate(self, n_windows: int = 20000, *, seed: int = 0, sampler: str | None = None,
-                  steps: int | None = None, progress: bool = False) -> float:
+                  steps: int | None = None, progress: bool = False, by_position: bool = False) -> float:
         """Set k, g and k_s (eqs. (4)-(6)) from ``n_windows`` unconditional windows of ``sampler``/``steps``
         (default: the model's own) drawn with ``seed``; returns k. See :func:`findiffusion.calibration.calibrate`."""
-        return calibration.calibrate(self, n_windows, seed=seed, sampler=sampler, steps=steps, progress=progress)
+        return calibration.calibrate(self, n_windows, seed=seed, sampler=sampler, steps=steps, progress=progress,
+                                     by_position=by_position)
 
     def estimate_calibration(self, u: np.ndarray, var0: np.ndarray) -> tuple[float, tuple[float, ...] | None]:
         """(k, g) of eqs. (4), (5) from generated windows u with start variances var0, without setting them
@@ -393,7 +407,7 @@ class DiffusionModel:
             batch_size = 2 * max(1, batch_size // 2)  # batches keep pairs together
         bar = _progress(progress, len(chunks) * math.ceil(total / batch_size), "sample")
         k = self.scale_for(sampler, steps)  # eqs. (4), (5): the filter state tracks the days as sample() decodes them
-        g = self.factors_for(sampler, steps, conditional=context_u is not None)
+        g = self.factor_rows(length, sampler, steps, conditional=context_u is not None)  # (T, bins) or None
         ks = self.stitch_scale_for(sampler, steps, conditional=context_u is not None)  # eq. (6)
         out = []
         for b0 in range(0, total, batch_size):
@@ -421,10 +435,10 @@ class DiffusionModel:
     def _sample_batch(self, n: int, chunks: list[tuple[int, int]], sampler: str, steps: int | None,
                       gen: torch.Generator, ctx_u: torch.Tensor | None, eta: float | None, bar: Any,
                       s2: np.ndarray | None = None, antithetic: bool = False, k: float = 1.0,
-                      g: tuple[float, ...] | None = None, ks: float = 1.0) -> torch.Tensor:
+                      g: np.ndarray | None = None, ks: float = 1.0) -> torch.Tensor:
         """Stitched paths, chunk by chunk. ``s2``: filter variances of the path's days so far and the
         next day (models that condition on the filter state), Shape (n, days + 1); ``ks``: the further scale of
-        chunks after the first (eq. (6))."""
+        chunks after the first (eq. (6)); ``g``: the state factors of each new day, Shape (T, bins)."""
         L = self.window
         path = torch.zeros(n, 0)
         if ctx_u is not None:
@@ -440,9 +454,11 @@ class DiffusionModel:
             state = self.window_state(s2, path.shape[1] - obs)  # the window starts obs days back
             w = self._generate(n, sampler, steps, gen, context if obs else None, mask if obs else None, eta,
                                state=state, antithetic=antithetic).cpu()
+            day0 = path.shape[1] - n_ctx  # new days generated so far
             path = torch.cat([path, w[:, obs:obs + new]], dim=1)  # (n, days so far)
             if s2 is not None:
-                s2 = self.extend_variances(s2, w[:, obs:obs + new], k * (ks if i else 1.0), g)
+                s2 = self.extend_variances(s2, w[:, obs:obs + new], k * (ks if i else 1.0),
+                                           None if g is None else g[day0:day0 + new])
             if bar:
                 bar[0].update(bar[1], advance=1)
         return path[:, n_ctx:]
@@ -454,14 +470,16 @@ class DiffusionModel:
         return torch.from_numpy(self.vol_filter.state(s2[:, day])).float()
 
     def extend_variances(self, s2: np.ndarray, u_new: torch.Tensor, k: float = 1.0,
-                         g: tuple[float, ...] | None = None) -> np.ndarray:
+                         g: tuple[float, ...] | np.ndarray | None = None) -> np.ndarray:
         """Run the filter over new generated model-space days, decoded with scale ``k`` and state factors ``g``
-        (eqs. (4), (5)) as :meth:`sample` decodes them: (n, P + 1) variances -> (n, P + 1 + D)."""
+        (eqs. (4), (5); Shape (bins,) or (D, bins), one row per new day) as :meth:`sample` decodes them:
+        (n, P + 1) variances -> (n, P + 1 + D)."""
         f = self.vol_filter
         z = self.transform.inverse(k * u_new.numpy().astype(np.float64))  # (n, D) residuals
         cols, last = [s2], s2[:, -1]
+        rows = None if g is None else np.broadcast_to(np.asarray(g, dtype=float), (z.shape[1], len(f.state_edges) + 1))
         for t in range(z.shape[1]):
-            last = f._next_var(last, f.scale_by_state(z[:, t], last, g))  # eqs. (5), (3), as in decode_generated
+            last = f._next_var(last, f.scale_by_state(z[:, t], last, None if rows is None else rows[t]))  # eqs. (5), (3), as in decode_generated
             cols.append(last[:, None])
         return np.concatenate(cols, axis=1)
 
@@ -494,6 +512,7 @@ class DiffusionModel:
             "residual_scale": self.residual_scale,
             "calibrated_for": None if self.calibrated_for is None else list(self.calibrated_for),
             "state_factors": None if self.state_factors is None else list(self.state_factors),
+            "state_factors_late": None if self.state_factors_late is None else list(self.state_factors_late),
             "stitch_scale": self.stitch_scale,
             "data": self.data_info.to_dict() if self.data_info else None,
             "history": self.history,
@@ -573,17 +592,18 @@ def load(directory: str | Path, device: str = "cpu") -> DiffusionModel:
     if cal is not None and not (isinstance(cal, list) and len(cal) == 2 and cal[0] in SAMPLERS
                                 and (cal[1] is None or (isinstance(cal[1], int) and cal[1] > 0))):
         raise ModelFileError(f"{str(mj)!r}: calibrated_for must be [sampler, steps], got {cal!r}; refit the model")
-    g = meta.get("state_factors")  # older files: none
-    if g is not None and not (isinstance(g, list) and len(g) == len(vol_filter.state_edges) + 1 and all(
-            _positive_number(v) for v in g)):
-        raise ModelFileError(f"{str(mj)!r}: state_factors must be one positive number per volatility-state bin, "
-                             f"got {g!r}; refit the model")
+    g, g_late = meta.get("state_factors"), meta.get("state_factors_late")  # older files: none
+    for name, v in (("state_factors", g), ("state_factors_late", g_late)):
+        if v is not None and not (isinstance(v, list) and len(v) == len(vol_filter.state_edges) + 1 and all(
+                _positive_number(x) for x in v)) or (name == "state_factors_late" and v is not None and g is None):
+            raise ModelFileError(f"{str(mj)!r}: {name} must be one positive number per volatility-state bin, "
+                                 f"got {v!r}; refit the model")
     ks = meta.get("stitch_scale")  # older files: none (1)
     if ks is not None and not _positive_number(ks):
         raise ModelFileError(f"{str(mj)!r}: stitch_scale must be a positive number, got {ks!r}; refit the model")
     model = DiffusionModel(cfg, den, transform, data_info=info, history=meta.get("history") or {},
                            vol_filter=vol_filter, residual_scale=float(k), calibrated_for=cal, state_factors=g,
-                           stitch_scale=ks)
+                           stitch_scale=ks, state_factors_late=g_late)
     return model.to(resolve_device(device))
 
 

@@ -304,20 +304,21 @@ class VolatilityFilter:
                  state_factors: tuple[float, ...] | np.ndarray | None = None) -> np.ndarray:
         """Rebuild returns from residuals z, eq. (3) forwards. Shape: (..., T) -> (..., T).
 
-        ``state_factors`` (one per volatility-state bin, :meth:`state_bin`): day t's residual is first
-        scaled by the factor of the bin sigma^2_t falls in (the state-binned calibration of generated
-        residuals); the scaled residual also drives (3)."""
+        ``state_factors`` (one per volatility-state bin, :meth:`state_bin`; Shape (bins,), or (T, bins) for
+        factors that differ by day): day t's residual is first scaled by the factor of the bin sigma^2_t falls
+        in (the state-binned calibration of generated residuals); the scaled residual also drives (3)."""
         z = np.asarray(z, dtype=float)
         if not self.active:
             return z.copy()
         g = None if state_factors is None else np.asarray(state_factors, dtype=float)
-        if g is not None and len(g) != len(self.state_edges) + 1:
-            raise InputError(f"state_factors needs one factor per volatility-state bin ({len(self.state_edges) + 1}), "
-                             f"got {len(g)}")
+        bins = len(self.state_edges) + 1
+        if g is not None and (g.shape[-1] != bins or g.ndim > 2 or (g.ndim == 2 and len(g) != z.shape[-1])):
+            raise InputError(f"state_factors needs one factor per volatility-state bin ({bins}), as a ({bins},) or a "
+                             f"(days, {bins}) array for {z.shape[-1]} days; got shape {g.shape}")
         r = np.empty_like(z)
         s2 = np.broadcast_to(np.asarray(self.var if var0 is None else var0, dtype=float), z.shape[:-1]).copy()
         for t in range(z.shape[-1]):
-            zt = self.scale_by_state(z[..., t], s2, g)
+            zt = self.scale_by_state(z[..., t], s2, g if g is None or g.ndim == 1 else g[t])
             r[..., t] = self.mean_return(s2) + np.sqrt(s2) * zt
             s2 = self._next_var(s2, zt)
         return r
