@@ -329,6 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vol-ito", action="store_true",
                     help="fit the models with the Ito term in the filter mean, r = m - sigma^2/2 + sigma z "
                          "(TrainConfig.vol_ito)")
+    ap.add_argument("--calibrate-by-position", action="store_true",
+                    help="re-estimate the models' residual calibration with one set of state factors g for a window's "
+                         "first stitch_context days and one for the rest (DiffusionModel.calibrate(by_position=True); "
+                         "in memory, the cached model is not changed)")
     ap.add_argument("--window", type=int, default=None,
                     help="the fitted models' window in days (default 64); the network's dilations grow to span it "
                          "and the stitching context is half of it")
@@ -377,8 +381,18 @@ def main(argv: list[str] | None = None) -> int:
                                progress=not a.quick)
         return res, time.time() - t0
 
+    def recalibrated(model, how: str) -> str:  # --calibrate-by-position: g for a window's first days and the rest
+        if not a.calibrate_by_position:
+            return how
+        t0, n_cal = time.time(), model.calibration_windows or model.config.calibration_windows
+        model.calibrate(n_cal, seed=model.config.seed, by_position=True, progress=not a.quick)
+        fmt = lambda g: "/".join(f"{v:.3f}" for v in g or ())  # noqa: E731
+        return (f"{how}; recalibrated by position on {n_cal} windows in {time.time() - t0:.0f} s (k "
+                f"{model.residual_scale:.4f}, g {fmt(model.state_factors)}, g_late {fmt(model.state_factors_late)})")
+
     if a.only in (None, "gbm"):
         model, how = _model("gbm", a.gbm_model, a.quick, out, a.years, a.device, **settings)
+        how = recalibrated(model, how)
         print(f"\n(a) GBM sigma=20 %: model {how}; sampler", *model.resolve_sampler(a.sampler, steps))
         res, t_s = priced(model)
         res.plot(out / "smile-gbm.png")
@@ -425,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
             print(_table(vr, ["correction", "K", "days", "se_plain", "se_antithetic", "var_ratio"]))
     if a.only in (None, "heston"):
         model, how = _model("heston", a.heston_model, a.quick, out, a.years, a.device, **settings)
+        how = recalibrated(model, how)
         p = HESTON
         print(f"\n(b) Heston kappa={p['kappa']} theta={p['theta']} xi={p['xi']} rho={p['rho']}: model {how}; "
               "sampler", *model.resolve_sampler(a.sampler, steps))

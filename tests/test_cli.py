@@ -211,6 +211,13 @@ def test_calibrate_re_estimates_k_and_g_in_place(tmp_path, capsys):
     code, out, _ = _run(capsys, "calibrate", "--model", str(d), "--windows", "300", "--sampler", "ddim", "--steps", "5",
                         "--quiet")
     assert code == 0 and fd.load(d).calibrated_for == ("ddim", 5)
+    # --by-position: a second set of g for the days after stitch_context, as DiffusionModel.calibrate(by_position=True)
+    code, out, _ = _run(capsys, "calibrate", "--model", str(d), "--windows", "300", "--seed", "5", "--by-position",
+                        "--quiet")
+    got, ref = fd.load(d), fd.load(d)
+    ref.calibrate(300, seed=5, by_position=True)
+    assert code == 0 and got.state_factors_late == ref.state_factors_late is not None
+    assert got.state_factors == ref.state_factors and "g_late " in out.splitlines()[1]
 
     _one_line_error(*_run(capsys, "calibrate", "--model", str(d), "--windows", "0")[::2], "--windows")
     _one_line_error(*_run(capsys, "calibrate", "--model", str(d), "--sampler", "warp")[::2], "warp")

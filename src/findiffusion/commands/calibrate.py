@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="unconditional windows to estimate k and g on (default 20000)")
     p.add_argument("--seed", type=int, default=None, help="seed of the windows (default: the fit's seed)")
     add_sampler_args(p)
+    p.add_argument("--by-position", action="store_true",
+                   help="one set of g for a window's first stitch_context days and one for the rest and for stitched "
+                        "chunks (the network's width error can differ between them; see docs/pricing.md)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -28,6 +31,8 @@ def _describe(model) -> str:
     if model.calibrated_for is None:
         return "not calibrated"
     g = "" if model.state_factors is None else "  g " + " / ".join(f"{v:.3f}" for v in model.state_factors)
+    if model.state_factors_late is not None:
+        g += "  g_late " + " / ".join(f"{v:.3f}" for v in model.state_factors_late)
     return (f"k {model.residual_scale:.4f}{g}  ({model.calibrated_for[0]} {model.calibrated_for[1]}, "
             f"{model.calibration_windows} windows)")
 
@@ -44,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     _check_sample_args(1, model.window, sampler, steps, model.denoiser.schedule.T)  # a known sampler, valid steps
     seed = model.config.seed if args.seed is None else args.seed
     t0 = time.time()
-    model.calibrate(args.windows, seed=seed, sampler=sampler, steps=steps, progress=not args.quiet)
+    model.calibrate(args.windows, seed=seed, sampler=sampler, steps=steps, progress=not args.quiet,
+                    by_position=args.by_position)
     model.save(args.model)
     print(f"before: {before}\nafter:  {_describe(model)}\nsaved {args.model}  ({time.time() - t0:.1f} s)")
     return 0
