@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 
-from findiffusion import calibration
+from findiffusion import calibration, sampling
 from findiffusion.config import to_dict
 from findiffusion.data import ReturnTransform, SeriesInfo
 from findiffusion.denoiser import Denoiser
@@ -334,9 +334,9 @@ class DiffusionModel:
         """
         length = self.window if length is None else length
         sampler, steps = self.resolve_sampler(sampler, steps)
-        _check_sample_args(n_paths, length, sampler, steps, self.denoiser.schedule.T)
+        sampling.check_sample_args(n_paths, length, sampler, steps, self.denoiser.schedule.T)
         if antithetic:
-            _check_antithetic(n_paths, sampler, eta)
+            sampling.check_antithetic(n_paths, sampler, eta)
         gen = generator if generator is not None else torch.Generator().manual_seed(0 if seed is None else seed)
         ctx_u = None
         if context is not None:
@@ -377,9 +377,9 @@ class DiffusionModel:
             Shape: (M, N, T) with a context, else (N, T).
         """
         sampler, steps = self.resolve_sampler(sampler, steps)
-        _check_sample_args(n_paths, length, sampler, steps, self.denoiser.schedule.T)
+        sampling.check_sample_args(n_paths, length, sampler, steps, self.denoiser.schedule.T)
         if antithetic:
-            _check_antithetic(n_paths, sampler, eta)
+            sampling.check_antithetic(n_paths, sampler, eta)
         gen = generator if generator is not None else torch.Generator().manual_seed(0)
         ctx_rows = None  # (N_total, C') model-space context per path
         n_ctx = 1
@@ -610,28 +610,3 @@ def load(directory: str | Path, device: str = "cpu") -> DiffusionModel:
 def _positive_number(v: Any) -> bool:
     """Whether a value read from model.json is a finite positive number (not a bool)."""
     return isinstance(v, int | float) and not isinstance(v, bool) and v > 0 and math.isfinite(v)
-
-
-def _check_sample_args(n: int, length: int | None, sampler: str | None, steps: int | None, T: int | None) -> None:
-    """Validate sampling arguments; ``length=None`` and ``T=None`` (model not loaded yet) skip those bounds."""
-    if not isinstance(n, int | np.integer) or n <= 0:
-        raise InputError(f"n must be a positive number of paths, got {n}")
-    if length is not None and (not isinstance(length, int | np.integer) or length <= 0):
-        raise InputError(f"length must be a positive number of days, got {length}")
-    if sampler is not None and sampler not in SAMPLERS:  # None: the model's default sampler
-        raise InputError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
-    if steps is not None and (steps < 1 or (T is not None and steps > T)):
-        upper = T if T is not None else "the model's diffusion steps"
-        raise InputError(f"steps must be between 1 and {upper} (the model's diffusion steps), got {steps}")
-
-
-#: samplers whose only noise is x_T, so that x_T -> -x_T gives an exact antithetic draw
-ANTITHETIC_SAMPLERS = ("ddim", "ode", "dpm")
-
-
-def _check_antithetic(n: int, sampler: str, eta: float | None) -> None:
-    if sampler not in ANTITHETIC_SAMPLERS or (sampler == "ddim" and eta not in (None, 0, 0.0)):
-        raise InputError(f"antithetic sampling needs a deterministic sampler ({', '.join(ANTITHETIC_SAMPLERS)}; "
-                         f"ddim with eta 0), got {sampler!r}" + (f" with eta {eta}" if eta else ""))
-    if n % 2:
-        raise InputError(f"antithetic sampling makes pairs of paths: n must be even, got {n}")

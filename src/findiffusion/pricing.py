@@ -578,7 +578,7 @@ def price_with_model(
     _contracts(list(options), strikes, maturities, barriers, s0)  # fail fast, before sampling
     T = max(maturities)
     notes = []
-    from findiffusion.model import ANTITHETIC_SAMPLERS
+    from findiffusion.sampling import ANTITHETIC_SAMPLERS
 
     sampler, steps = model.resolve_sampler(sampler, steps)
     if antithetic and sampler not in ANTITHETIC_SAMPLERS:

@@ -336,3 +336,29 @@ def get_sampler(name: str) -> Callable[..., torch.Tensor]:
     if name not in table:
         raise InputError(f"unknown sampler {name!r}; use one of {', '.join(SAMPLERS)}")
     return table[name]
+
+
+def check_sample_args(n: int, length: int | None, sampler: str | None, steps: int | None, T: int | None) -> None:
+    """Validate sampling arguments; ``length=None`` and ``T=None`` (model not loaded yet) skip those bounds."""
+    if not isinstance(n, int | np.integer) or n <= 0:
+        raise InputError(f"n must be a positive number of paths, got {n}")
+    if length is not None and (not isinstance(length, int | np.integer) or length <= 0):
+        raise InputError(f"length must be a positive number of days, got {length}")
+    if sampler is not None and sampler not in SAMPLERS:  # None: the model's default sampler
+        raise InputError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
+    if steps is not None and (steps < 1 or (T is not None and steps > T)):
+        upper = T if T is not None else "the model's diffusion steps"
+        raise InputError(f"steps must be between 1 and {upper} (the model's diffusion steps), got {steps}")
+
+
+#: samplers whose only noise is x_T, so that x_T -> -x_T gives an exact antithetic draw
+ANTITHETIC_SAMPLERS = ("ddim", "ode", "dpm")
+
+
+def check_antithetic(n: int, sampler: str, eta: float | None) -> None:
+    """Validate antithetic sampling: a deterministic sampler and an even number of paths."""
+    if sampler not in ANTITHETIC_SAMPLERS or (sampler == "ddim" and eta not in (None, 0, 0.0)):
+        raise InputError(f"antithetic sampling needs a deterministic sampler ({', '.join(ANTITHETIC_SAMPLERS)}; "
+                         f"ddim with eta 0), got {sampler!r}" + (f" with eta {eta}" if eta else ""))
+    if n % 2:
+        raise InputError(f"antithetic sampling makes pairs of paths: n must be even, got {n}")

@@ -49,20 +49,20 @@ def run(args: argparse.Namespace) -> int:
 
     from findiffusion.backtest import backtest, check_out_of_sample, split_index
     from findiffusion.data import load_series
-    from findiffusion.model import _check_sample_args
     from findiffusion.risk import _check_level
+    from findiffusion.sampling import check_sample_args
 
     require(len(args.level) > 0, "--level needs at least one confidence level, e.g. 0.99,0.975")
     for lv in args.level:
         _check_level(lv)
-    _check_sample_args(args.n, 1, args.sampler, None, 1)
+    check_sample_args(args.n, 1, args.sampler, None, 1)
     output_dir(args.out)
     returns, _ = load_series(args.data, column=args.column, date_column=args.date_column, returns=args.returns)
     r, i0 = split_index(returns, args.start, args.end)
     require(i0 >= args.hs_window, f"--start leaves {i0} days of history; HS needs {args.hs_window} (and GARCH 250)")
     model = load_model(args)
     check_out_of_sample(model, r.index[i0])
-    _check_sample_args(args.n, 1, args.sampler, args.steps, model.denoiser.schedule.T)
+    check_sample_args(args.n, 1, args.sampler, args.steps, model.denoiser.schedule.T)
     res = backtest(returns, args.start, args.end, args.level, model=model, n_paths=args.n, sampler=args.sampler,
                    steps=args.steps, estimator=args.estimator, hs_window=args.hs_window,
                    garch_refit=args.garch_refit, n_sims=args.sims, seed=args.seed, progress=not args.quiet)

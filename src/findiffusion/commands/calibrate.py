@@ -38,7 +38,7 @@ def _describe(model) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from findiffusion.model import _check_sample_args
+    from findiffusion.sampling import check_sample_args
 
     model = load_model(args)
     require(model.vol_filter.active and model.vol_filter.reaction is not None,
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
             "(its residual scale stays 1)")
     before = _describe(model)
     sampler, steps = model.resolve_sampler(args.sampler, args.steps)
-    _check_sample_args(1, model.window, sampler, steps, model.denoiser.schedule.T)  # a known sampler, valid steps
+    check_sample_args(1, model.window, sampler, steps, model.denoiser.schedule.T)  # a known sampler, valid steps
     seed = model.config.seed if args.seed is None else args.seed
     t0 = time.time()
     model.calibrate(args.windows, seed=seed, sampler=sampler, steps=steps, progress=not args.quiet,

@@ -38,14 +38,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from findiffusion.forecasting import forecast
-    from findiffusion.model import _check_sample_args
+    from findiffusion.sampling import check_sample_args
 
     out = output_dir(args.out)
     require(args.n >= 2, f"--n must be at least 2 paths, got {args.n}")
-    _check_sample_args(args.n, args.horizon, args.sampler, None, 1)
+    check_sample_args(args.n, args.horizon, args.sampler, None, 1)
     returns, info = load_data(args)
     model = load_model(args)
-    _check_sample_args(args.n, args.horizon, args.sampler, args.steps, model.denoiser.schedule.T)
+    check_sample_args(args.n, args.horizon, args.sampler, args.steps, model.denoiser.schedule.T)
     t0 = time.time()
     fc = forecast(model, returns, as_of=args.as_of, horizon=args.horizon, n_paths=args.n,
                   last_price=info.last_price, sampler=args.sampler, steps=args.steps, seed=args.seed,

@@ -111,13 +111,13 @@ def run(args: argparse.Namespace) -> int:
     from findiffusion.costs import make_cost, slippage_profile
     from findiffusion.files import atomic_write_text
     from findiffusion.hedging import HedgeSpec, calibrate_band, delta_policy, fragility_curve, hedge, train_policy
-    from findiffusion.model import _check_sample_args
+    from findiffusion.sampling import check_sample_args
 
     _check(args)
-    _check_sample_args(1, 1, args.sampler, None, 1)
+    check_sample_args(1, 1, args.sampler, None, 1)
     cost = make_cost(args.cost, spread=args.spread, y=args.impact_y, eta=args.eta, gamma=args.gamma)
     model = load_model(args)
-    _check_sample_args(args.n, args.maturity_days, args.sampler, args.steps, model.denoiser.schedule.T)
+    check_sample_args(args.n, args.maturity_days, args.sampler, args.steps, model.denoiser.schedule.T)
     t0 = time.time()
     kw = {"sampler": args.sampler, "steps": args.steps, "progress": not args.quiet}
     need_train = args.strategy != "delta"

@@ -44,17 +44,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from findiffusion.commands.common import require
-    from findiffusion.model import _check_sample_args
     from findiffusion.report import build_report
+    from findiffusion.sampling import check_sample_args
 
     require(args.length > 20, f"--length must be more than 20 days (the ACF uses lags 1-20), got {args.length}")
     require(args.n >= 20, f"--n must be at least 20 windows, got {args.n}")
     out = output_dir(args.out)
-    _check_sample_args(args.n, args.length, args.sampler, None, None)
+    check_sample_args(args.n, args.length, args.sampler, None, None)
     t0 = time.time()
     returns, _ = load_data(args)
     model = load_model(args)
-    _check_sample_args(args.n, args.length, args.sampler, args.steps, model.denoiser.schedule.T)
+    check_sample_args(args.n, args.length, args.sampler, args.steps, model.denoiser.schedule.T)
     rep = build_report(model, returns, n=args.n, length=args.length, seed=args.seed, sampler=args.sampler,
                        steps=args.steps, train_end=args.train_end, baselines=not args.no_baselines, gjr=args.gjr,
                        disc_seeds=() if args.no_disc else tuple(args.disc_seeds), progress=not args.quiet)

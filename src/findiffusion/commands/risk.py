@@ -45,14 +45,14 @@ def run(args: argparse.Namespace) -> int:
 
     from findiffusion.errors import InputError
     from findiffusion.files import atomic_write_text
-    from findiffusion.model import _check_sample_args
     from findiffusion.risk import _check_level, risk_report
+    from findiffusion.sampling import check_sample_args
 
     for lv in args.level:
         _check_level(lv)
     require(len(args.level) > 0, "--level needs at least one confidence level, e.g. 0.99")
     require(max(args.horizon) <= 2520, f"--horizon {max(args.horizon)} is over 10 years of days; use at most 2520")
-    _check_sample_args(args.n, max(args.horizon), args.sampler, None, 1)
+    check_sample_args(args.n, max(args.horizon), args.sampler, None, 1)
     output_dir(args.out)
     returns, info = load_data(args)
     if args.as_of:
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         returns = returns.loc[:as_of]
         require(len(returns) > 0, f"no data on or before --as-of {args.as_of} (the data starts {info.start})")
     model = load_model(args)
-    _check_sample_args(args.n, max(args.horizon), args.sampler, args.steps, model.denoiser.schedule.T)
+    check_sample_args(args.n, max(args.horizon), args.sampler, args.steps, model.denoiser.schedule.T)
     idx = returns.index[-1]
     label = str(idx.date()) if isinstance(returns.index, pd.DatetimeIndex) else f"row {len(returns)}"
     rep = risk_report(model, returns.to_numpy()[-model.context_days:], args.level, args.horizon,

@@ -34,13 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from findiffusion.files import check_output_path, write_array
-    from findiffusion.model import _check_sample_args
+    from findiffusion.sampling import check_sample_args
 
     out = check_output_path(args.out)
-    _check_sample_args(args.n, args.length, args.sampler, args.steps, None)  # fail fast, before loading
+    check_sample_args(args.n, args.length, args.sampler, args.steps, None)  # fail fast, before loading
     model = load_model(args)
     length = model.window if args.length is None else args.length
-    _check_sample_args(args.n, length, args.sampler, args.steps, model.denoiser.schedule.T)
+    check_sample_args(args.n, length, args.sampler, args.steps, model.denoiser.schedule.T)
     t0 = time.time()
     kw = {"sampler": args.sampler, "steps": args.steps, "seed": args.seed, "progress": not args.quiet}
     if args.prices:
