@@ -17,7 +17,9 @@ variances from the training filter, k and g applied) and as many training window
 * with ``--price`` (Heston only), 21- and 63-day European prices on the same windows against the stationary
   Heston price of bench/pricing.py (conditional martingale correction, r = 3 %), decoded with the model's g
   and with g refitted (eq. (5)) on the first P days of the windows only, P in ``--first-days``: what a
-  calibration by day of the window would change at short maturities (k kept).
+  calibration by day of the window would change at short maturities (k kept); and with the model's g times one
+  factor per start-state group that matches E z^2 over the first 63 days to the training windows': what a
+  calibration by start state would change.
 
     .venv/bin/python bench/residual_profile.py --market heston --years 10000 \
         --model bench/out/pricing/model-heston-default-steps16000-asym1-window128-10000y-9c596694
@@ -135,13 +137,18 @@ def main(argv: list[str] | None = None) -> int:
               + "; ".join(f"{h} days {sum_ratio(fresh[True][:, :h]):.3f} with the -v/2 drift, "
                           f"{sum_ratio(fresh[False][:, :h]):.3f} without" for h in hs))
     if a.price:
-        _price_table(model, u, var0, [int(x) for x in a.first_days.split(",")], r_model)
+        start = ((gm, gt), (z_m, z_t), len(names))
+        _price_table(model, u, var0, [int(x) for x in a.first_days.split(",")], r_model, start)
     return 0
 
 
-def _price_table(model, u: np.ndarray, var0: np.ndarray, firsts: list[int], r_model: np.ndarray) -> None:
-    """Relative errors (%) of 21/63-day prices on the windows decoded with the model's g and with g refitted on
-    the first P days, against the stationary Heston price. Shape: u (n, L), var0 (n,)."""
+def _price_table(model, u: np.ndarray, var0: np.ndarray, firsts: list[int], r_model: np.ndarray,
+                 start: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], int]) -> None:
+    """Relative errors (%) of 21/63-day prices on the windows decoded with the model's g, with g refitted on
+    the first P days, and with the model's g times a factor by start-state group, c_j = sqrt(E z^2 training /
+    E z^2 model) over the first 63 days of group j's windows (``start``: the groups of the model and training
+    windows, their residuals, the number of groups), against the stationary Heston price.
+    Shape: u (n, L), var0 (n,)."""
     from findiffusion.calibration import fit_state_factors
     from findiffusion.pricing import price_paths
 
@@ -159,6 +166,12 @@ def _price_table(model, u: np.ndarray, var0: np.ndarray, firsts: list[int], r_mo
         g = fit_state_factors(model, model.transform.inverse(u[:, :first]), var0)  # eq. (5) on days [0, P)
         variants.append((f"first {first} days: {np.round(g, 3).tolist()}",
                          f.unfilter(model.transform.inverse(k_res * u), var0, g)))
+    (gm, gt), (z_m, z_t), n_groups = start
+    h = max(mats)
+    c = np.array([np.sqrt(np.mean(z_t[gt == j, :h] ** 2) / np.mean(z_m[gm == j, :h] ** 2)) for j in range(n_groups)])
+    z = model.transform.inverse(k_res * u) * c[gm][:, None]  # (n, L): every day of a window scaled by c of its group
+    variants.append((f"model's g, start-state factors {np.round(c, 3).tolist()}",
+                     f.unfilter(z, var0, model.factor_rows(u.shape[-1]))))
     for name, r in variants:
         t = price_paths(r[:, :max(mats)], s0=100.0, strikes=strikes, maturities_days=mats, rate=0.03, greeks=False,
                         correction="conditional").table.set_index(["option", "strike", "maturity_days"])
