@@ -19,7 +19,8 @@ variances from the training filter, k and g applied) and as many training window
   and with g refitted (eq. (5)) on the first P days of the windows only, P in ``--first-days``: what a
   calibration by day of the window would change at short maturities (k kept); and with the model's g times one
   factor per start-state group that matches E z^2 over the first 63 days to the training windows': what a
-  calibration by start state would change.
+  calibration by start state would change; and with one such factor per start-state group and day range (the
+  ranges of the tables).
 
     .venv/bin/python bench/residual_profile.py --market heston --years 10000 \
         --model bench/out/pricing/model-heston-default-steps16000-asym1-window128-10000y-9c596694
@@ -171,6 +172,13 @@ def _price_table(model, u: np.ndarray, var0: np.ndarray, firsts: list[int], r_mo
     c = np.array([np.sqrt(np.mean(z_t[gt == j, :h] ** 2) / np.mean(z_m[gm == j, :h] ** 2)) for j in range(n_groups)])
     z = model.transform.inverse(k_res * u) * c[gm][:, None]  # (n, L): every day of a window scaled by c of its group
     variants.append((f"model's g, start-state factors {np.round(c, 3).tolist()}",
+                     f.unfilter(z, var0, model.factor_rows(u.shape[-1]))))
+    segs = segments(u.shape[-1])  # day ranges 1-5, 6-21, 22-63, the rest
+    cs = np.array([[np.sqrt(np.mean(z_t[gt == j, x:y] ** 2) / np.mean(z_m[gm == j, x:y] ** 2)) for x, y in segs]
+                   for j in range(n_groups)])  # (groups, ranges)
+    day_seg = np.concatenate([np.full(y - x, i) for i, (x, y) in enumerate(segs)])  # (L,) range of each day
+    z = model.transform.inverse(k_res * u) * cs[gm][:, day_seg]  # (n, L): c of the window's group and the day's range
+    variants.append((f"model's g, factors by start state and day range (top group {np.round(cs[-1], 3).tolist()})",
                      f.unfilter(z, var0, model.factor_rows(u.shape[-1]))))
     for name, r in variants:
         t = price_paths(r[:, :max(mats)], s0=100.0, strikes=strikes, maturities_days=mats, rate=0.03, greeks=False,
