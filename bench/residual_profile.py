@@ -138,18 +138,25 @@ def main(argv: list[str] | None = None) -> int:
               + "; ".join(f"{h} days {sum_ratio(fresh[True][:, :h]):.3f} with the -v/2 drift, "
                           f"{sum_ratio(fresh[False][:, :h]):.3f} without" for h in hs))
     if a.price:
-        start = ((gm, gt), (z_m, z_t), len(names))
-        _price_table(model, u, var0, [int(x) for x in a.first_days.split(",")], r_model, start)
+        _price_table(model, u, var0, [int(x) for x in a.first_days.split(",")], r_model, gm=gm, gt=gt, z_m=z_m, z_t=z_t)
     return 0
 
 
-def _price_table(model, u: np.ndarray, var0: np.ndarray, firsts: list[int], r_model: np.ndarray,
-                 start: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], int]) -> None:
+def _start_factors(z_m: np.ndarray, z_t: np.ndarray, gm: np.ndarray, gt: np.ndarray,
+                   ranges: list[tuple[int, int]]) -> np.ndarray:
+    """Residual factors by start-state group and day range, c = sqrt(E z^2 training / E z^2 model) over the days
+    [a, b) of each range of the group's windows. Shape: z_m, z_t (n, L), gm, gt (n,) -> (groups, ranges)."""
+    return np.array([[np.sqrt(np.mean(z_t[gt == j, x:y] ** 2) / np.mean(z_m[gm == j, x:y] ** 2)) for x, y in ranges]
+                     for j in range(len(GROUPS) + 1)])
+
+
+def _price_table(model, u: np.ndarray, var0: np.ndarray, firsts: list[int], r_model: np.ndarray, *,
+                 gm: np.ndarray, gt: np.ndarray, z_m: np.ndarray, z_t: np.ndarray) -> None:
     """Relative errors (%) of 21/63-day prices on the windows decoded with the model's g, with g refitted on
-    the first P days, and with the model's g times a factor by start-state group, c_j = sqrt(E z^2 training /
-    E z^2 model) over the first 63 days of group j's windows (``start``: the groups of the model and training
-    windows, their residuals, the number of groups), against the stationary Heston price.
-    Shape: u (n, L), var0 (n,)."""
+    the first P days, and with the model's g times factors by start-state group (:func:`_start_factors`; over the
+    first 63 days, then by the day ranges of :func:`segments`), against the stationary Heston price.
+    gm, gt: start-state groups of the model and training windows; z_m, z_t: their residuals.
+    Shape: u (n, L), var0 (n,), gm, gt (n,), z_m, z_t (n, L)."""
     from findiffusion.calibration import fit_state_factors
     from findiffusion.pricing import price_paths
 
@@ -162,24 +169,21 @@ def _price_table(model, u: np.ndarray, var0: np.ndarray, firsts: list[int], r_mo
     print("| g | " + " | ".join(f"{o[0]}{k:.0f}/{h}" for o, k, h in contracts) + " |")
     print("|---" * (len(contracts) + 1) + "|")
     k_res, f = model.residual_scale, model.vol_filter
+    z0 = model.transform.inverse(k_res * u)  # (n, L): the generated residuals before any state factor
     variants = [("model's g", r_model)]
     for first in firsts:
         g = fit_state_factors(model, model.transform.inverse(u[:, :first]), var0)  # eq. (5) on days [0, P)
         variants.append((f"first {first} days: {np.round(g, 3).tolist()}",
-                         f.unfilter(model.transform.inverse(k_res * u), var0, g)))
-    (gm, gt), (z_m, z_t), n_groups = start
-    h = max(mats)
-    c = np.array([np.sqrt(np.mean(z_t[gt == j, :h] ** 2) / np.mean(z_m[gm == j, :h] ** 2)) for j in range(n_groups)])
-    z = model.transform.inverse(k_res * u) * c[gm][:, None]  # (n, L): every day of a window scaled by c of its group
+                         f.unfilter(z0, var0, g)))
+    g_rows = model.factor_rows(u.shape[-1])  # (L, bins): the model's own g
+    c = _start_factors(z_m, z_t, gm, gt, [(0, max(mats))])[:, 0]  # (groups,): fitted on days 1-63
     variants.append((f"model's g, start-state factors {np.round(c, 3).tolist()}",
-                     f.unfilter(z, var0, model.factor_rows(u.shape[-1]))))
+                     f.unfilter(z0 * c[gm][:, None], var0, g_rows)))  # every day of a window scaled by its group's c
     segs = segments(u.shape[-1])  # day ranges 1-5, 6-21, 22-63, the rest
-    cs = np.array([[np.sqrt(np.mean(z_t[gt == j, x:y] ** 2) / np.mean(z_m[gm == j, x:y] ** 2)) for x, y in segs]
-                   for j in range(n_groups)])  # (groups, ranges)
+    c = _start_factors(z_m, z_t, gm, gt, segs)  # (groups, ranges)
     day_seg = np.concatenate([np.full(y - x, i) for i, (x, y) in enumerate(segs)])  # (L,) range of each day
-    z = model.transform.inverse(k_res * u) * cs[gm][:, day_seg]  # (n, L): c of the window's group and the day's range
-    variants.append((f"model's g, factors by start state and day range (top group {np.round(cs[-1], 3).tolist()})",
-                     f.unfilter(z, var0, model.factor_rows(u.shape[-1]))))
+    variants.append((f"model's g, factors by start state and day range (top group {np.round(c[-1], 3).tolist()})",
+                     f.unfilter(z0 * c[gm][:, day_seg], var0, g_rows)))  # c of the window's group and the day's range
     for name, r in variants:
         t = price_paths(r[:, :max(mats)], s0=100.0, strikes=strikes, maturities_days=mats, rate=0.03, greeks=False,
                         correction="conditional").table.set_index(["option", "strike", "maturity_days"])
