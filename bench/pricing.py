@@ -333,6 +333,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="re-estimate the models' residual calibration with one set of state factors g for a window's "
                          "first stitch_context days and one for the rest (DiffusionModel.calibrate(by_position=True); "
                          "in memory, the cached model is not changed)")
+    ap.add_argument("--calibrate-by-start", action="store_true",
+                    help="re-estimate the models' residual calibration with the factors c of eq. (7) by start state "
+                         "and day range of a window, targets from the training series "
+                         "(DiffusionModel.calibrate(by_start=True); in memory, the cached model is not changed)")
     ap.add_argument("--window", type=int, default=None,
                     help="the fitted models' window in days (default 64); the network's dilations grow to span it "
                          "and the stitching context is half of it")
@@ -381,18 +385,24 @@ def main(argv: list[str] | None = None) -> int:
                                progress=not a.quick)
         return res, time.time() - t0
 
-    def recalibrated(model, how: str) -> str:  # --calibrate-by-position: g for a window's first days and the rest
-        if not a.calibrate_by_position:
+    def recalibrated(model, how: str, kind: str) -> str:  # --calibrate-by-position / --calibrate-by-start
+        if not (a.calibrate_by_position or a.calibrate_by_start):
             return how
         t0, n_cal = time.time(), model.calibration_windows or model.config.calibration_windows
-        model.calibrate(n_cal, seed=model.config.seed, by_position=True, progress=not a.quick)
+        returns = training_returns(kind, a.years) if a.calibrate_by_start else None  # the targets of eq. (7)
+        model.calibrate(n_cal, seed=model.config.seed, by_position=a.calibrate_by_position,
+                        by_start=a.calibrate_by_start, returns=returns, progress=not a.quick)
         fmt = lambda g: "/".join(f"{v:.3f}" for v in g or ())  # noqa: E731
-        return (f"{how}; recalibrated by position on {n_cal} windows in {time.time() - t0:.0f} s (k "
-                f"{model.residual_scale:.4f}, g {fmt(model.state_factors)}, g_late {fmt(model.state_factors_late)})")
+        ways = " and ".join(w for w, on in (("position", a.calibrate_by_position), ("start state", a.calibrate_by_start))
+                            if on)
+        c = "" if model.start_factors is None else ", c " + "; ".join(fmt(row) for row in model.start_factors)
+        return (f"{how}; recalibrated by {ways} on {n_cal} windows in {time.time() - t0:.0f} s (k "
+                f"{model.residual_scale:.4f}, g {fmt(model.state_factors)}, g_late {fmt(model.state_factors_late)}, "
+                f"k_s {model.stitch_scale or 1:.4f}{c})")
 
     if a.only in (None, "gbm"):
         model, how = _model("gbm", a.gbm_model, a.quick, out, a.years, a.device, **settings)
-        how = recalibrated(model, how)
+        how = recalibrated(model, how, "gbm")
         print(f"\n(a) GBM sigma=20 %: model {how}; sampler", *model.resolve_sampler(a.sampler, steps))
         res, t_s = priced(model)
         res.plot(out / "smile-gbm.png")
@@ -439,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
             print(_table(vr, ["correction", "K", "days", "se_plain", "se_antithetic", "var_ratio"]))
     if a.only in (None, "heston"):
         model, how = _model("heston", a.heston_model, a.quick, out, a.years, a.device, **settings)
-        how = recalibrated(model, how)
+        how = recalibrated(model, how, "heston")
         p = HESTON
         print(f"\n(b) Heston kappa={p['kappa']} theta={p['theta']} xi={p['xi']} rho={p['rho']}: model {how}; "
               "sampler", *model.resolve_sampler(a.sampler, steps))

@@ -213,3 +213,140 @@ def test_calibration_by_position_fits_a_window_s_first_days_and_the_rest_apart(t
         from findiffusion.calibration import fit_state_factors
 
         fit_state_factors(model, z, var0, split=L)
+
+
+def test_start_targets_are_the_training_windows_e_z2_by_start_group_and_day_range(tmp_path):
+    """start_targets (eq. (7)) by cumulative sums = a brute-force loop over every window of a GARCH series (each
+    window filtered from its own start variance, grouped by it); a filter whose variance does not move has one
+    group; too short a series is refused."""
+    from findiffusion.calibration import START_QUANTILES, start_targets
+
+    model = _filter_model(tmp_path)
+    f, L = model.vol_filter, model.window
+    rng, r, v = np.random.default_rng(4), [], 1e-4
+    for _ in range(3000):  # GARCH(1,1) with t(5) shocks: clustering, so the start groups differ
+        x = np.sqrt(v) * rng.standard_t(5) / np.sqrt(5 / 3)
+        r.append(x)
+        v = 1e-6 + 0.1 * x ** 2 + 0.88 * v
+    r = np.asarray(r)
+    t = start_targets(model, r)
+    _, s2 = f.filter(r)
+    v0 = s2[: len(r) - L + 1] / f.var
+    np.testing.assert_allclose(t.edges, np.quantile(v0, START_QUANTILES))
+    assert t.cuts == (5, 21) and t.shape == (6, 3)  # 32-day windows: days 1-5, 6-21, 22-32
+    sums, counts = np.zeros(t.shape), np.zeros(t.shape)
+    for s in range(len(r) - L + 1):
+        z, _ = f.filter(r[s:s + L], s2[s])  # the window's residuals from its own start variance
+        j = np.sum(v0[s] >= np.asarray(t.edges))
+        for i, (a, b) in enumerate([(0, 5), (5, 21), (21, L)]):
+            sums[j, i] += np.sum(z[a:b] ** 2)
+            counts[j, i] += b - a
+    np.testing.assert_allclose(t.z2, sums / counts, rtol=1e-9)
+    assert np.ptp(np.asarray(t.z2)[:, 0]) > 0.1  # the test data makes the groups differ
+    flat = dataclasses_replace_alpha(model, 0.0)
+    assert start_targets(flat, r).shape == (1, 3)  # constant variance: every start in one group
+    with pytest.raises(InputError, match="two windows"):
+        start_targets(model, r[: 2 * L - 1])
+
+
+def dataclasses_replace_alpha(model, alpha: float):
+    """A shallow copy of ``model`` whose filter has reaction ``alpha`` (alpha = 0: a constant variance)."""
+    import copy
+    import dataclasses
+
+    out = copy.copy(model)
+    out.vol_filter = dataclasses.replace(model.vol_filter, alpha=alpha)
+    return out
+
+
+def test_calibration_by_start_matches_the_targets_by_start_state_and_day_range(tmp_path):
+    """An oracle network 1.4 times too wide on days 1-5 after calm starts (state < 0): calibrate(by_start=True) makes
+    fresh draws' E z^2 match the training targets in every start group and day range (without it the calm groups'
+    first days are far off); decoding applies c by hand-checked rule, sample() tracks the same states, stitched days
+    and conditional draws see no c, and the factors survive save/load."""
+    import torch
+
+    model = _exact_filter_model(tmp_path, 1.0)
+    L, f = model.window, model.vol_filter
+    inner = model._generate
+
+    def oracle(*a, **kw):  # a[4]: the context (None for a path's first window); kw["state"]: 0.5 log(s2 / v)
+        x = inner(*a, **kw)
+        if a[4] is None:
+            x = x * (1 + 0.4 * (kw["state"] < 0).float()[:, None] * (torch.arange(L) < 5).float()[None])
+        return x
+
+    model._generate = oracle
+    r = np.random.default_rng(7).normal(0, 0.01, 6000)  # training returns for the targets (i.i.d.: z^2 by start
+    with pytest.raises(InputError, match="start-state targets"):  # state differs through the filter only)
+        model.start_targets = None
+        model.calibrate(500, seed=1, sampler="ddim", steps=10, by_start=True)
+
+    def z2_table(model) -> np.ndarray:  # E z^2 of fresh decoded draws per start group and day range
+        gen = torch.Generator().manual_seed(11)
+        var0 = model.start_variance(3000, gen)
+        u = model.sample_model_space(3000, L, var=var0, sampler="ddim", steps=10, generator=gen)
+        z, _ = f.filter(model.decode_generated(u, var0, sampler="ddim", steps=10), var0)
+        t = model.start_targets
+        grp, rng = t.group(var0 / f.var), t.day_range(L)
+        return np.array([[np.mean(z[grp == j][:, rng == i] ** 2) for i in range(t.shape[1])]
+                         for j in range(t.shape[0])])
+
+    model.calibrate(3000, seed=1, sampler="ddim", steps=10, returns=r)  # targets stored, no c
+    assert model.start_factors is None and model.start_targets.shape == (6, 3)
+    target = np.asarray(model.start_targets.z2)
+    off = z2_table(model)
+    model.calibrate(3000, seed=1, sampler="ddim", steps=10, by_start=True)
+    on = z2_table(model)
+    np.testing.assert_allclose(on, target, rtol=0.06)
+    assert np.max(np.abs(off / target - 1)) > 0.3  # the calm groups' first days, uncalibrated by start
+    c = np.asarray(model.start_factors)
+    assert np.all(c[:2, 0] < 0.85) and np.all(np.abs(c[-2:] - 1) < 0.1)  # narrowed where the oracle was wide
+    # decoding by hand: c of the start group and day range on the first window, g of the day's bin, eq. (3)
+    gen = torch.Generator().manual_seed(3)
+    var_d = var0 = model.start_variance(60, gen)
+    u = model.sample_model_space(60, L + 8, var=var0, sampler="ddim", steps=10, generator=gen)
+    grp, rng = model.start_targets.group(var0 / f.var), model.start_targets.day_range(L)
+    mult = np.concatenate([c[grp][:, rng], np.ones((60, 8))], axis=1)  # (60, L + 8): no c on the stitched days
+    scale = np.r_[np.ones(L), np.full(8, model.stitch_scale)] * model.residual_scale
+    z, v, expect, g = model.transform.inverse(scale * u) * mult, var0.copy(), [], np.asarray(model.state_factors)
+    for t in range(L + 8):
+        zt = z[:, t] * g[f.state_bin(v)]
+        expect.append(f.mean_return(v) + np.sqrt(v) * zt)
+        v = f._next_var(v, zt)
+    decoded = model.decode_generated(u, var0, sampler="ddim", steps=10)
+    np.testing.assert_allclose(decoded, np.stack(expect, 1), rtol=1e-12)
+    # sample() tracks those states chunk by chunk, and draws the same paths decode_generated gives
+    states = []
+    model.denoiser.network.register_forward_hook(lambda mod, args, out: states.append(args[0][:, 3, 0].clone()))
+    gen = torch.Generator().manual_seed(5)
+    var0 = model.start_variance(40, gen)
+    r_s = model.sample(40, L + 8, sampler="ddim", steps=10, seed=5)
+    _, s2 = f.filter(r_s, var0)
+    C = model.config.stitch_context
+    np.testing.assert_allclose(states[-1].numpy(), f.state(s2[:, L - C]), rtol=1e-5)  # the stitched chunk's start
+    # other samplers and real contexts: no c
+    assert model.start_rows(var0, L, "ddim", 11) is None and model.start_rows(var0, L, "ddim", 10, conditional=True) is None
+    ctx = np.random.default_rng(0).normal(0, 0.01, 300)
+    a = model.sample(10, 20, sampler="ddim", steps=10, seed=4, context=ctx)
+    c_saved, model.start_factors = model.start_factors, None
+    np.testing.assert_array_equal(a, model.sample(10, 20, sampler="ddim", steps=10, seed=4, context=ctx))
+    model.start_factors = c_saved
+    # saved and reloaded; factors without targets, or of the wrong shape, are a bad file
+    model.save(tmp_path / "c")
+    back = load(tmp_path / "c")
+    assert back.start_factors == model.start_factors and back.start_targets == model.start_targets
+    np.testing.assert_array_equal(back.decode_generated(u, var_d, sampler="ddim", steps=10), decoded)
+    meta = json.loads((tmp_path / "c" / "model.json").read_text())
+    for bad in ({"start_targets": None}, {"start_factors": [[1.0, 1.0]]}, {"start_factors": [[0.0] * 3] * 6}):
+        (tmp_path / "c" / "model.json").write_text(json.dumps({**meta, **bad}))
+        with pytest.raises(ModelFileError, match="start_factors"):
+            load(tmp_path / "c")
+    (tmp_path / "c" / "model.json").write_text(json.dumps({**meta, "start_targets": {"edges": [2.0, 1.0]}}))
+    with pytest.raises(ModelFileError, match="start targets"):
+        load(tmp_path / "c")
+    for key in ("start_targets", "start_factors"):  # a file written before eq. (7)
+        del meta[key]
+    (tmp_path / "c" / "model.json").write_text(json.dumps(meta))
+    old = load(tmp_path / "c")
+    assert old.start_targets is None and old.start_factors is None and old.start_rows(var0, L, "ddim", 10) is None

@@ -218,6 +218,22 @@ def test_calibrate_re_estimates_k_and_g_in_place(tmp_path, capsys):
     ref.calibrate(300, seed=5, by_position=True)
     assert code == 0 and got.state_factors_late == ref.state_factors_late is not None
     assert got.state_factors == ref.state_factors and "g_late " in out.splitlines()[1]
+    # --by-start: c of eq. (7) from the targets the fit stored; --data recomputes them from the training series
+    code, out, _ = _run(capsys, "calibrate", "--model", str(d), "--windows", "300", "--seed", "5", "--by-start",
+                        "--quiet")
+    got, ref = fd.load(d), fd.load(d)
+    ref.calibrate(300, seed=5, by_start=True)
+    assert code == 0 and got.start_factors == ref.start_factors is not None and "  c " in out.splitlines()[1]
+    _one_line_error(*_run(capsys, "calibrate", "--model", str(d), "--data", "sp500")[::2], "--by-start")
+    meta = json.loads((d / "model.json").read_text())
+    stored = meta.pop("start_targets")
+    del meta["start_factors"]
+    (d / "model.json").write_text(json.dumps(meta))  # a model fitted before the targets were stored
+    _one_line_error(*_run(capsys, "calibrate", "--model", str(d), "--by-start")[::2], "--data")
+    code, out, _ = _run(capsys, "calibrate", "--model", str(d), "--windows", "300", "--seed", "5", "--by-start",
+                        "--data", "sp500", "--end", str(r.index[1499].date()), "--quiet")
+    assert code == 0 and json.loads((d / "model.json").read_text())["start_targets"] == stored
+    assert fd.load(d).start_factors == got.start_factors
 
     _one_line_error(*_run(capsys, "calibrate", "--model", str(d), "--windows", "0")[::2], "--windows")
     _one_line_error(*_run(capsys, "calibrate", "--model", str(d), "--sampler", "warp")[::2], "warp")

@@ -13,7 +13,8 @@ Quick start::
 from findiffusion.config import from_dict, from_json, to_dict, to_json
 from findiffusion.data import ReturnTransform, load_series, make_windows
 from findiffusion.errors import InputError, ModelFileError
-from findiffusion.model import DiffusionModel, load, returns_to_prices
+from findiffusion.model import DiffusionModel, returns_to_prices
+from findiffusion.modelfile import load
 from findiffusion.schedules import NoiseSchedule, ScheduleConfig
 from findiffusion.training import FitConfig, TrainConfig, fit
 

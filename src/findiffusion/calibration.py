@@ -48,6 +48,20 @@ pooled over all days averages the two errors. With ``by_position`` (5) is solved
 ``stitch_context`` days of a window (g) and for the rest (g_late); g_late also scales the days of stitched
 chunks, which are the same positions of their windows.
 
+**By start state and day range** (``by_start``, off by default). Short-dated options see a window's first days
+and mostly through its start state, and the network's residual width there depends on both: on the 128-day Heston
+model, after the 5 % most volatile starts, E z^2 of days 6-63 was 3-4 % below the training windows' while g, pooled
+over all days, put it right on average (bench/residual_profile.py). With ``by_start``, after k and g, the first
+window of an unconditional path gets one more factor per start-state group j (quantiles ``START_QUANTILES`` of the
+training start variances) and day range i (days 1-5, 6-21, 22-63, 64-L: ``START_CUTS``),
+
+(7)  z_t -> c_{j(sigma^2_0), i(t)} z_t,   c such that E[z_t^2 | j, i] = E_train[z_t^2 | j, i],
+
+by fixed-point iteration with k and g held (each pass re-runs (3)). The targets are the training residuals of every
+window of the training series, grouped by the filter variance on its first day (:func:`start_targets`: fitted with
+the model, or computed from the training returns passed to :func:`calibrate`). Stitched chunks and draws from a real
+context get no c; k_s (6) is then estimated on chunks that follow c-scaled windows.
+
 k, g and k_s are estimates from a sample of windows, and their error does not average out over paths: every
 path of the model carries it. Its spread falls as 1 / sqrt(n_windows). With 4000 windows it moved
 out-of-the-money Heston prices by 1-3 % (sd); hence 20 000 by default (bench/calibration_noise.py).
@@ -59,7 +73,8 @@ The functions here take the model; :class:`~findiffusion.model.DiffusionModel` e
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -73,10 +88,113 @@ if TYPE_CHECKING:
 STATE_ITERS, STATE_MIN_DAYS, STATE_RANGE = 12, 100, (0.5, 2.0)
 #: the range k of eq. (4) is searched in (a barely trained network can fall outside it), and that of k_s (6)
 SCALE_RANGE, STITCH_RANGE = (0.25, 4.0), (0.5, 2.0)
+#: start-state groups (quantiles of the training start variances) and day-range cuts of eq. (7)
+START_QUANTILES, START_CUTS = (0.2, 0.4, 0.6, 0.8, 0.95), (5, 21, 63)
+
+
+@dataclass(frozen=True)
+class StartTargets:
+    """Training E z^2 by start-state group and day range of a window, the targets of eq. (7).
+
+    Attributes:
+        edges: interior edges of the start-state groups, start variance sigma^2_0 in units of the filter's long-run
+            variance v (group j holds edges[j-1] <= sigma^2_0 / v < edges[j]).
+        cuts: interior day cuts of the ranges (range i holds days cuts[i-1] <= t < cuts[i], 0-based).
+        z2: E z^2 of the training residuals per group and range. Shape: (groups, ranges).
+    """
+
+    edges: tuple[float, ...]
+    cuts: tuple[int, ...]
+    z2: tuple[tuple[float, ...], ...]
+
+    def __post_init__(self) -> None:
+        ok = (all(math.isfinite(e) and e > 0 for e in self.edges) and list(self.edges) == sorted(set(self.edges))
+              and all(isinstance(c, int) and c > 0 for c in self.cuts) and list(self.cuts) == sorted(set(self.cuts))
+              and len(self.z2) == len(self.edges) + 1
+              and all(len(row) == len(self.cuts) + 1 and all(math.isfinite(v) and v > 0 for v in row)
+                      for row in self.z2))
+        if not ok:
+            raise InputError("start targets need increasing positive edges and cuts and one positive E z^2 per "
+                             f"group and range, got edges {self.edges}, cuts {self.cuts}, z2 {self.z2}")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(groups, ranges)."""
+        return len(self.edges) + 1, len(self.cuts) + 1
+
+    def group(self, var0_over_v: np.ndarray) -> np.ndarray:
+        """Start-state group of start variances in units of v. Shape: any -> the same (ints)."""
+        return np.searchsorted(np.asarray(self.edges, dtype=float), np.asarray(var0_over_v, dtype=float), side="right")
+
+    def day_range(self, days: int) -> np.ndarray:
+        """Day range of each day 0 .. days - 1. Shape: (days,)."""
+        return np.searchsorted(np.asarray(self.cuts), np.arange(days), side="right")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"edges": list(self.edges), "cuts": list(self.cuts), "z2": [list(row) for row in self.z2]}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> StartTargets:
+        """From :meth:`to_dict`'s form. Raises InputError on anything else."""
+        try:
+            return cls(tuple(float(v) for v in d["edges"]), tuple(int(v) for v in d["cuts"]),
+                       tuple(tuple(float(v) for v in row) for row in d["z2"]))
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f"start targets must be {{'edges', 'cuts', 'z2'}} lists, got {d!r}") from None
+
+
+def start_targets(model: DiffusionModel, returns: np.ndarray, quantiles: tuple[float, ...] = START_QUANTILES,
+                  cuts: tuple[int, ...] = START_CUTS) -> StartTargets:
+    """The targets of eq. (7) from the training returns: the model's filter run over the whole series gives the
+    residuals z_t and variances sigma^2_t; every window start s (s = 0 .. T - L, as in training) is grouped by
+    sigma^2_s / v at ``quantiles`` of those start variances (tied or empty groups merged: one group when the variance
+    does not move), and E z^2 is averaged over the days s + a .. s + b - 1
+    of each range [a, b) (cuts beyond the window dropped) of the group's windows (exact, by cumulative sums).
+
+    Raises:
+        InputError: no active filter, or a series shorter than two windows. Shape: returns (T,).
+    """
+    f, L = model.vol_filter, model.window
+    if not f.active:
+        raise InputError("start-state targets need a model with a volatility filter")
+    r = np.asarray(returns, dtype=float).ravel()
+    if len(r) < 2 * L or not np.isfinite(r).all():
+        raise InputError(f"start-state targets need at least {2 * L} finite training returns (two windows), "
+                         f"got {len(r)}; pass the series the model was fitted on")
+    z, s2 = f.filter(r)  # (T,), (T + 1,)
+    n = len(r) - L + 1  # window starts
+    v0 = s2[:n] / f.var  # (n,) start variance of every window, units of v
+    edges = list(np.unique(np.quantile(v0, quantiles)))  # tied quantiles (a variance that barely moves) merge
+    grp = np.searchsorted(np.asarray(edges), v0, side="right")
+    while empty := [j for j in range(len(edges) + 1) if not np.any(grp == j)]:  # e.g. below the lowest edge
+        edges.pop(min(empty[0], len(edges) - 1))  # merge the empty group into a neighbour
+        grp = np.searchsorted(np.asarray(edges), v0, side="right")  # (n,)
+    bounds = [0, *[c for c in cuts if c < L], L]
+    cum = np.concatenate([[0.0], np.cumsum(z ** 2)])  # (T + 1,)
+    s = np.arange(n)
+    z2 = []
+    for j in range(len(edges) + 1):
+        sj = s[grp == j]
+        z2.append(tuple(float((cum[sj + b] - cum[sj + a]).sum() / (len(sj) * (b - a)))
+                        for a, b in zip(bounds[:-1], bounds[1:], strict=True)))
+    return StartTargets(tuple(float(e) for e in edges), tuple(bounds[1:-1]), tuple(z2))
+
+
+def start_rows(c: np.ndarray | tuple[tuple[float, ...], ...], targets: StartTargets, var0_over_v: np.ndarray,
+               days: int, window: int) -> np.ndarray:
+    """The factor of eq. (7) of every day of unconditional paths with start variances ``var0_over_v`` (units of v):
+    c of the path's start group and the day's range on days 0 .. window - 1, 1 after (stitched chunks).
+    Shape: var0_over_v (n,) -> (n, days)."""
+    c = np.asarray(c, dtype=float)
+    m = np.ones((np.size(var0_over_v), days))  # (n, days)
+    w = min(days, window)
+    m[:, :w] = c[targets.group(np.ravel(var0_over_v))][:, targets.day_range(w)]  # (n, groups->ranges) -> (n, w)
+    return m
 
 
 def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, sampler: str | None = None,
-              steps: int | None = None, progress: bool = False, by_position: bool = False) -> float:
+              steps: int | None = None, progress: bool = False, by_position: bool = False, by_start: bool = False,
+              returns: np.ndarray | None = None) -> float:
     """Set the model's state factors g (eq. (5)), residual scale k (eq. (4)) and stitched-chunk scale k_s
     (eq. (6)) from ``n_windows`` unconditional windows; returns k.
 
@@ -89,10 +207,19 @@ def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, s
     decoding k u and re-filtering for each trial k (exact: one window sees only its start state).
     Models without a volatility filter, or files without M, keep k = 1 and no g or k_s. ``by_position``: g for
     the first ``stitch_context`` days of a window and ``state_factors_late`` for the rest and for stitched chunks.
+    ``by_start``: then the factors c of eq. (7) (``start_factors``) by start state and day range of a window, with
+    the targets ``model.start_targets`` (:func:`start_targets`); ``returns``: the training returns to compute
+    those targets from first (models fitted before they were stored with the fit).
 
     Raises:
-        InputError: ``n_windows`` is not a positive integer.
+        InputError: ``n_windows`` is not a positive integer, or ``by_start`` without targets or ``returns``.
     """
+    if returns is not None:
+        model.start_targets = start_targets(model, returns)
+    if by_start and model.start_targets is None:
+        raise InputError("this model holds no start-state targets (fitted before they were stored): pass the training "
+                         "returns (calibrate(..., returns=r); findiffusion calibrate --by-start --data ...)")
+    model.start_factors = None
     model.residual_scale, model.calibrated_for, model.state_factors, model.stitch_scale = 1.0, None, None, None
     model.state_factors_late = None
     model.history.pop("calibration", None)
@@ -114,13 +241,19 @@ def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, s
     else:
         (k, g), g_late = estimate_calibration(model, u, var0), None
         rows = g
-    # eq. (6): one stitched chunk after each window, given its last stitch_context days and the state (k, g) gives
-    _, s2 = f.filter(f.unfilter(model.transform.inverse(k * u), var0, rows), var0)  # (n, L + 1)
+    z = model.transform.inverse(k * u)  # (n, L), the residuals before state factors
+    c = None
+    if by_start:  # eq. (7), with k and g held
+        c = fit_start_factors(model, z, var0, rows)  # (groups, ranges)
+        z = z * start_rows(c, model.start_targets, var0 / f.var, model.window, model.window)
+    # eq. (6): one stitched chunk after each window, given its last stitch_context days and the state (k, g, c) gives
+    _, s2 = f.filter(f.unfilter(z, var0, rows), var0)  # (n, L + 1)
     u2 = model.sample_model_space(1, model.window - C, context_u=u, var=s2, sampler=sampler,
                                   steps=steps, generator=gen, progress=progress)[:, 0]  # (n, L - C)
     ks = estimate_scale(model, k * u2, s2[:, -1], g if g_late is None else g_late, *STITCH_RANGE)
     model.residual_scale, model.calibrated_for = k, model.resolve_sampler(sampler, steps)
     model.state_factors, model.state_factors_late, model.stitch_scale = g, g_late, ks
+    model.start_factors = None if c is None else tuple(tuple(map(float, row)) for row in c)
     model.history["calibration"] = {"windows": int(n_windows), "seed": int(seed)}
     return k
 
@@ -178,6 +311,30 @@ def fit_state_factors(model: DiffusionModel, z: np.ndarray, var0: np.ndarray,
                     g[i, j] *= math.sqrt(target[j] / np.mean(zi[bi == j] ** 2))
         g = np.clip(g, *STATE_RANGE)
     return g[0] if split is None else g
+
+
+def fit_start_factors(model: DiffusionModel, z: np.ndarray, var0: np.ndarray,
+                      g: np.ndarray | tuple[float, ...] | None) -> np.ndarray:
+    """c of eq. (7) for generated residual windows z (k applied) with start variances var0 and state factors g
+    (Shape (bins,) or (L, bins)), by fixed-point iteration: c_ji <- c_ji sqrt(target_ji / E[z^2 | group j, range i])
+    on the residuals decoded with g and c (each pass re-runs (3), since c moves the states and so g's bins).
+    Shape: z (n, L), var0 (n,) -> (groups, ranges)."""
+    f, t = model.vol_filter, model.start_targets
+    if t is None:
+        raise InputError("eq. (7) needs start-state targets: calibrate(..., returns=training returns)")
+    target = np.asarray(t.z2)  # (groups, ranges)
+    grp, rng = t.group(np.asarray(var0) / f.var), t.day_range(z.shape[-1])  # (n,), (L,)
+    c = np.ones(t.shape)
+    for _ in range(STATE_ITERS):
+        zz, _ = f.filter(f.unfilter(z * c[grp][:, rng], var0, g), var0)  # the decoded residuals, (n, L)
+        for j in range(t.shape[0]):
+            zj = zz[grp == j]  # (n_j, L)
+            for i in range(t.shape[1]):
+                cell = zj[:, rng == i]
+                if cell.size >= STATE_MIN_DAYS:
+                    c[j, i] *= math.sqrt(target[j, i] / np.mean(cell ** 2))
+        c = np.clip(c, *STATE_RANGE)
+    return c
 
 
 def factor_rows(g: tuple[float, ...] | None, g_late: tuple[float, ...] | None, days: int,

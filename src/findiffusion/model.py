@@ -1,41 +1,25 @@
-"""The fitted model: sampling paths of any length, saving and loading.
+"""The fitted model: encoding and decoding, sampling paths of any length, the residual calibration.
 
-A model directory holds
-
-* ``weights-<hash>.safetensors``: the EMA weights of the network (safetensors, never pickled),
-* ``model.json``: format version, :class:`~findiffusion.training.FitConfig`,
-  the volatility filter and the return transform, a description of the data, training history, and the
-  name and SHA-256 of the weights file.
-
-``model.json`` is written last and atomically and names its weights file, so
-a directory is always either the old model or the new one.
+Saving and loading are in :mod:`findiffusion.modelfile` (``model.save(dir)``, ``findiffusion.load(dir)``).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load as safetensors_load
-from safetensors.torch import save as safetensors_save
 
 from findiffusion import calibration, sampling
-from findiffusion.config import to_dict
 from findiffusion.data import ReturnTransform, SeriesInfo
 from findiffusion.denoiser import Denoiser
-from findiffusion.errors import InputError, ModelFileError
-from findiffusion.files import atomic_write, atomic_write_text
+from findiffusion.errors import InputError
 from findiffusion.progress import progress_bar as _progress
-from findiffusion.sampling import SAMPLERS, SIGMA_GRID_SAMPLERS, SIGMA_MAX, SIGMA_MIN, get_sampler
+from findiffusion.sampling import SIGMA_GRID_SAMPLERS, SIGMA_MAX, SIGMA_MIN, get_sampler
 from findiffusion.volatility import VolatilityFilter
 
-FORMAT_VERSION = 1
 #: guard on the clean estimate in model space (u is ~N(0, 1); 10 sd is far beyond any day seen)
 CLIP_X0 = Denoiser.CLIP
 #: default sampler and steps of models without a volatility filter / with one (see DiffusionModel.default_sampler)
@@ -72,6 +56,11 @@ class DiffusionModel:
             when :meth:`calibrate` ran ``by_position`` (``None``: ``state_factors`` for every day).
         stitch_scale: k_s of eq. (6), a further scale of the stitched chunks of unconditional paths (days
             from the window on) of ``calibrated_for`` (``None``: files written before it, taken as 1).
+        start_targets: training E z^2 by start-state group and day range (:class:`~findiffusion.calibration.StartTargets`,
+            the targets of eq. (7); ``None``: models fitted before they were stored).
+        start_factors: c of eq. (7), one factor per start-state group and day range of ``start_targets``, applied with
+            k and g to the first window of unconditional draws of ``calibrated_for`` (``None``: none; set by
+            ``calibrate(by_start=True)``).
 
     Model space: returns r -> residuals z of the volatility filter -> u = transform(z);
     :meth:`encode` and :meth:`decode` go both ways. Generated values are decoded as k u
@@ -88,7 +77,9 @@ class DiffusionModel:
                  vol_filter: VolatilityFilter | None = None, residual_scale: float = 1.0,
                  calibrated_for: tuple[str, int | None] | None = None,
                  state_factors: tuple[float, ...] | None = None, stitch_scale: float | None = None,
-                 state_factors_late: tuple[float, ...] | None = None) -> None:
+                 state_factors_late: tuple[float, ...] | None = None,
+                 start_targets: calibration.StartTargets | None = None,
+                 start_factors: tuple[tuple[float, ...], ...] | None = None) -> None:
         if not (residual_scale > 0 and math.isfinite(residual_scale)):
             raise InputError(f"residual_scale must be a positive number, got {residual_scale}")
         if stitch_scale is not None and not (stitch_scale > 0 and math.isfinite(stitch_scale)):
@@ -101,6 +92,12 @@ class DiffusionModel:
                                  f"bin of the filter), got {g}")
         if state_factors_late is not None and state_factors is None:
             raise InputError("state_factors_late needs state_factors (the factors of a window's first days)")
+        if start_factors is not None and (start_targets is None or np.shape(start_factors) != start_targets.shape
+                                          or not all(v > 0 and math.isfinite(v) for v in np.ravel(start_factors))):
+            raise InputError("start_factors must be one positive number per start-state group and day range of "
+                             f"start_targets, got {start_factors}")
+        self.start_targets = start_targets
+        self.start_factors = None if start_factors is None else tuple(tuple(map(float, row)) for row in start_factors)
         self.state_factors = None if state_factors is None else tuple(float(v) for v in state_factors)
         self.state_factors_late = None if state_factors_late is None else tuple(float(v) for v in state_factors_late)
         self.residual_scale = float(residual_scale)
@@ -209,25 +206,43 @@ class DiffusionModel:
         g = self.factors_for(sampler, steps, conditional=conditional)
         return calibration.factor_rows(g, self.state_factors_late, days, self.config.stitch_context)
 
+    def start_rows(self, var0: np.ndarray | None, days: int, sampler: str | None = None, steps: int | None = None, *,
+                   conditional: bool = False) -> np.ndarray | None:
+        """c of eq. (7) for each day of unconditional ``days``-day paths that start from variances ``var0``
+        (:func:`findiffusion.calibration.start_rows`); ``None`` without start factors, for draws from a real
+        context and for other samplers than ``calibrated_for``. Shape: var0 (n,) -> (n, days)."""
+        if (conditional or self.start_factors is None or var0 is None or not self.vol_filter.active
+                or not self._calibrated(sampler, steps)):
+            return None
+        return calibration.start_rows(self.start_factors, self.start_targets, np.asarray(var0) / self.vol_filter.var,
+                                      days, self.window)
+
     def decode_generated(self, u: np.ndarray, var0: np.ndarray | float | None = None, *, sampler: str | None = None,
                          steps: int | None = None, conditional: bool = False) -> np.ndarray:
         """Generated model-space values -> returns: the residuals of k u, each day scaled by g of its volatility
         state (eqs. (4), (5)), through the filter from ``var0``; k and g those of the sampler that drew them
         (:meth:`scale_for`, :meth:`factors_for`; ``conditional``: drawn given a real context, no g). Days from
-        the window on of an unconditional path come from stitched chunks and are scaled by k_s as well (eq. (6)).
+        the window on of an unconditional path come from stitched chunks and are scaled by k_s as well (eq. (6)); with
+        start factors, the first window's days by c of the path's start state and the day's range (eq. (7)).
         Shape: (..., T) -> (..., T)."""
         u = np.asarray(u, dtype=float)
         scale = np.full(u.shape[-1], self.scale_for(sampler, steps))  # (T,)
         scale[self.window:] *= self.stitch_scale_for(sampler, steps, conditional=conditional)
         z = self.transform.inverse(scale * u)
+        if u.ndim > 1:  # eq. (7): c by the start state and day of the first window of each path
+            v0 = np.broadcast_to(self.vol_filter.var if var0 is None else np.asarray(var0, dtype=float), u.shape[:-1])
+            m = self.start_rows(v0.ravel(), u.shape[-1], sampler, steps, conditional=conditional)  # (n, T) or None
+            z = z if m is None else z * m.reshape(z.shape)
         return self.vol_filter.unfilter(z, var0, self.factor_rows(u.shape[-1], sampler, steps, conditional=conditional))
 
     def calibrate(self, n_windows: int = 20000, *, seed: int = 0, sampler: str | None = None,
-                  steps: int | None = None, progress: bool = False, by_position: bool = False) -> float:
-        """Set k, g and k_s (eqs. (4)-(6)) from ``n_windows`` unconditional windows of ``sampler``/``steps``
-        (default: the model's own) drawn with ``seed``; returns k. See :func:`findiffusion.calibration.calibrate`."""
+                  steps: int | None = None, progress: bool = False, by_position: bool = False, by_start: bool = False,
+                  returns: np.ndarray | None = None) -> float:
+        """Set k, g and k_s (eqs. (4)-(6)), and with ``by_start`` c (eq. (7)), from ``n_windows`` unconditional windows
+        of ``sampler``/``steps`` (default: the model's own) drawn with ``seed``; returns k. See
+        :func:`findiffusion.calibration.calibrate`."""
         return calibration.calibrate(self, n_windows, seed=seed, sampler=sampler, steps=steps, progress=progress,
-                                     by_position=by_position)
+                                     by_position=by_position, by_start=by_start, returns=returns)
 
     def estimate_calibration(self, u: np.ndarray, var0: np.ndarray) -> tuple[float, tuple[float, ...] | None]:
         """(k, g) of eqs. (4), (5) from generated windows u with start variances var0, without setting them
@@ -409,12 +424,16 @@ class DiffusionModel:
         k = self.scale_for(sampler, steps)  # eqs. (4), (5): the filter state tracks the days as sample() decodes them
         g = self.factor_rows(length, sampler, steps, conditional=context_u is not None)  # (T, bins) or None
         ks = self.stitch_scale_for(sampler, steps, conditional=context_u is not None)  # eq. (6)
+        c = None if s2_rows is None else self.start_rows(s2_rows[:, 0], length, sampler, steps,
+                                                          conditional=context_u is not None)  # eq. (7), (N, T)
         out = []
         for b0 in range(0, total, batch_size):
             nb = min(batch_size, total - b0)
             rows = ctx_rows[b0:b0 + nb] if ctx_rows is not None else None
             s2b = s2_rows[b0:b0 + nb] if s2_rows is not None else None
-            out.append(self._sample_batch(nb, chunks, sampler, steps, gen, rows, eta, bar, s2b, antithetic, k, g, ks))
+            cb = c[b0:b0 + nb] if c is not None else None
+            out.append(self._sample_batch(nb, chunks, sampler, steps, gen, rows, eta, bar, s2b, antithetic, k, g, ks,
+                                          cb))
         if bar:
             bar[0].stop()
         u_out = torch.cat(out).numpy().astype(np.float64)  # (M * N, T)
@@ -435,10 +454,11 @@ class DiffusionModel:
     def _sample_batch(self, n: int, chunks: list[tuple[int, int]], sampler: str, steps: int | None,
                       gen: torch.Generator, ctx_u: torch.Tensor | None, eta: float | None, bar: Any,
                       s2: np.ndarray | None = None, antithetic: bool = False, k: float = 1.0,
-                      g: np.ndarray | None = None, ks: float = 1.0) -> torch.Tensor:
+                      g: np.ndarray | None = None, ks: float = 1.0, c: np.ndarray | None = None) -> torch.Tensor:
         """Stitched paths, chunk by chunk. ``s2``: filter variances of the path's days so far and the
         next day (models that condition on the filter state), Shape (n, days + 1); ``ks``: the further scale of
-        chunks after the first (eq. (6)); ``g``: the state factors of each new day, Shape (T, bins)."""
+        chunks after the first (eq. (6)); ``g``: the state factors of each new day, Shape (T, bins); ``c``: the
+        start factors of each path's new days (eq. (7)), Shape (n, T)."""
         L = self.window
         path = torch.zeros(n, 0)
         if ctx_u is not None:
@@ -458,7 +478,8 @@ class DiffusionModel:
             path = torch.cat([path, w[:, obs:obs + new]], dim=1)  # (n, days so far)
             if s2 is not None:
                 s2 = self.extend_variances(s2, w[:, obs:obs + new], k * (ks if i else 1.0),
-                                           None if g is None else g[day0:day0 + new])
+                                           None if g is None else g[day0:day0 + new],
+                                           None if c is None else c[:, day0:day0 + new])
             if bar:
                 bar[0].update(bar[1], advance=1)
         return path[:, n_ctx:]
@@ -470,12 +491,13 @@ class DiffusionModel:
         return torch.from_numpy(self.vol_filter.state(s2[:, day])).float()
 
     def extend_variances(self, s2: np.ndarray, u_new: torch.Tensor, k: float = 1.0,
-                         g: tuple[float, ...] | np.ndarray | None = None) -> np.ndarray:
-        """Run the filter over new generated model-space days, decoded with scale ``k`` and state factors ``g``
-        (eqs. (4), (5); Shape (bins,) or (D, bins), one row per new day) as :meth:`sample` decodes them:
-        (n, P + 1) variances -> (n, P + 1 + D)."""
+                         g: tuple[float, ...] | np.ndarray | None = None, c: np.ndarray | None = None) -> np.ndarray:
+        """Run the filter over new generated model-space days, decoded with scale ``k``, state factors ``g``
+        (eqs. (4), (5); Shape (bins,) or (D, bins), one row per new day) and start factors ``c`` (eq. (7); Shape
+        (n, D)) as :meth:`sample` decodes them: (n, P + 1) variances -> (n, P + 1 + D)."""
         f = self.vol_filter
         z = self.transform.inverse(k * u_new.numpy().astype(np.float64))  # (n, D) residuals
+        z = z if c is None else z * c
         cols, last = [s2], s2[:, -1]
         rows = None if g is None else np.broadcast_to(np.asarray(g, dtype=float), (z.shape[1], len(f.state_edges) + 1))
         for t in range(z.shape[1]):
@@ -493,35 +515,10 @@ class DiffusionModel:
 
     # ---- persistence ----------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        """Save to ``directory`` (created if needed) atomically."""
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.denoiser.state_dict().items()}
-        blob = safetensors_save(tensors)
-        digest = hashlib.sha256(blob).hexdigest()
-        wname = f"weights-{digest[:16]}.safetensors"
-        atomic_write(d / wname, lambda tmp: Path(tmp).write_bytes(blob))
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "library": "findiffusion",
-            "weights": wname,
-            "weights_sha256": digest,
-            "fit_config": to_dict(self.config),
-            "transform": self.transform.to_dict(),
-            "vol_filter": self.vol_filter.to_dict(),
-            "residual_scale": self.residual_scale,
-            "calibrated_for": None if self.calibrated_for is None else list(self.calibrated_for),
-            "state_factors": None if self.state_factors is None else list(self.state_factors),
-            "state_factors_late": None if self.state_factors_late is None else list(self.state_factors_late),
-            "stitch_scale": self.stitch_scale,
-            "data": self.data_info.to_dict() if self.data_info else None,
-            "history": self.history,
-        }
-        atomic_write_text(d / "model.json", json.dumps(meta, indent=2))
-        for old in d.glob("weights-*.safetensors"):  # drop weights no longer referenced
-            if old.name != wname:
-                old.unlink(missing_ok=True)
-        return d
+        """Save to ``directory`` (created if needed) atomically (:func:`findiffusion.modelfile.save`)."""
+        from findiffusion import modelfile
+
+        return modelfile.save(self, directory)
 
 
 def returns_to_prices(r: np.ndarray, s0: float) -> np.ndarray:
@@ -529,84 +526,3 @@ def returns_to_prices(r: np.ndarray, s0: float) -> np.ndarray:
     r = np.asarray(r, dtype=float)
     cum = np.concatenate([np.zeros((r.shape[0], 1)), np.cumsum(r, axis=1)], axis=1)
     return s0 * np.exp(cum)
-
-
-def load(directory: str | Path, device: str = "cpu") -> DiffusionModel:
-    """Load a model saved by :meth:`DiffusionModel.save`. Never unpickles.
-
-    Raises:
-        ModelFileError: a missing, corrupted or incompatible model directory.
-    """
-    from findiffusion.training import build_denoiser, fit_config_from_dict, resolve_device
-
-    d = Path(directory)
-    if not d.is_dir():
-        raise ModelFileError(f"model directory {str(d)!r} does not exist; train one with 'findiffusion fit'")
-    mj = d / "model.json"
-    if not mj.exists():
-        raise ModelFileError(f"{str(d)!r} holds no model.json; it is not a findiffusion model (or its fit never finished)")
-    try:
-        meta = json.loads(mj.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ModelFileError(f"{str(mj)!r} is corrupted (not valid JSON); refit the model") from None
-    if not isinstance(meta, dict) or meta.get("library") != "findiffusion":
-        raise ModelFileError(f"{str(mj)!r} is not a findiffusion model file")
-    ver = meta.get("format_version")
-    if ver != FORMAT_VERSION:
-        raise ModelFileError(
-            f"model format version {ver} is not supported by this findiffusion (reads {FORMAT_VERSION}); refit the model"
-        )
-    try:
-        cfg = fit_config_from_dict(meta["fit_config"])
-        transform = ReturnTransform.from_dict(meta["transform"])
-        vol_filter = VolatilityFilter.from_dict(meta.get("vol_filter"))
-        if "vol_filter" not in meta:  # files written before the filter existed, unless the config names one
-            if "vol_filter" in meta["fit_config"]["train"] and cfg.train.vol_filter != "none":
-                raise ModelFileError(f"{str(mj)!r} names a volatility filter but holds no filter state; refit the model")
-            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, vol_filter="none"))
-        if "vol_state_quantiles" not in meta["fit_config"]["train"]:  # files from before eq. (5): one k
-            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, vol_state_quantiles=()))
-        if "prediction" not in meta["fit_config"]["train"]:  # files written before v-prediction: eps
-            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, prediction="eps"))
-        if vol_filter.kind != cfg.train.vol_filter:
-            raise ModelFileError(f"{str(mj)!r}: the volatility filter ({vol_filter.kind}) does not match the "
-                                 f"config ({cfg.train.vol_filter}); refit the model")
-        wpath = d / str(meta["weights"])
-        blob = wpath.read_bytes()
-        if hashlib.sha256(blob).hexdigest() != meta["weights_sha256"]:
-            raise ModelFileError(f"weights file {str(wpath)!r} does not match its checksum; the model is corrupted, refit it")
-        den = build_denoiser(cfg, transform, vol_filter)
-        den.load_state_dict(safetensors_load(blob))
-    except ModelFileError:
-        raise
-    except FileNotFoundError:
-        raise ModelFileError(f"weights file named in {str(mj)!r} is missing; the model is incomplete, refit it") from None
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        msg = str(exc).splitlines()[0][:160]
-        raise ModelFileError(f"model in {str(d)!r} is corrupted or incompatible ({msg}); refit it") from None
-    data = meta.get("data")
-    info = SeriesInfo(**data) if isinstance(data, dict) else None
-    k, cal = meta.get("residual_scale", 1.0), meta.get("calibrated_for")  # older files: 1, none
-    if not _positive_number(k):
-        raise ModelFileError(f"{str(mj)!r}: residual_scale must be a positive number, got {k!r}; refit the model")
-    if cal is not None and not (isinstance(cal, list) and len(cal) == 2 and cal[0] in SAMPLERS
-                                and (cal[1] is None or (isinstance(cal[1], int) and cal[1] > 0))):
-        raise ModelFileError(f"{str(mj)!r}: calibrated_for must be [sampler, steps], got {cal!r}; refit the model")
-    g, g_late = meta.get("state_factors"), meta.get("state_factors_late")  # older files: none
-    for name, v in (("state_factors", g), ("state_factors_late", g_late)):
-        if v is not None and not (isinstance(v, list) and len(v) == len(vol_filter.state_edges) + 1 and all(
-                _positive_number(x) for x in v)) or (name == "state_factors_late" and v is not None and g is None):
-            raise ModelFileError(f"{str(mj)!r}: {name} must be one positive number per volatility-state bin, "
-                                 f"got {v!r}; refit the model")
-    ks = meta.get("stitch_scale")  # older files: none (1)
-    if ks is not None and not _positive_number(ks):
-        raise ModelFileError(f"{str(mj)!r}: stitch_scale must be a positive number, got {ks!r}; refit the model")
-    model = DiffusionModel(cfg, den, transform, data_info=info, history=meta.get("history") or {},
-                           vol_filter=vol_filter, residual_scale=float(k), calibrated_for=cal, state_factors=g,
-                           stitch_scale=ks, state_factors_late=g_late)
-    return model.to(resolve_device(device))
-
-
-def _positive_number(v: Any) -> bool:
-    """Whether a value read from model.json is a finite positive number (not a bool)."""
-    return isinstance(v, int | float) and not isinstance(v, bool) and v > 0 and math.isfinite(v)

@@ -1,11 +1,19 @@
-"""``findiffusion calibrate``: re-estimate a filter model's residual calibration (k and g) in place."""
+"""``findiffusion calibrate``: re-estimate a filter model's residual calibration (k, g, k_s, c) in place."""
 
 from __future__ import annotations
 
 import argparse
 import time
 
-from findiffusion.commands.common import add_model_arg, add_sampler_args, load_model, positive_int, require
+from findiffusion.commands.common import (
+    add_data_args,
+    add_model_arg,
+    add_sampler_args,
+    load_data,
+    load_model,
+    positive_int,
+    require,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--by-position", action="store_true",
                    help="one set of g for a window's first stitch_context days and one for the rest and for stitched "
                         "chunks (the network's width error can differ between them; see docs/pricing.md)")
+    p.add_argument("--by-start", action="store_true",
+                   help="then one factor per start-state group and day range of a window (eq. (7), docs/pricing.md): "
+                        "short-dated option prices see a window's first days, where the network's width error depends "
+                        "on the start state; models fitted before 2026-12-05 need --data with their training series")
+    add_data_args(p, default=None, required=False,
+                  data_help="with --by-start: the training series to take the targets from (the fit's --data, --start, "
+                            "--end...; default: the targets stored with the model)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -33,6 +48,8 @@ def _describe(model) -> str:
     g = "" if model.state_factors is None else "  g " + " / ".join(f"{v:.3f}" for v in model.state_factors)
     if model.state_factors_late is not None:
         g += "  g_late " + " / ".join(f"{v:.3f}" for v in model.state_factors_late)
+    if model.start_factors is not None:
+        g += "  c " + " ; ".join(" / ".join(f"{v:.3f}" for v in row) for row in model.start_factors)
     return (f"k {model.residual_scale:.4f}{g}  ({model.calibrated_for[0]} {model.calibrated_for[1]}, "
             f"{model.calibration_windows} windows)")
 
@@ -44,13 +61,19 @@ def run(args: argparse.Namespace) -> int:
     require(model.vol_filter.active and model.vol_filter.reaction is not None,
             f"the model in {args.model!r} has no volatility filter, so there is nothing to calibrate "
             "(its residual scale stays 1)")
+    require(args.data is None or args.by_start, "--data is only read with --by-start (the targets of eq. (7)); "
+            "drop it, or add --by-start")
+    require(not args.by_start or args.data is not None or model.start_targets is not None,
+            f"the model in {args.model!r} holds no start-state targets (fitted before they were stored): pass its "
+            "training series with --data (and the fit's --start/--end/--column)")
+    returns = load_data(args)[0].to_numpy() if args.data is not None else None
     before = _describe(model)
     sampler, steps = model.resolve_sampler(args.sampler, args.steps)
     check_sample_args(1, model.window, sampler, steps, model.denoiser.schedule.T)  # a known sampler, valid steps
     seed = model.config.seed if args.seed is None else args.seed
     t0 = time.time()
     model.calibrate(args.windows, seed=seed, sampler=sampler, steps=steps, progress=not args.quiet,
-                    by_position=args.by_position)
+                    by_position=args.by_position, by_start=args.by_start, returns=returns)
     model.save(args.model)
     print(f"before: {before}\nafter:  {_describe(model)}\nsaved {args.model}  ({time.time() - t0:.1f} s)")
     return 0

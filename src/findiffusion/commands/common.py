@@ -58,11 +58,13 @@ def int_list(name: str) -> Callable[[str], list[int]]:
     return parse
 
 
-def add_data_args(p: argparse.ArgumentParser, default: str | None = "sp500") -> None:
-    """--data/--column/--date-column/--returns/--start/--end."""
+def add_data_args(p: argparse.ArgumentParser, default: str | None = "sp500", required: bool | None = None,
+                  data_help: str | None = None) -> None:
+    """--data/--column/--date-column/--returns/--start/--end (``--data`` required when ``required``, by default when
+    it has no default)."""
     g = p.add_argument_group("data")
-    g.add_argument("--data", default=default, required=default is None,
-                   help="'sp500' (embedded S&P 500, default), 'nasdaq', 'wti', or a CSV/Parquet file")
+    g.add_argument("--data", default=default, required=default is None if required is None else required,
+                   help=data_help or "'sp500' (embedded S&P 500, default), 'nasdaq', 'wti', or a CSV/Parquet file")
     g.add_argument("--column", help="value column (detected when the file has one numeric column)")
     g.add_argument("--date-column", help="date column (detected by name or content)")
     g.add_argument("--returns", action="store_true", help="the column holds log returns, not prices")
@@ -106,7 +108,7 @@ def default_sampler_help() -> str:
 
 
 def load_model(args: argparse.Namespace):
-    from findiffusion.model import load
+    from findiffusion.modelfile import load
     from findiffusion.training import resolve_device
 
     return load(args.model, device=str(resolve_device(args.device)))
