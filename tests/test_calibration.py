@@ -350,3 +350,28 @@ def test_calibration_by_start_matches_the_targets_by_start_state_and_day_range(t
     (tmp_path / "c" / "model.json").write_text(json.dumps(meta))
     old = load(tmp_path / "c")
     assert old.start_targets is None and old.start_factors is None and old.start_rows(var0, L, "ddim", 10) is None
+
+
+def test_fit_can_calibrate_by_start_and_stores_the_targets(tmp_path):
+    """FitConfig.calibrate_by_start: the fit's calibration fits c of eq. (7) as calibrate(by_start=True) does on the
+    same windows; every filter fit stores the targets (computed from its own series); too short a series is refused."""
+    import dataclasses
+
+    import findiffusion as fd
+    from findiffusion.calibration import start_targets
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config(steps=5)
+    cfg = dataclasses.replace(cfg, calibration_windows=500, calibrate_by_start=True,
+                              train=dataclasses.replace(cfg.train, vol_filter="garch", vol_fit_alpha=False))
+    r = np.random.default_rng(0).normal(0, 0.01, 400)
+    model = fd.fit(r, cfg, out_dir=tmp_path / "m")
+    assert model.start_targets == start_targets(model, r) and model.start_factors is not None
+    ref = load(tmp_path / "m")
+    assert ref.start_factors == model.start_factors and ref.config.calibrate_by_start
+    ref.calibrate(500, seed=cfg.seed, by_start=True)
+    assert ref.start_factors == model.start_factors
+    plain = fd.fit(r, dataclasses.replace(cfg, calibrate_by_start=False))
+    assert plain.start_factors is None and plain.start_targets == model.start_targets
+    with pytest.raises(InputError, match="two windows"):
+        fd.fit(r[: 2 * cfg.train.window - 1], cfg)

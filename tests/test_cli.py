@@ -83,6 +83,13 @@ def test_fit_and_sample_end_to_end(tmp_path, capsys, prices_csv):
                            str(tmp_path / "ma"), "--config", str(cfg_a), "--quiet", "--vol-filter", "garch")
     g = json.loads((tmp_path / "ma" / "model.json").read_text())["state_factors"]
     assert code == 0 and len(g) == 3 and "state factors " + " / ".join(f"{v:.3f}" for v in g) in stdout
+    assert "start factors" not in stdout and json.loads((tmp_path / "ma" / "model.json").read_text())["start_targets"]
+    # --calibrate-by-start: c of eq. (7) fitted with the calibration, stored and printed
+    code, stdout, _ = _run(capsys, "fit", "--data", str(prices_csv), "--column", "Adj Close", "--out",
+                           str(tmp_path / "mc"), "--config", str(cfg_a), "--quiet", "--vol-filter", "garch",
+                           "--calibrate-by-start")
+    c = json.loads((tmp_path / "mc" / "model.json").read_text())["start_factors"]
+    assert code == 0 and "start factors " + " ; ".join(" / ".join(f"{v:.3f}" for v in row) for row in c) in stdout
     # --vol-asym: the filter's asymmetry is fitted within the bound, stored and printed; out of [0, 1] is bad input
     code, stdout, _ = _run(capsys, "fit", "--data", str(prices_csv), "--column", "Adj Close", "--out",
                            str(tmp_path / "mg"), "--config", str(cfg), "--quiet", "--vol-asym", "0.5")

@@ -144,6 +144,10 @@ class FitConfig:
             0 leaves the scale at 1. Ignored without a filter. The calibration is an estimate: with 4000
             windows (the default until session 20, 2026-12-04) its sampling error moved out-of-the-money Heston prices by
             1-3 % (sd), about sqrt(5) times less with 20 000 (bench/calibration_noise.py).
+        calibrate_by_start: the calibration also fits the factors c of eq. (7) by start state and day range of a
+            window (``calibrate(by_start=True)``, :mod:`findiffusion.calibration`; off by default, measured on
+            simulated Heston only, docs/pricing.md). Needs a series of at least two windows; ignored without a
+            filter or with ``calibration_windows = 0``.
     """
 
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
@@ -152,6 +156,7 @@ class FitConfig:
     stitch_context: int = 32
     seed: int = 0
     calibration_windows: int = 20000
+    calibrate_by_start: bool = False
 
     def __post_init__(self) -> None:
         if self.calibration_windows < 0:
@@ -287,6 +292,9 @@ def fit(
             f"the series has {len(r)} returns but the window needs at least {tc.window}; "
             "use a longer series (--start/--end) or a smaller window"
         )
+    if cfg.calibrate_by_start and len(r) < 2 * tc.window:
+        raise InputError(f"calibrate_by_start needs at least two windows of returns ({2 * tc.window}), got {len(r)}; "
+                         "use a longer series or leave it off")
     dev = resolve_device(device)
     t0 = time.time()
 
@@ -363,7 +371,7 @@ def fit(
     # 4. calibrate the residual scale of a filter model (DiffusionModel.calibrate: the filter compounds
     #    a residual-variance error over long paths), with its own generator so training is unchanged
     if vol_filter.active and cfg.calibration_windows:
-        model.calibrate(cfg.calibration_windows, seed=cfg.seed, progress=progress)
+        model.calibrate(cfg.calibration_windows, seed=cfg.seed, progress=progress, by_start=cfg.calibrate_by_start)
     if out is not None:
         model.save(out)
     return model

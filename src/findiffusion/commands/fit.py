@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration-windows", type=int, default=None,
                    help="windows drawn after training to calibrate a filter model's residual scale "
                         "(default 20000; 0 = off; see README, Residual calibration)")
+    p.add_argument("--calibrate-by-start", action="store_true",
+                   help="the calibration also fits one factor per start state and day range of a window (eq. (7); "
+                        "off by default; docs/pricing.md)")
     p.add_argument("--config", help="JSON file with a full FitConfig (overrides the defaults)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
@@ -74,6 +77,8 @@ def make_config(args: argparse.Namespace):
         if args.calibration_windows < 0:
             raise InputError(f"--calibration-windows must be 0 (off) or a positive number, got {args.calibration_windows}")
         cfg = dataclasses.replace(cfg, calibration_windows=args.calibration_windows)
+    if args.calibrate_by_start:
+        cfg = dataclasses.replace(cfg, calibrate_by_start=True)
     return dataclasses.replace(cfg, train=train, seed=args.seed)
 
 
@@ -96,5 +101,7 @@ def run(args: argparse.Namespace) -> int:
         cal += f"  residual scale {model.residual_scale:.4f} ({model.calibrated_for[0]} {model.calibrated_for[1]})"
         if model.state_factors:
             cal += "  state factors " + " / ".join(f"{v:.3f}" for v in model.state_factors)
+        if model.start_factors:
+            cal += "  start factors " + " ; ".join(" / ".join(f"{v:.3f}" for v in row) for row in model.start_factors)
     print(f"final loss {loss:.4f}  wall time {time.time() - t0:.1f} s  device {model.history['device']}{cal}")
     return 0
