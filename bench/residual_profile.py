@@ -25,7 +25,9 @@ variances from the training filter, k and g applied) and as many training window
     .venv/bin/python bench/residual_profile.py --market heston --years 10000 \
         --model bench/out/pricing/model-heston-default-steps16000-asym1-window128-10000y-9c596694
 
-(100 000 windows of 128 days: about 9 minutes on 2 cores.) z are the filter residuals of the decoded returns,
+(100 000 windows of 128 days: about 9 minutes on 2 cores.) With ``--calibrate-by-start`` the model is first
+recalibrated with the factors c of eq. (7) (findiffusion/calibration.py; 20 000 windows, about 5 minutes), so the
+tables show what that calibration leaves. z are the filter residuals of the decoded returns,
 run from each window's start variance.
 """
 
@@ -76,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--price", action="store_true", help="price 21/63-day Europeans with the model's g and refitted g")
     p.add_argument("--first-days", default="21,64", help="P of the refitted g (days from the window start)")
+    p.add_argument("--calibrate-by-start", action="store_true",
+                   help="recalibrate the model with c of eq. (7) (calibrate(by_start=True), targets from the training "
+                        "series, in memory) before drawing: the tables then show the calibrated model")
     a = p.parse_args(argv)
     if a.n < 100:
         p.error(f"--n must be at least 100 windows, got {a.n}")
@@ -86,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     f, L = model.vol_filter, model.window
     if not f.active:
         p.error(f"{a.model} has no volatility filter: its residual width does not depend on a state")
+    if a.calibrate_by_start:
+        t0, n_cal = time.time(), model.calibration_windows or model.config.calibration_windows
+        model.calibrate(n_cal, seed=model.config.seed, by_start=True, returns=training_returns(a.market, a.years),
+                        progress=True)
+        print(f"recalibrated by start state on {n_cal} windows in {time.time() - t0:.0f} s: c "
+              + "; ".join("/".join(f"{v:.3f}" for v in row) for row in model.start_factors))
     t0 = time.time()
     gen = torch.Generator().manual_seed(a.seed)
     var0 = model.start_variance(a.n, gen)  # (n,)

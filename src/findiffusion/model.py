@@ -229,7 +229,7 @@ class DiffusionModel:
         scale = np.full(u.shape[-1], self.scale_for(sampler, steps))  # (T,)
         scale[self.window:] *= self.stitch_scale_for(sampler, steps, conditional=conditional)
         z = self.transform.inverse(scale * u)
-        if u.ndim > 1:  # eq. (7): c by the start state and day of the first window of each path
+        if self.start_factors is not None:  # eq. (7): c by the start state and day of each path's first window
             v0 = np.broadcast_to(self.vol_filter.var if var0 is None else np.asarray(var0, dtype=float), u.shape[:-1])
             m = self.start_rows(v0.ravel(), u.shape[-1], sampler, steps, conditional=conditional)  # (n, T) or None
             z = z if m is None else z * m.reshape(z.shape)
