@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.n < 100:
         p.error(f"--n must be at least 100 windows, got {a.n}")
+    if a.price and a.calibrate_by_start:
+        p.error("--price decodes its what-if rows without c: use it without --calibrate-by-start "
+                "(bench/pricing.py --calibrate-by-start prices the calibrated model)")
     if a.price and a.market != "heston":
         p.error("--price compares with the Heston price: use it with --market heston")
     torch.set_num_threads(2)
