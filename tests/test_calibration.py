@@ -243,13 +243,13 @@ def test_start_targets_are_the_training_windows_e_z2_by_start_group_and_day_rang
             counts[j, i] += b - a
     np.testing.assert_allclose(t.z2, sums / counts, rtol=1e-9)
     assert np.ptp(np.asarray(t.z2)[:, 0]) > 0.1  # the test data makes the groups differ
-    flat = dataclasses_replace_alpha(model, 0.0)
+    flat = _with_alpha(model, 0.0)
     assert start_targets(flat, r).shape == (1, 3)  # constant variance: every start in one group
     with pytest.raises(InputError, match="two windows"):
         start_targets(model, r[: 2 * L - 1])
 
 
-def dataclasses_replace_alpha(model, alpha: float):
+def _with_alpha(model, alpha: float):
     """A shallow copy of ``model`` whose filter has reaction ``alpha`` (alpha = 0: a constant variance)."""
     import copy
     import dataclasses

@@ -146,10 +146,7 @@ class StartTargets:
 def start_targets(model: DiffusionModel, returns: np.ndarray, quantiles: tuple[float, ...] = START_QUANTILES,
                   cuts: tuple[int, ...] = START_CUTS) -> StartTargets:
     """The targets of eq. (7) from the training returns: the model's filter run over the whole series gives the
-    residuals z_t and variances sigma^2_t; every window start s (s = 0 .. T - L, as in training) is grouped by
-    sigma^2_s / v at ``quantiles`` of those start variances (tied or empty groups merged: one group when the variance
-    does not move), and E z^2 is averaged over the days s + a .. s + b - 1
-    of each range [a, b) (cuts beyond the window dropped) of the group's windows (exact, by cumulative sums).
+    residuals z_t and variances sigma^2_t, then :func:`start_targets_from`.
 
     Raises:
         InputError: no active filter, or a series shorter than two windows. Shape: returns (T,).
@@ -162,13 +159,27 @@ def start_targets(model: DiffusionModel, returns: np.ndarray, quantiles: tuple[f
         raise InputError(f"start-state targets need at least {2 * L} finite training returns (two windows), "
                          f"got {len(r)}; pass the series the model was fitted on")
     z, s2 = f.filter(r)  # (T,), (T + 1,)
-    n = len(r) - L + 1  # window starts
-    v0 = s2[:n] / f.var  # (n,) start variance of every window, units of v
+    return start_targets_from(z, s2 / f.var, L, quantiles, cuts)
+
+
+def start_targets_from(z: np.ndarray, h: np.ndarray, window: int, quantiles: tuple[float, ...] = START_QUANTILES,
+                       cuts: tuple[int, ...] = START_CUTS) -> StartTargets:
+    """The targets of eq. (7) from the filter residuals z_t and variances h_t = sigma^2_t / v of the training series
+    (as :meth:`VolatilityFilter.filter` returns them, the variances divided by v): every window start s
+    (s = 0 .. T - L, as in training) is grouped by h_s at ``quantiles`` of those start variances (tied or empty groups
+    merged: one group when the variance does not move), and E z^2 is averaged over the days s + a .. s + b - 1 of each
+    range [a, b) (cuts beyond the window dropped) of the group's windows (exact, by cumulative sums).
+    Shape: z (T,), h (T + 1,)."""
+    L = window
+    n = len(z) - L + 1  # window starts
+    v0 = h[:n]  # (n,) start variance of every window, units of v
     edges = list(np.unique(np.quantile(v0, quantiles)))  # tied quantiles (a variance that barely moves) merge
-    grp = np.searchsorted(np.asarray(edges), v0, side="right")
-    while empty := [j for j in range(len(edges) + 1) if not np.any(grp == j)]:  # e.g. below the lowest edge
+    while True:
+        grp = np.searchsorted(np.asarray(edges), v0, side="right")  # (n,) group of every start
+        empty = [j for j in range(len(edges) + 1) if not np.any(grp == j)]  # e.g. below the lowest edge
+        if not empty:
+            break
         edges.pop(min(empty[0], len(edges) - 1))  # merge the empty group into a neighbour
-        grp = np.searchsorted(np.asarray(edges), v0, side="right")  # (n,)
     bounds = [0, *[c for c in cuts if c < L], L]
     cum = np.concatenate([[0.0], np.cumsum(z ** 2)])  # (T + 1,)
     s = np.arange(n)

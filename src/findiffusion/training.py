@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from findiffusion.calibration import start_targets
+from findiffusion.calibration import start_targets_from
 from findiffusion.conditioning import MaskConfig, random_masks
 from findiffusion.config import from_dict, to_dict
 from findiffusion.data import ReturnTransform, SeriesInfo, as_returns, make_windows
@@ -367,7 +367,7 @@ def fit(
     )
     model.to(dev)
     if vol_filter.active and len(r) >= 2 * tc.window:  # the targets of eq. (7), for calibrate(by_start=True)
-        model.start_targets = start_targets(model, r)
+        model.start_targets = start_targets_from(z, s2 / vol_filter.var, tc.window)  # the series filtered in step 1
     # 4. calibrate the residual scale of a filter model (DiffusionModel.calibrate: the filter compounds
     #    a residual-variance error over long paths), with its own generator so training is unchanged
     if vol_filter.active and cfg.calibration_windows:
