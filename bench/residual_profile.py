@@ -14,6 +14,8 @@ variances from the training filter, k and g applied) and as many training window
   and var(sum) / sum of the days' variances (1 + what the days' autocorrelation adds), which on Heston the
   -v/2 drift of the log price raises: a shock down raises v and so lowers the later drift (the ratio on fresh
   Heston paths with and without that term is printed with ``--market heston``);
+* quantiles 1 / 5 / 95 / 99 % of the centred 21- and 63-day sums by start-state group and pooled: whether the
+  width a wing misses is on the down or the up side;
 * with ``--price`` (Heston only), 21- and 63-day European prices on the same windows against the stationary
   Heston price of bench/pricing.py (conditional martingale correction, r = 3 %), decoded with the model's g
   and with g refitted (eq. (5)) on the first P days of the windows only, P in ``--first-days``: what a
@@ -145,6 +147,19 @@ def main(argv: list[str] | None = None) -> int:
             sm, st = r_model[gm == j, :h].sum(1).std(), r_train[gt == j, :h].sum(1).std()
             cells += [f"{100 * sm:.3f} / {100 * st:.3f} ({sm / st:.3f})",
                       f"{sum_ratio(r_model[gm == j, :h]):.3f} / {sum_ratio(r_train[gt == j, :h]):.3f}"]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    qs = (0.01, 0.05, 0.95, 0.99)
+    print("\nquantiles of the centred h-day sums (%; each group's mean removed, as the martingale correction "
+          "re-centres), model / training: the two tails a put and a call wing see\n\n| start state | "
+          + " | ".join(f"q{100 * q:.0f}, {h} days" for h in hs for q in qs) + " |")
+    print("|---" * (len(qs) * len(hs) + 1) + "|")
+    for j, name in [*enumerate(names), (-1, "all")]:
+        mm, mt = (gm == j) if j >= 0 else np.ones_like(gm, bool), (gt == j) if j >= 0 else np.ones_like(gt, bool)
+        cells = []
+        for h in hs:
+            sm, st = r_model[mm, :h].sum(1), r_train[mt, :h].sum(1)
+            sm, st = sm - sm.mean(), st - st.mean()
+            cells += [f"{100 * np.quantile(sm, q):+.2f} / {100 * np.quantile(st, q):+.2f}" for q in qs]
         print(f"| {name} | " + " | ".join(cells) + " |")
     if a.market == "heston":
         fresh = {d: simulate_heston(50_000, max(hs), seed=30_000 + a.seed, ito_drift=d) for d in (True, False)}

@@ -490,3 +490,23 @@ def test_bench_model_cache_recalibrates_instead_of_refitting(tmp_path):
     assert fd.load(old_dir).vol_filter.legacy_start_grid
     assert cached_model(old_dir, old_cfg) is None  # refit
     assert cached_model(tmp_path / f"m2-{config_tag(new_cfg)}", new_cfg) is None  # no old cache of that name
+
+
+def test_bench_sample_limit_prices_every_stretch_like_the_law():
+    """bench/sample_limit.py: every 63-day stretch of a long GBM series, in 20 blocks, priced with the conditional
+    correction, is Black–Scholes within the sample's own error; pricing neighbouring stretches (which share almost
+    all their days) in one correction batch would take their common move out as drift and price far too low."""
+    spec = importlib.util.spec_from_file_location("sample_limit", Path(__file__).parents[1] / "bench" / "sample_limit.py")
+    sl = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sl)
+    sigma, days = 0.2, 63
+    r = np.random.default_rng(5).normal((R - sigma ** 2 / 2) / 252, sigma / np.sqrt(252), 200 * 252)  # 200 years
+    prices, keys = sl.block_prices(r, 20, days, strikes=[100.0, 110.0], mats=[days], rate=R, progress=False)
+    assert prices.shape == (20, 4) and keys == [("call", 100.0, 63), ("call", 110.0, 63), ("put", 100.0, 63),
+                                                ("put", 110.0, 63)]
+    mean, se = prices.mean(0), prices.std(0, ddof=1) / np.sqrt(20)  # the series' own sampling error, by blocks
+    for (opt, k, d), m, s in zip(keys, mean, se, strict=True):
+        bs = _bs(k, d, opt, sigma)
+        assert abs(m - bs) <= 3 * s + 0.01 * bs, (opt, k, m, bs, s)  # unshuffled: at-the-money -22 %, 15 SE
+    with pytest.raises(ValueError, match="fewer --blocks"):
+        sl.block_prices(r[:40], 2, days, strikes=[100.0], mats=[days], rate=R, progress=False)
