@@ -12,11 +12,15 @@ and how precisely the sample fixes each price:
   hundreds of years are close to independent: Heston's variance forgets in about half a year);
 * ``err%`` is the sample's price against :func:`heston_stationary_price`; ``se%`` is the sampling error of the
   training sample itself, the error a perfect learner of that sample inherits, before any Monte Carlo error of
-  its own.
+  its own;
+* ``elast`` (with ``--elasticity``, three times the time) is how much a contract's price moves per 1 % of width of
+  the daily returns, (P(1 + d) - P(1 - d)) / (2 d P(1)) with every return of the series scaled by 1 +- d about
+  the series mean (d = 1 %, the same stretches, so common random numbers): a generator whose returns are 1 % too
+  narrow misses that contract by about ``elast`` %, so within 2 % needs the width right to 2 / ``elast`` %.
 
-    .venv/bin/python bench/sample_limit.py --years 10000 --blocks 20
+    .venv/bin/python bench/sample_limit.py --years 10000 --blocks 20 --elasticity
 
-(about 10 minutes on 2 cores for 10 000 years.)
+(about 2 minutes on 2 cores for 10 000 years, 5 with ``--elasticity``.)
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--strikes", default="80,90,100,110,120")
     p.add_argument("--maturity-days", default="21,63,252")
     p.add_argument("--rate", type=float, default=0.03)
+    p.add_argument("--elasticity", action="store_true", help="also the price change per 1 %% of return width")
     a = p.parse_args(argv)
     if a.blocks < 2:
         p.error(f"--blocks must be at least 2 (the SE is the spread over blocks), got {a.blocks}")
@@ -76,17 +81,23 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     prices, keys = block_prices(r, a.blocks, max(mats), strikes=strikes, mats=mats, rate=a.rate)
     mean, se = prices.mean(0), prices.std(0, ddof=1) / np.sqrt(a.blocks)
+    elast = np.full(len(keys), np.nan)
+    if a.elasticity:  # the same stretches with every return 1 % wider / narrower about the series mean
+        d, m = 0.01, r.mean()
+        up, down = (block_prices(m + (1 + x) * (r - m), a.blocks, max(mats), strikes=strikes, mats=mats,
+                                 rate=a.rate, progress=False)[0].mean(0) for x in (d, -d))
+        elast = (up - down) / (2 * d * mean)
     print(f"\nheston, {a.years} training years in {a.blocks} blocks ({len(r) // a.blocks // DAYS} years each), "
           f"every {max(mats)}-day stretch, conditional correction, r = {a.rate}; {time.time() - t0:.0f} s\n")
-    print("| option | K | days | sample | se% | heston | err% | within 2 % | within 2 % + 2 se |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| option | K | days | sample | se% | heston | err% | within 2 % | within 2 % + 2 se | elast |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     n2 = n2se = 0
-    for (opt, k, d), m, s in zip(keys, mean, se, strict=True):
+    for (opt, k, d), m, s, e in zip(keys, mean, se, elast, strict=True):
         orc = heston_stationary_price(100.0, k, d, a.rate, opt)
         err, sep = 100 * (m - orc) / orc, 100 * s / orc
         ok, ok_se = abs(err) <= 2, abs(err) <= 2 + 2 * sep
         n2, n2se = n2 + ok, n2se + ok_se
-        print(f"| {opt} | {k:g} | {d} | {m:.4f} | {sep:.2f} | {orc:.4f} | {err:+.2f} | {ok} | {ok_se} |")
+        print(f"| {opt} | {k:g} | {d} | {m:.4f} | {sep:.2f} | {orc:.4f} | {err:+.2f} | {ok} | {ok_se} | {e:.1f} |")
     print(f"\nthe training sample's own law: {n2}/{len(keys)} within 2 % of the stationary Heston price, "
           f"{n2se}/{len(keys)} within 2 % + 2 se")
     return 0
