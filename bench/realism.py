@@ -13,6 +13,8 @@ report (HTML, Markdown, PNGs) of the first seed under bench/out/.
     .venv/bin/python bench/realism.py --data sp500,wti      # and a commodity
     .venv/bin/python bench/realism.py --model models/spx-80 # reuse a model fitted on the first 80 %
     .venv/bin/python bench/realism.py --quick               # smoke run: tiny model, 500 windows
+    .venv/bin/python bench/realism.py --no-gjr --vol-ito    # the off-by-default options on the S&P 500:
+    .venv/bin/python bench/realism.py --no-gjr --calibrate by-start   # (also by-position)
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ OUT = Path(__file__).resolve().parent / "out"
 
 
 def get_model(data: str, returns, seed: int, quick: bool, model_dir: str | None, device: str = "cpu",
-              vol_asym: float = 0.0):
+              vol_asym: float = 0.0, vol_ito: bool = False):
     """Load ``model_dir`` or the cached default-config model of this data set and seed (fit it if missing)."""
     if model_dir:
         return findiffusion.load(model_dir, device=device), model_dir
@@ -49,6 +51,8 @@ def get_model(data: str, returns, seed: int, quick: bool, model_dir: str | None,
         cfg = dataclasses.replace(cfg, network=NetworkConfig(channels=32), train=TrainConfig(steps=400))
     if vol_asym:  # a variant: the filter's fitted asymmetry bound (TrainConfig.vol_asym), also with --quick
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, vol_asym=vol_asym))
+    if vol_ito:  # a variant: the filter mean with the Ito term, eq. (3c) (TrainConfig.vol_ito)
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, vol_ito=True))
     d = OUT / "models" / f"{Path(data).stem}-80-seed{seed}-{tag}-{config_tag(cfg)}"  # a new default gets a new cache
     model = cached_model(d, cfg, device)  # or fitted before the start-law fix, or recalibrated (bench/model_cache.py)
     if model is not None:
@@ -79,7 +83,13 @@ def run_data(data: str, args: argparse.Namespace) -> None:
     timings: dict[str, float] = {}
     model_dirs = args.model or [None] * len(args.seeds)
     for seed, mdir in zip(args.seeds if not args.model else range(len(args.model)), model_dirs, strict=True):
-        model, where = get_model(data, train, seed, args.quick, mdir, args.device, args.vol_asym)
+        model, where = get_model(data, train, seed, args.quick, mdir, args.device, args.vol_asym, args.vol_ito)
+        if args.calibrate:  # in memory: the cached model on disk keeps its own calibration
+            t0, n_cal = time.time(), model.calibration_windows or model.config.calibration_windows
+            model.calibrate(n_cal, seed=model.config.seed, by_position=args.calibrate == "by-position",
+                            by_start=args.calibrate == "by-start", returns=train.to_numpy())
+            print(f"  recalibrated {Path(where).name} {args.calibrate} on {n_cal} windows in {time.time() - t0:.0f} s",
+                  file=sys.stderr, flush=True)
         name = f"findiffusion s{seed}" if not args.model else f"findiffusion {Path(where).name}"
         t0 = time.time()
         gens[name] = model.sample(args.n, args.length, sampler=args.sampler, steps=args.steps, seed=args.sample_seed)
@@ -140,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--disc-seeds", default="1,2,3", help="classifier seeds (default 1,2,3)")
     p.add_argument("--vol-asym", type=float, default=0.0,
                    help="fit models with this bound on the volatility filter's asymmetry (default 0: the default model)")
+    p.add_argument("--vol-ito", action="store_true", help="fit models with the Ito drift in the filter mean (fit --vol-ito)")
+    p.add_argument("--calibrate", choices=("by-position", "by-start"), default=None,
+                   help="recalibrate each model so (calibrate --by-position / --by-start) before sampling, in memory")
     p.add_argument("--no-gjr", action="store_true", help="leave out the GJR-skew-t baseline")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny model (400 steps), 500 windows, 1 seed")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")

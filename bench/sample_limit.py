@@ -61,6 +61,17 @@ def block_prices(r: np.ndarray, blocks: int, days: int, *, strikes: list[float],
     return np.array(out), keys  # (blocks, contracts)
 
 
+def width_elasticity(r: np.ndarray, blocks: int, days: int, *, strikes: list[float], mats: list[int], rate: float,
+                     price: np.ndarray, d: float = 0.01) -> np.ndarray:
+    """Price change in % per 1 % of return width, (P(1 + d) - P(1 - d)) / (2 d P): the same stretches as
+    :func:`block_prices` with every return scaled by 1 +- d about the series mean (common random numbers);
+    ``price`` is P, the mean over blocks at width 1. Shape: r (T,), price (contracts,) -> (contracts,)."""
+    m = r.mean()
+    up, down = (block_prices(m + (1 + x) * (r - m), blocks, days, strikes=strikes, mats=mats, rate=rate,
+                             progress=False)[0].mean(0) for x in (d, -d))
+    return (up - down) / (2 * d * price)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--years", type=int, default=10_000, help="years of the training series (as bench/pricing.py)")
@@ -81,12 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     prices, keys = block_prices(r, a.blocks, max(mats), strikes=strikes, mats=mats, rate=a.rate)
     mean, se = prices.mean(0), prices.std(0, ddof=1) / np.sqrt(a.blocks)
-    elast = np.full(len(keys), np.nan)
-    if a.elasticity:  # the same stretches with every return 1 % wider / narrower about the series mean
-        d, m = 0.01, r.mean()
-        up, down = (block_prices(m + (1 + x) * (r - m), a.blocks, max(mats), strikes=strikes, mats=mats,
-                                 rate=a.rate, progress=False)[0].mean(0) for x in (d, -d))
-        elast = (up - down) / (2 * d * mean)
+    elast = (width_elasticity(r, a.blocks, max(mats), strikes=strikes, mats=mats, rate=a.rate, price=mean)
+             if a.elasticity else np.full(len(keys), np.nan))
     print(f"\nheston, {a.years} training years in {a.blocks} blocks ({len(r) // a.blocks // DAYS} years each), "
           f"every {max(mats)}-day stretch, conditional correction, r = {a.rate}; {time.time() - t0:.0f} s\n")
     print("| option | K | days | sample | se% | heston | err% | within 2 % | within 2 % + 2 se | elast |")

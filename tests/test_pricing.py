@@ -510,3 +510,8 @@ def test_bench_sample_limit_prices_every_stretch_like_the_law():
         assert abs(m - bs) <= 3 * s + 0.01 * bs, (opt, k, m, bs, s)  # unshuffled: at-the-money -22 %, 15 SE
     with pytest.raises(ValueError, match="fewer --blocks"):
         sl.block_prices(r[:40], 2, days, strikes=[100.0], mats=[days], rate=R, progress=False)
+    # width elasticity against Black–Scholes: sigma * vega / price (common random numbers make it precise)
+    el = sl.width_elasticity(r, 20, days, strikes=[100.0, 110.0], mats=[days], rate=R, price=mean)
+    for (opt, k, d), e in zip(keys, el, strict=True):
+        exact = sigma * float(black_scholes_vega(S0, k, d / 252, R, sigma)) / _bs(k, d, opt, sigma)
+        assert e == pytest.approx(exact, rel=0.1), (opt, k, e, exact)
