@@ -10,11 +10,15 @@ default gets a new cache. Two exceptions keep old fits usable or mark them stale
   refitted.
 * Models calibrated before the stitched-chunk scale k_s (eq. (6) of :mod:`findiffusion.model`, 2026-12-04,
   session 20) are recalibrated in place.
+
+:func:`recalibrate` is the benches' one way to recalibrate a loaded model in memory (``--calibrate-by-position``,
+``--calibrate-by-start``) with the window count and seed it was calibrated with.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +62,14 @@ def _with_stitch_scale(model, cache: Path, cfg: Any, progress: bool):
     model.calibrate(cfg.calibration_windows, seed=cfg.seed, progress=progress)
     model.save(cache)
     return model
+
+
+def recalibrate(model: Any, *, by_position: bool = False, by_start: bool = False, returns: Any = None,
+                progress: bool = False) -> tuple[int, float]:
+    """Recalibrate ``model`` in place (:meth:`DiffusionModel.calibrate`) on as many windows as it was calibrated on
+    (the fit's count if it never was), with its fit seed; ``returns`` are the training returns (the targets of
+    eq. (7) for ``by_start``). Returns (windows, seconds)."""
+    t0, n_cal = time.time(), model.calibration_windows or model.config.calibration_windows
+    model.calibrate(n_cal, seed=model.config.seed, by_position=by_position, by_start=by_start, returns=returns,
+                    progress=progress)
+    return n_cal, time.time() - t0

@@ -388,15 +388,16 @@ def main(argv: list[str] | None = None) -> int:
     def recalibrated(model, how: str, kind: str) -> str:  # --calibrate-by-position / --calibrate-by-start
         if not (a.calibrate_by_position or a.calibrate_by_start):
             return how
-        t0, n_cal = time.time(), model.calibration_windows or model.config.calibration_windows
+        from model_cache import recalibrate  # importable once _model has put bench/ on sys.path
+
         returns = training_returns(kind, a.years) if a.calibrate_by_start else None  # the targets of eq. (7)
-        model.calibrate(n_cal, seed=model.config.seed, by_position=a.calibrate_by_position,
-                        by_start=a.calibrate_by_start, returns=returns, progress=not a.quick)
+        n_cal, secs = recalibrate(model, by_position=a.calibrate_by_position, by_start=a.calibrate_by_start,
+                                  returns=returns, progress=not a.quick)
         fmt = lambda g: "/".join(f"{v:.3f}" for v in g or ())  # noqa: E731
         ways = " and ".join(w for w, on in (("position", a.calibrate_by_position), ("start state", a.calibrate_by_start))
                             if on)
         c = "" if model.start_factors is None else ", c " + "; ".join(fmt(row) for row in model.start_factors)
-        return (f"{how}; recalibrated by {ways} on {n_cal} windows in {time.time() - t0:.0f} s (k "
+        return (f"{how}; recalibrated by {ways} on {n_cal} windows in {secs:.0f} s (k "
                 f"{model.residual_scale:.4f}, g {fmt(model.state_factors)}, g_late {fmt(model.state_factors_late)}, "
                 f"k_s {model.stitch_scale or 1:.4f}{c})")
 

@@ -35,7 +35,7 @@ from findiffusion.config import config_tag
 from findiffusion.data import SeriesInfo, make_windows
 from findiffusion.networks import NetworkConfig
 from findiffusion.training import FitConfig, TrainConfig
-from model_cache import cached_model
+from model_cache import cached_model, recalibrate
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -85,10 +85,9 @@ def run_data(data: str, args: argparse.Namespace) -> None:
     for seed, mdir in zip(args.seeds if not args.model else range(len(args.model)), model_dirs, strict=True):
         model, where = get_model(data, train, seed, args.quick, mdir, args.device, args.vol_asym, args.vol_ito)
         if args.calibrate:  # in memory: the cached model on disk keeps its own calibration
-            t0, n_cal = time.time(), model.calibration_windows or model.config.calibration_windows
-            model.calibrate(n_cal, seed=model.config.seed, by_position=args.calibrate == "by-position",
-                            by_start=args.calibrate == "by-start", returns=train.to_numpy())
-            print(f"  recalibrated {Path(where).name} {args.calibrate} on {n_cal} windows in {time.time() - t0:.0f} s",
+            n_cal, secs = recalibrate(model, by_position=args.calibrate == "by-position",
+                                      by_start=args.calibrate == "by-start", returns=train.to_numpy())
+            print(f"  recalibrated {Path(where).name} {args.calibrate} on {n_cal} windows in {secs:.0f} s",
                   file=sys.stderr, flush=True)
         name = f"findiffusion s{seed}" if not args.model else f"findiffusion {Path(where).name}"
         t0 = time.time()

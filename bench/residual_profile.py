@@ -46,6 +46,7 @@ import torch
 import findiffusion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from model_cache import recalibrate  # noqa: E402
 from pricing import heston_stationary_price, simulate_heston, training_returns  # noqa: E402
 
 GROUPS = (0.2, 0.4, 0.6, 0.8, 0.95)  # start-state group edges, quantiles of the start variance
@@ -97,10 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     if not f.active:
         p.error(f"{a.model} has no volatility filter: its residual width does not depend on a state")
     if a.calibrate_by_start:
-        t0, n_cal = time.time(), model.calibration_windows or model.config.calibration_windows
-        model.calibrate(n_cal, seed=model.config.seed, by_start=True, returns=training_returns(a.market, a.years),
-                        progress=True)
-        print(f"recalibrated by start state on {n_cal} windows in {time.time() - t0:.0f} s: c "
+        n_cal, secs = recalibrate(model, by_start=True, returns=training_returns(a.market, a.years), progress=True)
+        print(f"recalibrated by start state on {n_cal} windows in {secs:.0f} s: c "
               + "; ".join("/".join(f"{v:.3f}" for v in row) for row in model.start_factors))
     t0 = time.time()
     gen = torch.Generator().manual_seed(a.seed)

@@ -490,6 +490,15 @@ def test_bench_model_cache_recalibrates_instead_of_refitting(tmp_path):
     assert fd.load(old_dir).vol_filter.legacy_start_grid
     assert cached_model(old_dir, old_cfg) is None  # refit
     assert cached_model(tmp_path / f"m2-{config_tag(new_cfg)}", new_cfg) is None  # no old cache of that name
+    # the benches' in-memory recalibration (--calibrate-by-position ...): the model's own window count and fit seed
+    from model_cache import recalibrate
+
+    mine, ref = fd.load(new_dir), fd.load(new_dir)
+    n_cal, secs = recalibrate(mine, by_position=True)
+    ref.calibrate(300, seed=new_cfg.seed, by_position=True)
+    assert n_cal == 300 and secs >= 0 and mine.state_factors_late is not None
+    assert (mine.residual_scale, mine.state_factors, mine.state_factors_late) == (
+        ref.residual_scale, ref.state_factors, ref.state_factors_late)
 
 
 def test_bench_sample_limit_prices_every_stretch_like_the_law():
