@@ -345,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
                          "batch costs about the same time per step)")
     ap.add_argument("--channels", type=int, default=None, help="residual channels of the fitted models' network "
                     "(default 48)")
+    ap.add_argument("--importance", action="store_true",
+                    help="the model's prices by importance sampling (findiffusion.importance: horizons = the "
+                         "maturities, shift 2); the references stay plain")
     ap.add_argument("--no-antithetic", action="store_true", help="skip the antithetic variance-reduction part")
     ap.add_argument("--correction", default="conditional", choices=["conditional", "ems"],
                     help="martingale correction (default conditional, the library default; ems: plain EMS)")
@@ -382,7 +385,10 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.time()
         res = price_with_model(model, s0=s0, strikes=strikes, maturities_days=mats, rate=rate, n_paths=n,
                                sampler=a.sampler, steps=steps, seed=a.seed, greeks=False, correction=a.correction,
-                               progress=not a.quick)
+                               importance=a.importance, progress=not a.quick)
+        for note in res.notes:
+            if note.startswith("importance"):
+                print("   ", note)
         return res, time.time() - t0
 
     def recalibrated(model, how: str, kind: str) -> str:  # --calibrate-by-position / --calibrate-by-start

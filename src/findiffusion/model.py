@@ -16,6 +16,7 @@ from findiffusion import calibration, sampling
 from findiffusion.data import ReturnTransform, SeriesInfo
 from findiffusion.denoiser import Denoiser
 from findiffusion.errors import InputError
+from findiffusion.importance import MixtureTilt
 from findiffusion.progress import progress_bar as _progress
 from findiffusion.sampling import SIGMA_GRID_SAMPLERS, SIGMA_MAX, SIGMA_MIN, get_sampler
 from findiffusion.volatility import VolatilityFilter
@@ -273,16 +274,23 @@ class DiffusionModel:
     # ---- sampling ------------------------------------------------------------
     def _generate(self, n: int, sampler: str, steps: int | None, generator: torch.Generator,
                   context: torch.Tensor | None, mask: torch.Tensor | None, eta: float | None,
-                  callback: Any = None, state: torch.Tensor | None = None, antithetic: bool = False) -> torch.Tensor:
+                  callback: Any = None, state: torch.Tensor | None = None, antithetic: bool = False,
+                  shift: torch.Tensor | None = None, latents: list[torch.Tensor] | None = None) -> torch.Tensor:
         """One window of model-space values (``state``: filter state per row, models with a filter). Shape: (n, L).
 
-        ``antithetic``: rows 2i and 2i+1 start from x_T = z and -z (n even; deterministic samplers only)."""
+        ``antithetic``: rows 2i and 2i+1 start from x_T = z and -z (n even; deterministic samplers only).
+        ``shift``: added to x_T (importance sampling, :mod:`findiffusion.importance`), Shape (n, L); the x_T
+        used is appended to ``latents``."""
         fn = get_sampler(sampler)
         if antithetic:
             z = torch.randn(n // 2, self.window, generator=generator)  # (n/2, L)
             x = torch.stack([z, -z], dim=1).reshape(n, self.window).to(self.device)  # pairs interleaved, (n, L)
         else:
             x = torch.randn(n, self.window, generator=generator).to(self.device)  # x_T, (n, L)
+        if shift is not None:
+            x = x + shift.to(self.device)  # x_T ~ N(shift, I)
+        if latents is not None:
+            latents.append(x.cpu())
         if context is not None:
             context, mask = context.to(self.device), mask.to(self.device)
         eps_fn = self.denoiser.eps_fn(context, mask, clip_x0=CLIP_X0, state=state)  # raw() moves state to x's device
@@ -310,6 +318,7 @@ class DiffusionModel:
         batch_size: int | None = None,
         progress: bool = False,
         antithetic: bool = False,
+        tilt: MixtureTilt | None = None,
     ) -> np.ndarray:
         """Generate daily log-return paths.
 
@@ -343,6 +352,9 @@ class DiffusionModel:
             antithetic: paths 2i and 2i+1 are an antithetic pair: every chunk of one starts from the
                 noise x_T = z, of the other from -z, and they share the filter's start variance
                 (N must be even; deterministic samplers only: ``"ode"``, ``"dpm"``, ``"ddim"`` with eta 0).
+            tilt: draw from an importance-sampling proposal instead of the model's law
+                (:class:`findiffusion.importance.MixtureTilt`; it draws the start states, shifts the noise and
+                records what its weights need). Use :func:`findiffusion.importance.sample_importance`.
 
         Returns:
             Log returns. Shape: (N, T); (M, N, T) for a 2-D ``context``.
@@ -363,11 +375,13 @@ class DiffusionModel:
             var = s2
         elif antithetic and self.vol_filter.active:
             var = var0 = np.repeat(self.start_variance(n_paths // 2, gen), 2)  # one start per pair, (N,)
+        elif tilt is not None and self.vol_filter.active and self.vol_filter.start_quantiles:
+            var = var0 = self.vol_filter.sample_start(n_paths, tilt.start_uniforms(gen))  # tilted starts, (N,)
         else:
             var = var0 = self.start_variance(n_paths, gen)
         u = self.sample_model_space(n_paths, length, context_u=ctx_u, var=var, sampler=sampler, steps=steps,
                                     generator=gen, eta=eta, batch_size=batch_size,
-                                    progress=progress, antithetic=antithetic)  # (M, N, T) or (N, T)
+                                    progress=progress, antithetic=antithetic, tilt=tilt)  # (M, N, T) or (N, T)
         r = self.decode_generated(u.reshape(-1, length), var0, sampler=sampler, steps=steps,
                                   conditional=context is not None)  # (M * N, T), eqs. (4), (5)
         if context is not None and np.asarray(context).ndim == 2:
@@ -377,7 +391,8 @@ class DiffusionModel:
     def sample_model_space(self, n_paths: int, length: int, *, context_u: np.ndarray | None = None,
                            var: np.ndarray | None = None, sampler: str | None = None, steps: int | None = None,
                            generator: torch.Generator | None = None, eta: float | None = None, batch_size: int | None = None,
-                           progress: bool = False, antithetic: bool = False) -> np.ndarray:
+                           progress: bool = False, antithetic: bool = False,
+                           tilt: MixtureTilt | None = None) -> np.ndarray:
         """Like :meth:`sample` but in model space u, with a model-space context (see :meth:`encode`).
 
         Args:
@@ -387,6 +402,8 @@ class DiffusionModel:
                 with it, Shape (M, C + 1); without, the start variance of each path, Shape (N,)
                 (:meth:`start_variance`). Ignored by other models.
             antithetic: antithetic pairs of rows, as in :meth:`sample`.
+            tilt: importance-sampling proposal, as in :meth:`sample`: ``tilt.shift(rows, days)`` is added to the
+                noise of each row's new days, ``tilt.record(rows, xi)`` gets the noise they were drawn from.
 
         Returns:
             Shape: (M, N, T) with a context, else (N, T).
@@ -395,6 +412,10 @@ class DiffusionModel:
         sampling.check_sample_args(n_paths, length, sampler, steps, self.denoiser.schedule.T)
         if antithetic:
             sampling.check_antithetic(n_paths, sampler, eta)
+        if tilt is not None:
+            if antithetic:
+                raise InputError("importance sampling and antithetic noise cannot be combined: choose one")
+            sampling.check_deterministic(sampler, eta, "importance sampling")
         gen = generator if generator is not None else torch.Generator().manual_seed(0)
         ctx_rows = None  # (N_total, C') model-space context per path
         n_ctx = 1
@@ -406,6 +427,9 @@ class DiffusionModel:
             n_ctx = u.shape[0]
             ctx_rows = u.repeat_interleave(n_paths, dim=0)  # (M * N, C'), case-major
         total = n_ctx * n_paths
+        if tilt is not None and tilt.n != total:
+            raise InputError(f"the importance proposal was drawn for {tilt.n} paths, not {total}: pass one 1-D "
+                             f"context, or draw the proposal for {total} paths")
         s2_rows = None  # (N_total, C' + 1) filter variances of the context days and the next day
         if self.denoiser.uses_state:
             if var is None:
@@ -432,8 +456,12 @@ class DiffusionModel:
             rows = ctx_rows[b0:b0 + nb] if ctx_rows is not None else None
             s2b = s2_rows[b0:b0 + nb] if s2_rows is not None else None
             cb = c[b0:b0 + nb] if c is not None else None
+            xi = torch.full((nb, length), float("nan")) if tilt is not None else None  # noise of each new day, (nb, T)
+            shift = torch.from_numpy(tilt.shift(slice(b0, b0 + nb), length)).float() if tilt is not None else None
             out.append(self._sample_batch(nb, chunks, sampler, steps, gen, rows, eta, bar, s2b, antithetic, k, g, ks,
-                                          cb))
+                                          cb, shift, xi))
+            if tilt is not None:
+                tilt.record(slice(b0, b0 + nb), xi.numpy().astype(np.float64))
         if bar:
             bar[0].stop()
         u_out = torch.cat(out).numpy().astype(np.float64)  # (M * N, T)
@@ -454,11 +482,13 @@ class DiffusionModel:
     def _sample_batch(self, n: int, chunks: list[tuple[int, int]], sampler: str, steps: int | None,
                       gen: torch.Generator, ctx_u: torch.Tensor | None, eta: float | None, bar: Any,
                       s2: np.ndarray | None = None, antithetic: bool = False, k: float = 1.0,
-                      g: np.ndarray | None = None, ks: float = 1.0, c: np.ndarray | None = None) -> torch.Tensor:
+                      g: np.ndarray | None = None, ks: float = 1.0, c: np.ndarray | None = None,
+                      shift: torch.Tensor | None = None, xi: torch.Tensor | None = None) -> torch.Tensor:
         """Stitched paths, chunk by chunk. ``s2``: filter variances of the path's days so far and the
         next day (models that condition on the filter state), Shape (n, days + 1); ``ks``: the further scale of
         chunks after the first (eq. (6)); ``g``: the state factors of each new day, Shape (T, bins); ``c``: the
-        start factors of each path's new days (eq. (7)), Shape (n, T)."""
+        start factors of each path's new days (eq. (7)), Shape (n, T); ``shift``: noise shift of each new day,
+        Shape (n, T), with the noise x_T of each new day written to ``xi``, Shape (n, T)."""
         L = self.window
         path = torch.zeros(n, 0)
         if ctx_u is not None:
@@ -472,9 +502,16 @@ class DiffusionModel:
                 context[:, :obs] = path[:, -obs:]
                 mask[:, :obs] = 1.0
             state = self.window_state(s2, path.shape[1] - obs)  # the window starts obs days back
-            w = self._generate(n, sampler, steps, gen, context if obs else None, mask if obs else None, eta,
-                               state=state, antithetic=antithetic).cpu()
             day0 = path.shape[1] - n_ctx  # new days generated so far
+            win_shift, latents = None, None
+            if shift is not None:
+                win_shift = torch.zeros(n, L)  # observed days keep unshifted noise, (n, L)
+                win_shift[:, obs:obs + new] = shift[:, day0:day0 + new]
+                latents = []
+            w = self._generate(n, sampler, steps, gen, context if obs else None, mask if obs else None, eta,
+                               state=state, antithetic=antithetic, shift=win_shift, latents=latents).cpu()
+            if xi is not None and latents:
+                xi[:, day0:day0 + new] = latents[0][:, obs:obs + new]
             path = torch.cat([path, w[:, obs:obs + new]], dim=1)  # (n, days so far)
             if s2 is not None:
                 s2 = self.extend_variances(s2, w[:, obs:obs + new], k * (ks if i else 1.0),

@@ -1,13 +1,6 @@
-r"""Option pricing: Black–Scholes closed forms and Monte Carlo on generated price paths.
+r"""Option pricing: Monte Carlo on generated price paths, with standard errors, implied vols and Greeks.
 
-Black–Scholes with continuous rate r, volatility \sigma, time to expiry \tau (years):
-
-(1) d_1 = \frac{\ln(S/K) + (r + \sigma^2/2)\tau}{\sigma\sqrt\tau},  d_2 = d_1 - \sigma\sqrt\tau
-(2) C = S N(d_1) - K e^{-r\tau} N(d_2),  P = K e^{-r\tau} N(-d_2) - S N(-d_1)
-(3) \Delta_C = N(d_1),  \Delta_P = N(d_1) - 1,  \Gamma = \frac{\varphi(d_1)}{S\sigma\sqrt\tau},
-    \mathcal V = S\varphi(d_1)\sqrt\tau
-
-The closed forms accept NumPy arrays or torch tensors (differentiable) and broadcast.
+Black–Scholes closed forms, eqs. (1)-(3), are in :mod:`findiffusion.black_scholes` (re-exported here).
 
 Monte Carlo on generated paths S_0..S_T (day t_j = j / 252 years):
 
@@ -52,6 +45,11 @@ Monte Carlo on generated paths S_0..S_T (day t_j = j / 252 years):
     r \to \bar r + (1 \pm \epsilon)(r - \bar r), corrected again, and
     \mathcal V \approx (V_+ - V_-)/(2\epsilon\hat\sigma) with \hat\sigma the paths' annualised volatility;
     for geometric Brownian motion this is exactly the Black–Scholes vega in the limit.
+(9) Importance sampling (:mod:`findiffusion.importance`): paths drawn from a proposal with weights
+    w_i = p/q. Every mean above becomes a self-normalised weighted mean, \sum_i w_i y_i / \sum_i w_i, in the
+    corrections (4), (4b) (bins of equal total weight) and in the batch prices (5), and the control (6) is
+    w_i (X_i - S_0), mean 0; the weights do not depend on S_0 or the volatility bump, so (8) keeps common
+    random numbers.
 """
 
 from __future__ import annotations
@@ -63,9 +61,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
+from findiffusion.black_scholes import (  # noqa: F401  (re-exported: the public pricing API)
+    black_scholes_delta,
+    black_scholes_gamma,
+    black_scholes_price,
+    black_scholes_vega,
+    implied_volatility,
+)
 from findiffusion.errors import InputError
+from findiffusion.importance import ImportanceConfig, effective_sample_size, sample_importance
 
 DAYS_PER_YEAR = 252
 #: option types; aliases: "asian" = "asian-call", "up-and-out" = "up-and-out-call", "down-and-in" = "down-and-in-put"
@@ -73,81 +78,6 @@ OPTION_TYPES = ("call", "put", "asian-call", "asian-put", "up-and-out-call", "up
                 "down-and-in-call", "down-and-in-put")
 ALIASES = {"asian": "asian-call", "up-and-out": "up-and-out-call", "down-and-in": "down-and-in-put"}
 EUROPEAN = ("call", "put")
-
-
-# ---- closed forms --------------------------------------------------------------------------------
-def _ncdf(x: Any) -> Any:
-    if isinstance(x, torch.Tensor):
-        return 0.5 * (1 + torch.erf(x / math.sqrt(2.0)))
-    from scipy.special import ndtr
-
-    return ndtr(x)
-
-
-def _log(x: Any) -> Any:
-    return torch.log(x) if isinstance(x, torch.Tensor) else np.log(x)
-
-
-def _exp(x: Any) -> Any:
-    return torch.exp(x) if isinstance(x, torch.Tensor) else np.exp(x)
-
-
-def _d1_d2(spot: Any, strike: Any, tau: Any, rate: float, sigma: Any) -> tuple[Any, Any]:
-    vol = sigma * (tau**0.5)
-    d1 = (_log(spot / strike) + (rate + 0.5 * sigma**2) * tau) / vol  # eq. (1)
-    return d1, d1 - vol
-
-
-def black_scholes_price(spot: Any, strike: Any, tau: Any, rate: float, sigma: Any, option: str = "call") -> Any:
-    """Black–Scholes price, eq. (2). ``tau`` in years (> 0); ``option`` 'call' or 'put'."""
-    d1, d2 = _d1_d2(spot, strike, tau, rate, sigma)
-    disc = strike * _exp(-rate * tau)
-    if option == "call":
-        return spot * _ncdf(d1) - disc * _ncdf(d2)
-    if option == "put":
-        return disc * _ncdf(-d2) - spot * _ncdf(-d1)
-    raise ValueError(f"option must be 'call' or 'put', got {option!r}")
-
-
-def black_scholes_delta(spot: Any, strike: Any, tau: Any, rate: float, sigma: Any, option: str = "call") -> Any:
-    """Black–Scholes delta, eq. (3)."""
-    d1, _ = _d1_d2(spot, strike, tau, rate, sigma)
-    if option == "call":
-        return _ncdf(d1)
-    if option == "put":
-        return _ncdf(d1) - 1.0
-    raise ValueError(f"option must be 'call' or 'put', got {option!r}")
-
-
-def black_scholes_gamma(spot: Any, strike: Any, tau: Any, rate: float, sigma: Any) -> Any:
-    """Black–Scholes gamma (calls and puts), eq. (3). NumPy."""
-    d1, _ = _d1_d2(np.asarray(spot, float), strike, tau, rate, sigma)
-    return np.exp(-0.5 * d1**2) / math.sqrt(2 * math.pi) / (spot * sigma * np.sqrt(tau))
-
-
-def black_scholes_vega(spot: Any, strike: Any, tau: Any, rate: float, sigma: Any) -> Any:
-    """Black–Scholes vega per unit of volatility (calls and puts), eq. (3). NumPy."""
-    d1, _ = _d1_d2(np.asarray(spot, float), strike, tau, rate, sigma)
-    return spot * np.exp(-0.5 * d1**2) / math.sqrt(2 * math.pi) * np.sqrt(tau)
-
-
-def implied_volatility(price: Any, spot: float, strike: Any, tau: Any, rate: float, option: str = "call",
-                       lo: float = 1e-4, hi: float = 5.0, iters: int = 100) -> np.ndarray:
-    """Black–Scholes implied volatility by bisection (vectorised; the price is monotone in sigma).
-
-    Prices outside the no-arbitrage bounds (intrinsic value, S or K e^{-r tau}) or not bracketed by
-    [lo, hi] give NaN.
-    """
-    p, k, t = np.broadcast_arrays(np.asarray(price, float), np.asarray(strike, float), np.asarray(tau, float))
-    a, b = np.full(p.shape, lo), np.full(p.shape, hi)
-    f_lo = black_scholes_price(spot, k, t, rate, a, option) - p
-    f_hi = black_scholes_price(spot, k, t, rate, b, option) - p
-    ok = np.isfinite(p) & (f_lo <= 0) & (f_hi >= 0)
-    for _ in range(iters):
-        m = 0.5 * (a + b)
-        above = black_scholes_price(spot, k, t, rate, m, option) > p
-        b, a = np.where(above, m, b), np.where(above, a, m)
-    return np.where(ok, 0.5 * (a + b), np.nan)
 
 
 # ---- payoffs ---------------------------------------------------------------------------------------
@@ -212,24 +142,27 @@ def payoff(prices: np.ndarray, strike: float, option: str = "call", barrier: flo
 
 
 # ---- martingale correction -------------------------------------------------------------------------
-def martingale_correction(prices: np.ndarray, rate: float, days_per_year: int = DAYS_PER_YEAR) -> np.ndarray:
+def martingale_correction(prices: np.ndarray, rate: float, days_per_year: int = DAYS_PER_YEAR, *,
+                          weights: np.ndarray | None = None) -> np.ndarray:
     """Empirical martingale simulation (Duan & Simonato 1998), eq. (4).
 
     Args:
         prices: raw paths S_0..S_T, all with the same S_0. Shape: (N, T + 1).
         rate: continuous risk-free rate per year.
         days_per_year: trading days per year (t_j = j / days_per_year).
+        weights: importance weights of the paths (eq. (9)); means are then weighted means. Shape: (N,).
 
     Returns:
         Corrected paths with mean(e^{-r t_j} S*_j) = S_0 at every j. Shape: (N, T + 1).
     """
     p = _check_prices(prices)
+    w = _check_weights(weights, p.shape[0])
     s0 = p[0, 0]
     out = np.empty_like(p)
     out[:, 0] = s0
     for j in range(1, p.shape[1]):
         z = out[:, j - 1] * (p[:, j] / p[:, j - 1])  # Z_i(t_j)
-        out[:, j] = s0 * z / (math.exp(-rate * j / days_per_year) * z.mean())
+        out[:, j] = s0 * z / (math.exp(-rate * j / days_per_year) * np.average(z, weights=w))
     return out
 
 
@@ -240,7 +173,7 @@ CORRECTIONS = ("conditional", "ems", "none")
 
 def conditional_martingale_correction(prices: np.ndarray, rate: float, days_per_year: int = DAYS_PER_YEAR, *,
                                       ewma: float = STATE_EWMA, max_bins: int = STATE_MAX_BINS,
-                                      min_paths: int = STATE_MIN_PATHS) -> np.ndarray:
+                                      min_paths: int = STATE_MIN_PATHS, weights: np.ndarray | None = None) -> np.ndarray:
     """Conditional empirical martingale simulation, eq. (4b): (4) within bins of each path's volatility state.
 
     Args:
@@ -250,6 +183,8 @@ def conditional_martingale_correction(prices: np.ndarray, rate: float, days_per_
         ewma: lambda of the state h (the EWMA of the path's own squared log returns, known the day before).
         max_bins, min_paths: B = min(max_bins, N // min_paths) equal-count bins by rank of h per date (at
             least 1). :func:`price_paths` corrects each batch on its own, so there N is the paths per batch.
+        weights: importance weights of the paths (eq. (9)): bins hold equal total weight, every sum is
+            weighted, and N in B is the effective sample size (Σ w)² / Σ w². Shape: (N,).
 
     Returns:
         Corrected paths: mean(e^{-r t_j} S*_j) = S_0 at every j, and within every bin of every date the
@@ -262,24 +197,43 @@ def conditional_martingale_correction(prices: np.ndarray, rate: float, days_per_
     if max_bins < 1 or min_paths < 1:
         raise InputError(f"max_bins and min_paths must be at least 1, got {max_bins} and {min_paths}")
     n, s0 = p.shape[0], p[0, 0]
+    w = _check_weights(weights, n)
+    if w is not None and np.ptp(w) == 0:
+        w = None  # equal weights: the unweighted correction, bit for bit
     growth = p[:, 1:] / p[:, :-1]  # R_i(t_j), (N, T)
     lr2 = np.log(growth) ** 2
-    n_bins = max(1, min(max_bins, n // min_paths))
+    n_eff = n if w is None else int(w.sum() ** 2 / (w**2).sum())  # weighted: the effective sample size
+    n_bins = max(1, min(max_bins, n_eff // min_paths))
     g = math.exp(rate / days_per_year)
-    h = np.full(n, lr2.mean())  # state at t_1: nothing observed yet, (N,)
+    h = np.full(n, lr2.mean() if w is None else np.average(lr2.mean(axis=1), weights=w))  # state at t_1, (N,)
     out = np.empty_like(p)
     out[:, 0] = s0
     for j in range(1, p.shape[1]):
         prev, rj = out[:, j - 1], growth[:, j - 1]
         bins = np.zeros(n, dtype=int)
         if j > 1 and n_bins > 1:  # equal-count bins by rank of h (ties broken by path order), (N,)
-            bins[np.argsort(h, kind="stable")] = np.arange(n) * n_bins // n
-        total = np.bincount(bins, prev, n_bins)  # sum of S*(t_{j-1}) per bin
-        grown = np.bincount(bins, prev * rj, n_bins)  # sum of S*(t_{j-1}) R(t_j) per bin
+            order = np.argsort(h, kind="stable")
+            if w is None:
+                bins[order] = np.arange(n) * n_bins // n
+            else:  # equal-weight bins: the weight below each path, in units of total / B
+                below = np.concatenate([[0.0], np.cumsum(w[order])[:-1]])
+                bins[order] = np.minimum((below * n_bins / w.sum()).astype(int), n_bins - 1)
+        pw = prev if w is None else prev * w
+        total = np.bincount(bins, pw, n_bins)  # sum of S*(t_{j-1}) per bin (weighted)
+        grown = np.bincount(bins, pw * rj, n_bins)  # sum of S*(t_{j-1}) R(t_j) per bin (weighted)
         c = g * total / np.where(grown > 0, grown, 1.0)  # c_b; an empty bin gets no paths
         out[:, j] = prev * rj * c[bins]
         h = ewma * h + (1 - ewma) * lr2[:, j - 1]
     return out
+
+
+def _check_weights(weights: np.ndarray | None, n: int) -> np.ndarray | None:
+    if weights is None:
+        return None
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
+        raise InputError(f"weights must be {n} finite non-negative numbers, not all zero (one per path)")
+    return w
 
 
 def _check_prices(prices: np.ndarray) -> np.ndarray:
@@ -430,6 +384,7 @@ def price_paths(
     correction: str = "conditional",
     control_variate: bool = True,
     antithetic: bool = False,
+    weights: np.ndarray | None = None,
     greeks: bool = True,
     bump: float = 0.01,
     vol_bump: float = 0.05,
@@ -448,6 +403,8 @@ def price_paths(
             risk-neutral already).
         control_variate: eq. (6) with the discounted S_T; used only with ``correction="none"``.
         antithetic: rows 2i, 2i+1 are antithetic pairs (:func:`sample_antithetic`); batches keep pairs.
+        weights: importance weights of the paths, eq. (9) (:func:`findiffusion.importance.sample_importance`).
+            Shape: (N,).
         greeks: compute delta, gamma (relative bump ``bump``) and vega proxy (``vol_bump``), eq. (8).
         batches: B in eq. (5).
 
@@ -466,51 +423,65 @@ def price_paths(
     if not 2 <= batches <= r.shape[0] // 4:
         raise InputError(f"need at least 4 paths per batch and 2 batches; got {r.shape[0]} paths, {batches} batches")
     n, T = r.shape[0], max(maturities)
+    wts = _check_weights(weights, n)
+    if wts is not None and antithetic:
+        raise InputError("importance weights and antithetic pairs cannot be combined: choose one")
     r = r[:, :T]
     contracts = _contracts(list(options), strikes, maturities, barriers, s0)
     use_cv = control_variate and correction == "none"
     unit = 2 if antithetic else 1
     edges = (np.linspace(0, n // unit, batches + 1).round().astype(int)) * unit  # batch boundaries, pairs kept
-    rbar, sig = float(r.mean()), float(r.std() * math.sqrt(days_per_year))
+    w_day = None if wts is None else np.broadcast_to(wts[:, None], r.shape)  # each path's weight on its days
+    rbar = float(np.average(r, weights=w_day))
+    sig = float(math.sqrt(np.average((r - rbar) ** 2, weights=w_day) * days_per_year))
     disc = {d: math.exp(-rate * d / days_per_year) for d in maturities}
     variants = {"base": 1.0} | ({"vol_up": 1 + vol_bump, "vol_dn": 1 - vol_bump} if greeks else {})
     n_c = len(contracts)
     est = {v: np.zeros((batches, n_c)) for v in ["base", "up", "dn", "vol_up", "vol_dn"]}
-    y_all, x_all = np.zeros((n, n_c)), np.zeros((n, len(maturities)))
+    y_all, x_all, w_all = np.zeros((n, n_c)), np.zeros((n, len(maturities))), np.ones(n)
     for b in range(batches):
         sl = slice(edges[b], edges[b + 1])
+        wb = None if wts is None else wts[sl] / wts[sl].mean()  # eq. (9), normalised per batch
+        if wb is not None:
+            w_all[sl] = wb
+
+        def avg(y: np.ndarray, wb: np.ndarray | None = wb) -> float:
+            return float(np.average(y, weights=wb))
+
         for v, scale in variants.items():
             rv = r[sl] if scale == 1.0 else rbar + scale * (r[sl] - rbar)
             paths = s0 * np.exp(np.concatenate([np.zeros((rv.shape[0], 1)), np.cumsum(rv, axis=1)], axis=1))
             if correction == "ems":
-                paths = martingale_correction(paths, rate, days_per_year)
+                paths = martingale_correction(paths, rate, days_per_year, weights=wb)
             elif correction == "conditional":
-                paths = conditional_martingale_correction(paths, rate, days_per_year)
+                paths = conditional_martingale_correction(paths, rate, days_per_year, weights=wb)
             stats = {d: _stats(paths, d) for d in maturities}
             for ci, (opt, k, d, bar) in enumerate(contracts):
                 y = disc[d] * _payoff(stats[d], opt, k, bar)
-                est[v][b, ci] = y.mean()
+                est[v][b, ci] = avg(y)
                 if v == "base":
-                    y_all[sl, ci] = y
+                    y_all[sl, ci] = y * w_all[sl]
                     if greeks:
-                        est["up"][b, ci] = disc[d] * _payoff(stats[d].scaled(1 + bump), opt, k, bar).mean()
-                        est["dn"][b, ci] = disc[d] * _payoff(stats[d].scaled(1 - bump), opt, k, bar).mean()
+                        est["up"][b, ci] = disc[d] * avg(_payoff(stats[d].scaled(1 + bump), opt, k, bar))
+                        est["dn"][b, ci] = disc[d] * avg(_payoff(stats[d].scaled(1 - bump), opt, k, bar))
             if v == "base":
                 for mi, d in enumerate(maturities):
-                    x_all[sl, mi] = disc[d] * stats[d].last
+                    x_all[sl, mi] = disc[d] * (stats[d].last - s0 * math.exp(rate * d / days_per_year)) * w_all[sl]
     notes: list[str] = []
     if use_cv:  # eq. (6), beta from all paths, then batch means of the adjusted values
         for ci, (_, _, d, _) in enumerate(contracts):
-            x = x_all[:, maturities.index(d)]
+            x = x_all[:, maturities.index(d)]  # w (X - S_0), mean 0
             vx = x.var()
             beta = float(np.cov(y_all[:, ci], x)[0, 1] / vx) if vx > 0 else 0.0
-            adj = y_all[:, ci] - beta * (x - s0)
+            adj = y_all[:, ci] - beta * x
             est["base"][:, ci] = [adj[edges[b]:edges[b + 1]].mean() for b in range(batches)]
     elif control_variate:
         notes.append("control variate e^{-rT} S_T skipped: after the correction its sample mean is exactly S0 (no effect)")
-    if correction == "conditional" and (n // batches) // STATE_MIN_PATHS < 2:
-        notes.append(f"conditional correction with one volatility bin (= plain EMS): {n // batches} paths per batch, "
-                     f"two bins need {2 * STATE_MIN_PATHS}; use more paths or fewer batches")
+    per_batch = int(n if wts is None else effective_sample_size(wts)) // batches  # weighted: effective paths
+    if correction == "conditional" and per_batch // STATE_MIN_PATHS < 2:
+        notes.append(f"conditional correction with one volatility bin (= plain EMS): {per_batch} "
+                     f"{'effective ' if wts is not None else ''}paths per batch, two bins need {2 * STATE_MIN_PATHS}; "
+                     "use more paths or fewer batches")
     from scipy import stats as sps
 
     tq = float(sps.t.ppf(0.975, batches - 1))
@@ -561,6 +532,7 @@ def price_with_model(
     sampler: str | None = None,
     steps: int | None = None,
     antithetic: bool = False,
+    importance: bool | ImportanceConfig = False,
     context: np.ndarray | None = None,
     batch_size: int | None = None,
     progress: bool = False,
@@ -570,6 +542,8 @@ def price_with_model(
 
     ``sampler``/``steps``: default the model's own (:attr:`~findiffusion.model.DiffusionModel.default_sampler`).
     ``antithetic`` needs a deterministic sampler (ddim/ode/dpm) and is switched off otherwise (noted).
+    ``importance``: True (the maturities as horizons, :class:`~findiffusion.importance.ImportanceConfig`'s
+    defaults) or a config: importance sampling, eq. (9); needs a deterministic sampler (an error otherwise).
     ``context``: recent real log returns (oldest first) to price conditionally on today's regime.
     Other keyword arguments go to :func:`price_paths`.
     """
@@ -584,15 +558,30 @@ def price_with_model(
     if antithetic and sampler not in ANTITHETIC_SAMPLERS:
         antithetic = False
         notes.append(f"antithetic noise off: sampler {sampler!r} draws noise at every step (needs a core hook)")
-    if antithetic:
+    weights, info = None, {}
+    if not (isinstance(importance, bool | ImportanceConfig) or importance is None):
+        raise InputError(f"importance must be True, False or an ImportanceConfig, got {importance!r}")
+    if importance:
+        if antithetic:
+            raise InputError("importance sampling and antithetic noise cannot be combined: choose one")
+        config = importance if isinstance(importance, ImportanceConfig) else ImportanceConfig(tuple(maturities))
+        r, weights = sample_importance(model, n_paths, T, config, sampler=sampler, steps=steps, seed=seed,
+                                       context=context, batch_size=batch_size, progress=progress)
+        ess = effective_sample_size(weights)
+        notes.append(f"importance sampling (horizons {','.join(map(str, config.horizons))} days, shift "
+                     f"{config.shift:g}): effective sample size {ess:.0f} of {len(weights)}")
+        info = {"importance_horizons": list(config.horizons), "importance_shift": config.shift,
+                "importance_start_power": config.start_power, "importance_defensive": config.defensive,
+                "effective_sample_size": ess}
+    elif antithetic:
         r = sample_antithetic(model, n_paths, T, sampler=sampler, steps=steps, seed=seed, context=context,
                               batch_size=batch_size, progress=progress)
     else:
         r = model.sample(n_paths, T, sampler=sampler, steps=steps, seed=seed, context=context,
                          batch_size=batch_size, progress=progress)
     res = price_paths(r, s0=s0, strikes=strikes, maturities_days=maturities, rate=rate, options=options,
-                      barriers=barriers, antithetic=antithetic,
-                      settings={"sampler": sampler, "steps": steps, "seed": seed,
-                                "context": context is not None}, **kwargs)
+                      barriers=barriers, antithetic=antithetic, weights=weights,
+                      settings={"sampler": sampler, "steps": steps, "seed": seed, "importance": weights is not None,
+                                "context": context is not None} | info, **kwargs)
     res.notes = notes + res.notes
     return res

@@ -355,10 +355,16 @@ def check_sample_args(n: int, length: int | None, sampler: str | None, steps: in
 ANTITHETIC_SAMPLERS = ("ddim", "ode", "dpm")
 
 
+def check_deterministic(sampler: str, eta: float | None, what: str) -> None:
+    """Validate that x_T is all the noise: antithetic pairs need it to be exact, importance sampling (which
+    shifts x_T) to move the paths at all. ``what`` names the feature in the error."""
+    if sampler not in ANTITHETIC_SAMPLERS or (sampler == "ddim" and eta not in (None, 0, 0.0)):
+        raise InputError(f"{what} needs a deterministic sampler ({', '.join(ANTITHETIC_SAMPLERS)}; "
+                         f"ddim with eta 0), got {sampler!r}" + (f" with eta {eta}" if eta else ""))
+
+
 def check_antithetic(n: int, sampler: str, eta: float | None) -> None:
     """Validate antithetic sampling: a deterministic sampler and an even number of paths."""
-    if sampler not in ANTITHETIC_SAMPLERS or (sampler == "ddim" and eta not in (None, 0, 0.0)):
-        raise InputError(f"antithetic sampling needs a deterministic sampler ({', '.join(ANTITHETIC_SAMPLERS)}; "
-                         f"ddim with eta 0), got {sampler!r}" + (f" with eta {eta}" if eta else ""))
+    check_deterministic(sampler, eta, "antithetic sampling")
     if n % 2:
         raise InputError(f"antithetic sampling makes pairs of paths: n must be even, got {n}")
