@@ -102,8 +102,8 @@ class MixtureTilt:
         """Start quantiles u: uniform for the defensive rows, density (1 + γ) u^γ for the others.
         Shape: (n,)."""
         v = torch.rand(self.n, generator=generator, dtype=torch.float64).numpy()
-        p = self.config.start_power
-        self.u = np.where(self.comp >= 0, v ** (1.0 / (1.0 + p)), v)
+        gamma = self.config.start_power
+        self.u = np.where(self.comp >= 0, v ** (1.0 / (1.0 + gamma)), v)
         return self.u
 
     def shift(self, rows: slice, days: int) -> np.ndarray:
@@ -127,8 +127,8 @@ class MixtureTilt:
                                "never recorded)")
         ratio = np.exp(self.a[None, :] * self.s - self.a[None, :] ** 2 / 2)  # (n, M)
         if self.u is not None:
-            p = self.config.start_power
-            ratio = ratio * ((1 + p) * self.u ** p)[:, None]
+            gamma = self.config.start_power
+            ratio = ratio * ((1 + gamma) * self.u**gamma)[:, None]
         return 1.0 / (self.config.defensive + ratio @ self.pi)
 
 

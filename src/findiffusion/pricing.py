@@ -202,7 +202,7 @@ def conditional_martingale_correction(prices: np.ndarray, rate: float, days_per_
         w = None  # equal weights: the unweighted correction, bit for bit
     growth = p[:, 1:] / p[:, :-1]  # R_i(t_j), (N, T)
     lr2 = np.log(growth) ** 2
-    n_eff = n if w is None else int(w.sum() ** 2 / (w**2).sum())  # weighted: the effective sample size
+    n_eff = n if w is None else int(effective_sample_size(w))  # weighted: the effective sample size
     n_bins = max(1, min(max_bins, n_eff // min_paths))
     g = math.exp(rate / days_per_year)
     h = np.full(n, lr2.mean() if w is None else np.average(lr2.mean(axis=1), weights=w))  # state at t_1, (N,)
