@@ -207,9 +207,11 @@ def process_reference(kind: str, n: int, days: int, seed: int) -> np.ndarray:
     return simulate_heston(n, days, mu=0.03, seed=10_000 + seed)
 
 
-def _filter_overrides(vol_asym: float, vol_beta: float | None, vol_alpha: float | None, vol_ito: bool = False) -> dict:
-    """The TrainConfig filter fields the flags set (``None``: keep the library default)."""
-    given = {"vol_asym": vol_asym, "vol_beta": vol_beta, "vol_alpha": vol_alpha, "vol_ito": vol_ito or None}
+def _filter_overrides(vol_asym: float, vol_beta: float | None, vol_alpha: float | None, vol_ito: bool = False,
+                      state_oversample: float = 0.0) -> dict:
+    """The TrainConfig filter (and window-draw) fields the flags set (``None``: keep the library default)."""
+    given = {"vol_asym": vol_asym, "vol_beta": vol_beta, "vol_alpha": vol_alpha, "vol_ito": vol_ito or None,
+             "state_oversample": state_oversample or None}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -224,7 +226,8 @@ def window_dilations(window: int) -> tuple[int, ...]:
 
 def bench_config(quick: bool = False, prediction: str = "eps", train_steps: int | None = None, vol_asym: float = 0.0,
                  vol_beta: float | None = None, vol_alpha: float | None = None, window: int | None = None,
-                 batch_size: int | None = None, channels: int | None = None, vol_ito: bool = False):
+                 batch_size: int | None = None, channels: int | None = None, vol_ito: bool = False,
+                 state_oversample: float = 0.0):
     """The FitConfig of the bench's models: the library default (``quick``: a tiny one) with the flags' overrides
     (``None`` / 0: keep the default)."""
     from findiffusion.networks import NetworkConfig
@@ -234,7 +237,7 @@ def bench_config(quick: bool = False, prediction: str = "eps", train_steps: int 
                      stitch_context=16) if quick else FitConfig())
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(
         cfg.train, prediction=prediction, steps=train_steps or cfg.train.steps, batch_size=batch_size or cfg.train.batch_size,
-        **_filter_overrides(vol_asym, vol_beta, vol_alpha, vol_ito)))
+        **_filter_overrides(vol_asym, vol_beta, vol_alpha, vol_ito, state_oversample)))
     if window:  # a longer native window: a network that spans it and the same stitching ratio (half the window)
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, window=window), stitch_context=window // 2,
                                   network=dataclasses.replace(cfg.network, dilations=window_dilations(window)))
@@ -245,14 +248,15 @@ def bench_config(quick: bool = False, prediction: str = "eps", train_steps: int 
 
 def _label(quick: bool, prediction: str = "eps", train_steps: int | None = None, vol_asym: float = 0.0,
            vol_beta: float | None = None, vol_alpha: float | None = None, window: int | None = None,
-           batch_size: int | None = None, channels: int | None = None, vol_ito: bool = False) -> str:
+           batch_size: int | None = None, channels: int | None = None, vol_ito: bool = False,
+           state_oversample: float = 0.0) -> str:
     """The readable part of a cached model's directory name (the config tag makes it unique)."""
     return (("quick" if quick else "default") + ("" if prediction == "eps" else f"-{prediction}")
             + (f"-steps{train_steps}" if train_steps else "") + (f"-asym{vol_asym:g}" if vol_asym else "")
             + (f"-beta{vol_beta:g}" if vol_beta is not None else "")
             + (f"-alpha{vol_alpha:g}" if vol_alpha is not None else "") + (f"-window{window}" if window else "")
             + (f"-batch{batch_size}" if batch_size else "") + (f"-ch{channels}" if channels else "")
-            + ("-ito" if vol_ito else ""))
+            + ("-ito" if vol_ito else "") + (f"-oversample{state_oversample:g}" if state_oversample else ""))
 
 
 def _model(kind: str, path: str | None, quick: bool, out: Path, years: int, device: str = "cpu", **settings):
@@ -329,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vol-ito", action="store_true",
                     help="fit the models with the Ito term in the filter mean, r = m - sigma^2/2 + sigma z "
                          "(TrainConfig.vol_ito)")
+    ap.add_argument("--state-oversample", type=float, default=0.0, metavar="LAMBDA",
+                    help="fit the models with training windows drawn (1 - LAMBDA) uniformly + LAMBDA in proportion to "
+                         "their start variance (TrainConfig.state_oversample; default 0)")
     ap.add_argument("--calibrate-by-position", action="store_true",
                     help="re-estimate the models' residual calibration with one set of state factors g for a window's "
                          "first stitch_context days and one for the rest (DiffusionModel.calibrate(by_position=True); "
@@ -356,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     from findiffusion.training import TrainConfig
 
     try:  # a bad filter setting gets one line and exit 2 before any data is simulated
-        TrainConfig(**_filter_overrides(a.vol_asym, a.vol_beta, a.vol_alpha, a.vol_ito))
+        TrainConfig(**_filter_overrides(a.vol_asym, a.vol_beta, a.vol_alpha, a.vol_ito, a.state_oversample))
     except InputError as exc:
         ap.error(str(exc))
     if a.window is not None and a.window < 8:
@@ -366,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"{flag} must be a positive integer, got {v}")
     settings = {"prediction": a.prediction, "train_steps": a.train_steps, "vol_asym": a.vol_asym, "vol_beta": a.vol_beta,
                 "vol_alpha": a.vol_alpha, "window": a.window, "batch_size": a.batch_size, "channels": a.channels,
-                "vol_ito": a.vol_ito}
+                "vol_ito": a.vol_ito, "state_oversample": a.state_oversample}
     import torch
 
     from findiffusion.pricing import black_scholes_price, price_with_model

@@ -103,6 +103,15 @@ def test_fit_and_sample_end_to_end(tmp_path, capsys, prices_csv):
     f = json.loads((tmp_path / "mi" / "model.json").read_text())["vol_filter"]
     assert code == 0 and f["var_drift"] == 0.5 and "- 0.5 sigma^2 (Ito term)" in stdout
     assert json.loads((tmp_path / "mg" / "model.json").read_text())["vol_filter"]["var_drift"] == 0.0
+    # --state-oversample: stored in the fit config; outside [0, 1) is bad input
+    code, _, _ = _run(capsys, "fit", "--data", str(prices_csv), "--column", "Adj Close", "--out",
+                      str(tmp_path / "mo"), "--config", str(cfg), "--quiet", "--state-oversample", "0.5")
+    assert code == 0 and json.loads((tmp_path / "mo" / "model.json").read_text())["fit_config"]["train"][
+        "state_oversample"] == 0.5
+    assert json.loads((tmp_path / "mg" / "model.json").read_text())["fit_config"]["train"]["state_oversample"] == 0.0
+    code, _, err = _run(capsys, "fit", "--data", str(prices_csv), "--out", str(tmp_path / "bad"),
+                        "--state-oversample", "1")
+    _one_line_error(code, err, "--state-oversample")
     code, stdout, _ = _run(capsys, "fit", "--data", str(prices_csv), "--column", "Adj Close", "--out",
                            str(tmp_path / "m0"), "--config", str(cfg), "--quiet", "--calibration-windows", "0")
     meta0 = json.loads((tmp_path / "m0" / "model.json").read_text())

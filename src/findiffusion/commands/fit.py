@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vol-ito", action="store_true",
                    help="give the filter mean the Ito term, r = m - sigma^2/2 + sigma z, so a rise of the volatility "
                         "lowers the drift after it (default: a constant mean; see docs/pricing.md)")
+    p.add_argument("--state-oversample", type=float, default=None, metavar="LAMBDA",
+                   help="draw training windows from (1 - LAMBDA) uniform + LAMBDA in proportion to their start "
+                        "variance, in [0, 1): more training on volatile starts (default 0; docs/pricing.md)")
     p.add_argument("--prediction", choices=["eps", "v"],
                    help="what the network predicts (default eps; v is exact on Gaussian markets but measured "
                         "thinner-tailed on the S&P 500: see docs/realism.md)")
@@ -68,6 +71,11 @@ def make_config(args: argparse.Namespace):
         train = dataclasses.replace(train, vol_asym=args.vol_asym)
     if args.vol_ito:
         train = dataclasses.replace(train, vol_ito=True)
+    if args.state_oversample is not None:
+        try:
+            train = dataclasses.replace(train, state_oversample=args.state_oversample)
+        except InputError as exc:
+            raise InputError(f"--state-oversample: {exc}") from None
     if args.prediction:
         train = dataclasses.replace(train, prediction=args.prediction)
     if args.window:
