@@ -265,11 +265,15 @@ class DiffusionModel:
         rec = self.history.get("calibration")
         return int(rec["windows"]) if isinstance(rec, dict) else int(self.config.calibration_windows)
 
-    def start_variance(self, n: int, generator: torch.Generator) -> np.ndarray | None:
-        """Start variances of ``n`` unconditional paths, drawn from the training filter's states. Shape: (n,)."""
+    def start_variance(self, n: int, generator: torch.Generator, u: np.ndarray | None = None) -> np.ndarray | None:
+        """Start variances of ``n`` unconditional paths, drawn from the training filter's states: the quantile
+        function at uniforms ``u`` (a tilted draw, :mod:`findiffusion.importance`), or at uniforms drawn from
+        ``generator``. Shape: (n,)."""
         if not self.vol_filter.active:
             return None
-        return self.vol_filter.sample_start(n, torch.rand(n, generator=generator, dtype=torch.float64).numpy())
+        if u is None:
+            u = torch.rand(n, generator=generator, dtype=torch.float64).numpy()
+        return self.vol_filter.sample_start(n, u)
 
     # ---- sampling ------------------------------------------------------------
     def _generate(self, n: int, sampler: str, steps: int | None, generator: torch.Generator,
@@ -376,7 +380,7 @@ class DiffusionModel:
         elif antithetic and self.vol_filter.active:
             var = var0 = np.repeat(self.start_variance(n_paths // 2, gen), 2)  # one start per pair, (N,)
         elif tilt is not None and self.vol_filter.active and self.vol_filter.start_quantiles:
-            var = var0 = self.vol_filter.sample_start(n_paths, tilt.start_uniforms(gen))  # tilted starts, (N,)
+            var = var0 = self.start_variance(n_paths, gen, u=tilt.start_uniforms(gen))  # tilted starts, (N,)
         else:
             var = var0 = self.start_variance(n_paths, gen)
         u = self.sample_model_space(n_paths, length, context_u=ctx_u, var=var, sampler=sampler, steps=steps,
