@@ -65,11 +65,11 @@ def _with_stitch_scale(model, cache: Path, cfg: Any, progress: bool):
 
 
 def recalibrate(model: Any, *, by_position: bool = False, by_start: bool = False, returns: Any = None,
-                progress: bool = False) -> tuple[int, float]:
+                progress: bool = False, by_correlation: bool = False) -> tuple[int, float]:
     """Recalibrate ``model`` in place (:meth:`DiffusionModel.calibrate`) on as many windows as it was calibrated on
     (the fit's count if it never was), with its fit seed; ``returns`` are the training returns (the targets of
-    eq. (7) for ``by_start``). Returns (windows, seconds)."""
+    eq. (7) for ``by_start``, of eq. (8) for ``by_correlation``). Returns (windows, seconds)."""
     t0, n_cal = time.time(), model.calibration_windows or model.config.calibration_windows
     model.calibrate(n_cal, seed=model.config.seed, by_position=by_position, by_start=by_start, returns=returns,
-                    progress=progress)
+                    progress=progress, by_correlation=by_correlation)
     return n_cal, time.time() - t0

@@ -14,6 +14,8 @@ variances from the training filter, k and g applied) and as many training window
   and var(sum) / sum of the days' variances (1 + what the days' autocorrelation adds), which on Heston the
   -v/2 drift of the log price raises: a shock down raises v and so lowers the later drift (the ratio on fresh
   Heston paths with and without that term is printed with ``--market heston``);
+* pooled, var(sum) / sum of the days' variances of the returns and of their shock parts sigma_t z_t at 21 and 63
+  days: how the days move together, which the shock correlation map of eq. (8) matches to the training windows;
 * quantiles 1 / 5 / 95 / 99 % of the centred 21- and 63-day sums by start-state group and pooled: whether the
   width a wing misses is on the down or the up side;
 * with ``--price`` (Heston only), 21- and 63-day European prices on the same windows against the stationary
@@ -30,7 +32,8 @@ variances from the training filter, k and g applied) and as many training window
 (100 000 windows of 128 days: about 9 minutes on 2 cores.) With ``--calibrate-by-start`` the model is first
 recalibrated with the factors c of eq. (7) (findiffusion/calibration.py; 20 000 windows, about 5 minutes), so the
 tables show what that calibration leaves. z are the filter residuals of the decoded returns,
-run from each window's start variance.
+run from each window's start variance. With ``--calibrate-by-correlation`` the model is recalibrated by position
+and then with the map of eq. (8) (target from the training series) first.
 """
 
 from __future__ import annotations
@@ -81,14 +84,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--price", action="store_true", help="price 21/63-day Europeans with the model's g and refitted g")
     p.add_argument("--first-days", default="21,64", help="P of the refitted g (days from the window start)")
+    p.add_argument("--calibrate-by-correlation", action="store_true",
+                   help="recalibrate the model (by position, then the shock correlation map of eq. (8), target from "
+                        "the training series, in memory) before drawing")
     p.add_argument("--calibrate-by-start", action="store_true",
                    help="recalibrate the model with c of eq. (7) (calibrate(by_start=True), targets from the training "
                         "series, in memory) before drawing: the tables then show the calibrated model")
     a = p.parse_args(argv)
     if a.n < 100:
         p.error(f"--n must be at least 100 windows, got {a.n}")
-    if a.price and a.calibrate_by_start:
-        p.error("--price decodes its what-if rows without c: use it without --calibrate-by-start "
+    if a.calibrate_by_start and a.calibrate_by_correlation:
+        p.error("--calibrate-by-start and --calibrate-by-correlation are two what-ifs: pick one")
+    if a.price and (a.calibrate_by_start or a.calibrate_by_correlation):
+        p.error("--price decodes its what-if rows without c or the map: use it without --calibrate-by-start/-correlation "
                 "(bench/pricing.py --calibrate-by-start prices the calibrated model)")
     if a.price and a.market != "heston":
         p.error("--price compares with the Heston price: use it with --market heston")
@@ -101,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         n_cal, secs = recalibrate(model, by_start=True, returns=training_returns(a.market, a.years), progress=True)
         print(f"recalibrated by start state on {n_cal} windows in {secs:.0f} s: c "
               + "; ".join("/".join(f"{v:.3f}" for v in row) for row in model.start_factors))
+    if a.calibrate_by_correlation:
+        n_cal, secs = recalibrate(model, by_position=True, by_correlation=True,
+                                  returns=training_returns(a.market, a.years), progress=True)
+        print(f"recalibrated by position and shock correlation on {n_cal} windows in {secs:.0f} s")
     t0 = time.time()
     gen = torch.Generator().manual_seed(a.seed)
     var0 = model.start_variance(a.n, gen)  # (n,)
@@ -147,6 +159,12 @@ def main(argv: list[str] | None = None) -> int:
             cells += [f"{100 * sm:.3f} / {100 * st:.3f} ({sm / st:.3f})",
                       f"{sum_ratio(r_model[gm == j, :h]):.3f} / {sum_ratio(r_train[gt == j, :h]):.3f}"]
         print(f"| {name} | " + " | ".join(cells) + " |")
+    print("\npooled over start states, var(sum) / sum of the days' variances of the returns and of their shock parts "
+          "sigma_t z_t (what eq. (8) matches), model / training\n\n| | "
+          + " | ".join(f"{h} days" for h in hs) + " |\n" + "|---" * (len(hs) + 1) + "|")
+    a_m, a_t = np.sqrt(s_m[:, :-1]) * z_m, np.sqrt(s_t[:, :-1]) * z_t  # (n, L): the shock parts
+    for name, (xm, xt) in (("returns", (r_model, r_train)), ("shock parts", (a_m, a_t))):
+        print(f"| {name} | " + " | ".join(f"{sum_ratio(xm[:, :h]):.4f} / {sum_ratio(xt[:, :h]):.4f}" for h in hs) + " |")
     qs = (0.01, 0.05, 0.95, 0.99)
     print("\nquantiles of the centred h-day sums (%; each group's mean removed, as the martingale correction "
           "re-centres), model / training: the two tails a put and a call wing see\n\n| start state | "

@@ -375,3 +375,114 @@ def test_fit_can_calibrate_by_start_and_stores_the_targets(tmp_path):
     assert plain.start_factors is None and plain.start_targets == model.start_targets
     with pytest.raises(InputError, match="two windows"):
         fd.fit(r[: 2 * cfg.train.window - 1], cfg)
+
+
+def test_shock_correlation_is_the_correlation_of_every_training_window_s_shock_parts(tmp_path):
+    """The target of eq. (8) against a loop over the windows of a fat-tailed series (all of them, or evenly spaced
+    starts when capped); a series shorter than two windows is refused."""
+    from findiffusion.calibration import shock_correlation
+
+    model = _filter_model(tmp_path)
+    f, L = model.vol_filter, model.window
+    r = 0.01 * np.random.default_rng(3).standard_t(5, 30 * L)
+    z, s2 = f.filter(r)
+    a = np.sqrt(s2[:-1]) * z  # the shock part sigma_t z_t of every day
+    wins = np.array([a[s:s + L] for s in range(len(a) - L + 1)])  # (n, L)
+    np.testing.assert_allclose(shock_correlation(model, r), np.corrcoef(wins.T), atol=1e-10)
+    cap = len(wins) // 3
+    stride = -(-len(wins) // cap)
+    assert stride > 1
+    np.testing.assert_allclose(shock_correlation(model, r, max_windows=cap), np.corrcoef(wins[::stride].T), atol=1e-10)
+    with pytest.raises(InputError, match="two windows"):
+        shock_correlation(model, r[:2 * L - 1])
+
+
+def test_calibration_by_correlation_gives_fresh_draws_the_training_shock_correlation(tmp_path):
+    """Eq. (8) on an oracle network whose days are independent, against MA(1) training returns (lag-1 correlation
+    0.4): fresh draws' shock parts take the training correlation (without the map they have none), each day keeps
+    its width, day t depends on days 1..t only, sample() tracks the recoloured states, stitched days, real contexts and
+    other samplers are untouched, and the map survives save / load (bad or older files handled)."""
+    import torch
+
+    from findiffusion.calibration import shock_correlation
+
+    model = _exact_filter_model(tmp_path, 1.0)
+    L, f, C = model.window, model.vol_filter, model.config.stitch_context
+    e = np.random.default_rng(5).normal(0, 0.01, 20_001)
+    r = e[1:] + 0.5 * e[:-1]  # MA(1): corr(r_t, r_t+1) = 0.5 / 1.25
+    target = shock_correlation(model, r)
+    lag1 = lambda m: np.mean(np.diag(m, 1))  # noqa: E731
+    assert 0.3 < lag1(target) < 0.45
+    with pytest.raises(InputError, match="training returns"):
+        model.calibrate(500, seed=1, sampler="ddim", steps=10, by_correlation=True)
+
+    def shocks(model) -> tuple[np.ndarray, np.ndarray]:  # decoded shock parts and residuals of fresh draws, (n, L)
+        gen = torch.Generator().manual_seed(11)
+        var0 = model.start_variance(4000, gen)
+        u = model.sample_model_space(4000, L, var=var0, sampler="ddim", steps=10, generator=gen)
+        z, s2 = f.filter(model.decode_generated(u, var0, sampler="ddim", steps=10), var0)
+        return np.sqrt(s2[:, :-1]) * z, z
+
+    model.calibrate(4000, seed=1, sampler="ddim", steps=10)
+    assert model.shock_map is None and model.shock_for("ddim", 10) is None
+    (a_off, z_off), k_off = shocks(model), model.residual_scale
+    model.calibrate(4000, seed=1, sampler="ddim", steps=10, by_correlation=True, returns=r)
+    a_on, z_on = shocks(model)
+    assert model.residual_scale == k_off  # k, g fitted before the map, on the same draws
+    assert abs(lag1(np.corrcoef(a_off.T))) < 0.05
+    assert abs(lag1(np.corrcoef(a_on.T)) - lag1(target)) < 0.04
+    assert np.max(np.abs(np.corrcoef(a_on.T) - target)) < 0.12  # every pair of days, 4000 windows
+    ratio = lambda a: a.sum(1).var() / a.var(0).sum()  # noqa: E731  var of the window sum / sum of the days' variances
+    assert ratio(a_off) < 1.1 and abs(ratio(a_on) / (1 + 2 * np.triu(target, 1).sum() / L) - 1) < 0.1
+    np.testing.assert_allclose(np.mean(z_on ** 2, 0), np.mean(z_off ** 2, 0), rtol=0.1)  # widths kept by day
+    m = model.shock_map
+    assert not np.triu(m, 1).any() and np.all(np.diag(m) > 0)
+    # causal: moving day t of a window moves no earlier day
+    gen = torch.Generator().manual_seed(3)
+    var0 = model.start_variance(50, gen)
+    u = model.sample_model_space(50, L + 8, var=var0, sampler="ddim", steps=10, generator=gen)
+    base = model.decode_generated(u, var0, sampler="ddim", steps=10)
+    u2 = u.copy()
+    u2[:, L // 2] += 1.0
+    moved = model.decode_generated(u2, var0, sampler="ddim", steps=10)
+    np.testing.assert_array_equal(moved[:, :L // 2], base[:, :L // 2])
+    assert np.all(moved[:, L // 2] != base[:, L // 2])
+    # the stitched days get no map: the same as decoding without it from the first window's end state
+    saved = model.shock_map, model.shock_mean
+    model.shock_map = model.shock_mean = None
+    plain = model.decode_generated(u, var0, sampler="ddim", steps=10)
+    model.shock_map, model.shock_mean = saved
+    assert np.max(np.abs(plain[:, :L] - base[:, :L])) > 1e-4
+    _, s2 = f.filter(base[:, :L], var0)
+    scale = np.r_[np.ones(L), np.full(8, model.stitch_scale)] * model.residual_scale
+    z_st = model.transform.inverse(scale * u)[:, L:]
+    np.testing.assert_allclose(base[:, L:], f.unfilter(z_st, s2[:, -1], model.factor_rows(8, "ddim", 10)), rtol=1e-10)
+    # sample() feeds the network the states of the recoloured days
+    states = []
+    model.denoiser.network.register_forward_hook(lambda mod, args, out: states.append(args[0][:, 3, 0].clone()))
+    gen = torch.Generator().manual_seed(5)
+    var_s = model.start_variance(40, gen)
+    r_s = model.sample(40, L + 8, sampler="ddim", steps=10, seed=5)
+    _, s2 = f.filter(r_s, var_s)
+    np.testing.assert_allclose(states[-1].numpy(), f.state(s2[:, L - C]), rtol=1e-5)
+    # real contexts and other samplers: no map
+    assert model.shock_for("ddim", 11) is None and model.shock_for("ddim", 10, conditional=True) is None
+    ctx = np.random.default_rng(0).normal(0, 0.01, 300)
+    c1 = model.sample(10, 20, sampler="ddim", steps=10, seed=4, context=ctx)
+    model.shock_map = model.shock_mean = None
+    np.testing.assert_array_equal(c1, model.sample(10, 20, sampler="ddim", steps=10, seed=4, context=ctx))
+    model.shock_map, model.shock_mean = saved
+    # save / load; bad and older files
+    model.save(tmp_path / "m8")
+    back = load(tmp_path / "m8")
+    np.testing.assert_array_equal(back.shock_map, model.shock_map)
+    np.testing.assert_array_equal(back.decode_generated(u, var0, sampler="ddim", steps=10),
+                                  model.decode_generated(u, var0, sampler="ddim", steps=10))
+    meta = json.loads((tmp_path / "m8" / "model.json").read_text())
+    for bad in ({"shock_mean": None}, {"shock_map": meta["shock_map"][:-1]}, {"shock_map": [[1.0, 0.0]] * L}):
+        (tmp_path / "m8" / "model.json").write_text(json.dumps({**meta, **bad}))
+        with pytest.raises(ModelFileError, match="shock_map"):
+            load(tmp_path / "m8")
+    del meta["shock_map"], meta["shock_mean"]  # a file written before eq. (8)
+    (tmp_path / "m8" / "model.json").write_text(json.dumps(meta))
+    assert load(tmp_path / "m8").shock_for("ddim", 10) is None

@@ -62,6 +62,9 @@ class DiffusionModel:
         start_factors: c of eq. (7), one factor per start-state group and day range of ``start_targets``, applied with
             k and g to the first window of unconditional draws of ``calibrated_for`` (``None``: none; set by
             ``calibrate(by_start=True)``).
+        shock_map, shock_mean: the lower-triangular map D T D^{-1} and the day means mu of eq. (8), applied after c to
+            the first window of unconditional draws of ``calibrated_for`` (``None``: none; set by
+            ``calibrate(by_correlation=True)``). Shape: (L, L), (L,).
 
     Model space: returns r -> residuals z of the volatility filter -> u = transform(z);
     :meth:`encode` and :meth:`decode` go both ways. Generated values are decoded as k u
@@ -80,7 +83,8 @@ class DiffusionModel:
                  state_factors: tuple[float, ...] | None = None, stitch_scale: float | None = None,
                  state_factors_late: tuple[float, ...] | None = None,
                  start_targets: calibration.StartTargets | None = None,
-                 start_factors: tuple[tuple[float, ...], ...] | None = None) -> None:
+                 start_factors: tuple[tuple[float, ...], ...] | None = None,
+                 shock_map: np.ndarray | None = None, shock_mean: np.ndarray | None = None) -> None:
         if not (residual_scale > 0 and math.isfinite(residual_scale)):
             raise InputError(f"residual_scale must be a positive number, got {residual_scale}")
         if stitch_scale is not None and not (stitch_scale > 0 and math.isfinite(stitch_scale)):
@@ -97,6 +101,16 @@ class DiffusionModel:
                                           or not all(v > 0 and math.isfinite(v) for v in np.ravel(start_factors))):
             raise InputError("start_factors must be one positive number per start-state group and day range of "
                              f"start_targets, got {start_factors}")
+        L = int(config.train.window)
+        if (shock_map is None) != (shock_mean is None) or shock_map is not None and not (
+                np.shape(shock_map) == (L, L) and np.shape(shock_mean) == (L,) and np.isfinite(shock_map).all()
+                and np.isfinite(shock_mean).all() and np.all(np.diag(shock_map) > 0)
+                and not np.triu(shock_map, 1).any()):
+            raise InputError(f"shock_map and shock_mean must come together: a {L} x {L} lower-triangular matrix with a "
+                             f"positive diagonal and {L} day means (eq. (8)); got shapes {np.shape(shock_map)}, "
+                             f"{np.shape(shock_mean)}")
+        self.shock_map = None if shock_map is None else np.asarray(shock_map, dtype=float)
+        self.shock_mean = None if shock_mean is None else np.asarray(shock_mean, dtype=float)
         self.start_targets = start_targets
         self.start_factors = None if start_factors is None else tuple(tuple(map(float, row)) for row in start_factors)
         self.state_factors = None if state_factors is None else tuple(float(v) for v in state_factors)
@@ -218,6 +232,14 @@ class DiffusionModel:
         return calibration.start_rows(self.start_factors, self.start_targets, np.asarray(var0) / self.vol_filter.var,
                                       days, self.window)
 
+    def shock_for(self, sampler: str | None = None, steps: int | None = None, *,
+                  conditional: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+        """(map, day means) of eq. (8) for the first window of unconditional draws of ``sampler``/``steps``; ``None``
+        without one, for draws from a real context and for other samplers than ``calibrated_for``."""
+        if conditional or self.shock_map is None or not self._calibrated(sampler, steps):
+            return None
+        return self.shock_map, self.shock_mean
+
     def decode_generated(self, u: np.ndarray, var0: np.ndarray | float | None = None, *, sampler: str | None = None,
                          steps: int | None = None, conditional: bool = False) -> np.ndarray:
         """Generated model-space values -> returns: the residuals of k u, each day scaled by g of its volatility
@@ -234,16 +256,20 @@ class DiffusionModel:
             v0 = np.broadcast_to(self.vol_filter.var if var0 is None else np.asarray(var0, dtype=float), u.shape[:-1])
             m = self.start_rows(v0.ravel(), u.shape[-1], sampler, steps, conditional=conditional)  # (n, T) or None
             z = z if m is None else z * m.reshape(z.shape)
+        shock = self.shock_for(sampler, steps, conditional=conditional)
+        z = z if shock is None else calibration.apply_shock_map(z, *shock)  # eq. (8): the first window's days
         return self.vol_filter.unfilter(z, var0, self.factor_rows(u.shape[-1], sampler, steps, conditional=conditional))
 
     def calibrate(self, n_windows: int = 20000, *, seed: int = 0, sampler: str | None = None,
                   steps: int | None = None, progress: bool = False, by_position: bool = False, by_start: bool = False,
-                  returns: np.ndarray | None = None) -> float:
-        """Set k, g and k_s (eqs. (4)-(6)), and with ``by_start`` c (eq. (7)), from ``n_windows`` unconditional windows
+                  returns: np.ndarray | None = None, by_correlation: bool = False) -> float:
+        """Set k, g and k_s (eqs. (4)-(6)), with ``by_start`` c (eq. (7)) and with ``by_correlation`` the shock map
+        (eq. (8), target from ``returns``), from ``n_windows`` unconditional windows
         of ``sampler``/``steps`` (default: the model's own) drawn with ``seed``; returns k. See
         :func:`findiffusion.calibration.calibrate`."""
         return calibration.calibrate(self, n_windows, seed=seed, sampler=sampler, steps=steps, progress=progress,
-                                     by_position=by_position, by_start=by_start, returns=returns)
+                                     by_position=by_position, by_start=by_start, returns=returns,
+                                     by_correlation=by_correlation)
 
     def estimate_calibration(self, u: np.ndarray, var0: np.ndarray) -> tuple[float, tuple[float, ...] | None]:
         """(k, g) of eqs. (4), (5) from generated windows u with start variances var0, without setting them
@@ -454,6 +480,7 @@ class DiffusionModel:
         ks = self.stitch_scale_for(sampler, steps, conditional=context_u is not None)  # eq. (6)
         c = None if s2_rows is None else self.start_rows(s2_rows[:, 0], length, sampler, steps,
                                                           conditional=context_u is not None)  # eq. (7), (N, T)
+        shock = self.shock_for(sampler, steps, conditional=context_u is not None)  # eq. (8), first window
         out = []
         for b0 in range(0, total, batch_size):
             nb = min(batch_size, total - b0)
@@ -463,7 +490,7 @@ class DiffusionModel:
             xi = torch.full((nb, length), float("nan")) if tilt is not None else None  # noise of each new day, (nb, T)
             shift = torch.from_numpy(tilt.shift(slice(b0, b0 + nb), length)).float() if tilt is not None else None
             out.append(self._sample_batch(nb, chunks, sampler, steps, gen, rows, eta, bar, s2b, antithetic, k, g, ks,
-                                          cb, shift, xi))
+                                          cb, shift, xi, shock))
             if tilt is not None:
                 tilt.record(slice(b0, b0 + nb), xi.numpy().astype(np.float64))
         if bar:
@@ -487,12 +514,14 @@ class DiffusionModel:
                       gen: torch.Generator, ctx_u: torch.Tensor | None, eta: float | None, bar: Any,
                       s2: np.ndarray | None = None, antithetic: bool = False, k: float = 1.0,
                       g: np.ndarray | None = None, ks: float = 1.0, c: np.ndarray | None = None,
-                      shift: torch.Tensor | None = None, xi: torch.Tensor | None = None) -> torch.Tensor:
+                      shift: torch.Tensor | None = None, xi: torch.Tensor | None = None,
+                      shock: tuple[np.ndarray, np.ndarray] | None = None) -> torch.Tensor:
         """Stitched paths, chunk by chunk. ``s2``: filter variances of the path's days so far and the
         next day (models that condition on the filter state), Shape (n, days + 1); ``ks``: the further scale of
         chunks after the first (eq. (6)); ``g``: the state factors of each new day, Shape (T, bins); ``c``: the
         start factors of each path's new days (eq. (7)), Shape (n, T); ``shift``: noise shift of each new day,
-        Shape (n, T), with the noise x_T of each new day written to ``xi``, Shape (n, T)."""
+        Shape (n, T), with the noise x_T of each new day written to ``xi``, Shape (n, T); ``shock``: the map of eq. (8)
+        for the first chunk of unconditional paths."""
         L = self.window
         path = torch.zeros(n, 0)
         if ctx_u is not None:
@@ -520,7 +549,8 @@ class DiffusionModel:
             if s2 is not None:
                 s2 = self.extend_variances(s2, w[:, obs:obs + new], k * (ks if i else 1.0),
                                            None if g is None else g[day0:day0 + new],
-                                           None if c is None else c[:, day0:day0 + new])
+                                           None if c is None else c[:, day0:day0 + new],
+                                           shock if i == 0 and ctx_u is None else None)
             if bar:
                 bar[0].update(bar[1], advance=1)
         return path[:, n_ctx:]
@@ -532,13 +562,16 @@ class DiffusionModel:
         return torch.from_numpy(self.vol_filter.state(s2[:, day])).float()
 
     def extend_variances(self, s2: np.ndarray, u_new: torch.Tensor, k: float = 1.0,
-                         g: tuple[float, ...] | np.ndarray | None = None, c: np.ndarray | None = None) -> np.ndarray:
+                         g: tuple[float, ...] | np.ndarray | None = None, c: np.ndarray | None = None,
+                         shock: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """Run the filter over new generated model-space days, decoded with scale ``k``, state factors ``g``
         (eqs. (4), (5); Shape (bins,) or (D, bins), one row per new day) and start factors ``c`` (eq. (7); Shape
-        (n, D)) as :meth:`sample` decodes them: (n, P + 1) variances -> (n, P + 1 + D)."""
+        (n, D)) and the map ``shock`` of eq. (8) (the first window's days) as :meth:`sample` decodes them:
+        (n, P + 1) variances -> (n, P + 1 + D)."""
         f = self.vol_filter
         z = self.transform.inverse(k * u_new.numpy().astype(np.float64))  # (n, D) residuals
         z = z if c is None else z * c
+        z = z if shock is None else calibration.apply_shock_map(z, *shock)
         cols, last = [s2], s2[:, -1]
         rows = None if g is None else np.broadcast_to(np.asarray(g, dtype=float), (z.shape[1], len(f.state_edges) + 1))
         for t in range(z.shape[1]):

@@ -4,13 +4,13 @@ A model directory holds
 
 * ``weights-<hash>.safetensors``: the EMA weights of the network (safetensors, never pickled),
 * ``model.json``: format version, :class:`~findiffusion.training.FitConfig`,
-  the volatility filter and the return transform, the residual calibration (k, g, k_s and the start-state
-  factors of eqs. (4)-(7)), a description of the data, training history, and the name and SHA-256 of the
-  weights file.
+  the volatility filter and the return transform, the residual calibration (k, g, k_s, the start-state
+  factors and the shock correlation map of eqs. (4)-(8)), a description of the data, training history, and the
+  name and SHA-256 of the weights file.
 
 ``model.json`` is written last and atomically and names its weights file, so
 a directory is always either the old model or the new one. Fields added after format version 1 are optional:
-older files load with their defaults (no g, k_s = 1, no start-state factors).
+older files load with their defaults (no g, k_s = 1, no start-state factors, no shock map).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 
@@ -64,6 +65,8 @@ def save(model: DiffusionModel, directory: str | Path) -> Path:
         "stitch_scale": model.stitch_scale,
         "start_targets": None if model.start_targets is None else model.start_targets.to_dict(),
         "start_factors": None if model.start_factors is None else [list(row) for row in model.start_factors],
+        "shock_map": None if model.shock_map is None else [row[:i + 1].tolist() for i, row in enumerate(model.shock_map)],
+        "shock_mean": None if model.shock_mean is None else model.shock_mean.tolist(),
         "data": model.data_info.to_dict() if model.data_info else None,
         "history": model.history,
     }
@@ -146,10 +149,12 @@ def load(directory: str | Path, device: str = "cpu") -> DiffusionModel:
     if ks is not None and not _positive_number(ks):
         raise ModelFileError(f"{str(mj)!r}: stitch_scale must be a positive number, got {ks!r}; refit the model")
     targets, c = _start_calibration(meta, mj, vol_filter)
+    shock_map, shock_mean = _shock_map(meta, mj, int(cfg.train.window))
     try:
         model = DiffusionModel(cfg, den, transform, data_info=info, history=meta.get("history") or {},
                                vol_filter=vol_filter, residual_scale=float(k), calibrated_for=cal, state_factors=g,
-                               stitch_scale=ks, state_factors_late=g_late, start_targets=targets, start_factors=c)
+                               stitch_scale=ks, state_factors_late=g_late, start_targets=targets, start_factors=c,
+                               shock_map=shock_map, shock_mean=shock_mean)
     except InputError as exc:
         raise ModelFileError(f"{str(mj)!r}: {exc}; refit the model") from None
     return model.to(resolve_device(device))
@@ -158,6 +163,24 @@ def load(directory: str | Path, device: str = "cpu") -> DiffusionModel:
 def _positive_number(v: Any) -> bool:
     """Whether a value read from model.json is a finite positive number (not a bool)."""
     return isinstance(v, int | float) and not isinstance(v, bool) and v > 0 and math.isfinite(v)
+
+
+def _shock_map(meta: dict[str, Any], mj: Path, window: int) -> tuple[Any, Any]:
+    """The map and day means of eq. (8) in model.json (rows of the lower triangle; older files: none)."""
+    m, mu = meta.get("shock_map"), meta.get("shock_mean")
+    if m is None and mu is None:
+        return None, None
+    ok = (isinstance(m, list) and isinstance(mu, list) and len(m) == window == len(mu)
+          and all(isinstance(row, list) and len(row) == i + 1 for i, row in enumerate(m))
+          and all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+                  for row in [*m, mu] for x in row))
+    if not ok:
+        raise ModelFileError(f"{str(mj)!r}: shock_map must be the {window} rows of a lower-triangular matrix (row i "
+                             f"has i + 1 numbers) with {window} shock_mean values; refit the model")
+    full = np.zeros((window, window))
+    for i, row in enumerate(m):
+        full[i, :i + 1] = row
+    return full, np.asarray(mu, dtype=float)
 
 
 def _start_calibration(meta: dict[str, Any], mj: Path,

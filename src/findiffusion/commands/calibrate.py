@@ -35,9 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="then one factor per start-state group and day range of a window (eq. (7), docs/pricing.md): "
                         "short-dated option prices see a window's first days, where the network's width error depends "
                         "on the start state; models fitted before 2026-12-05 need --data with their training series")
+    p.add_argument("--by-correlation", action="store_true",
+                   help="then recolour a window's days so that their shocks sigma_t z_t correlate as the training "
+                        "windows' do (eq. (8), docs/pricing.md): the network misses the small co-movement of the days "
+                        "that sets the width of multi-day sums; needs --data with the training series")
     add_data_args(p, default=None, required=False,
                   data_help="with --by-start: the training series to take the targets from (the fit's --data, --start, "
-                            "--end...; default: the targets stored with the model)")
+                            "--end...; default: the targets stored with the model); with --by-correlation: required")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -50,6 +54,8 @@ def _describe(model) -> str:
         g += "  g_late " + " / ".join(f"{v:.3f}" for v in model.state_factors_late)
     if model.start_factors is not None:
         g += "  c " + " ; ".join(" / ".join(f"{v:.3f}" for v in row) for row in model.start_factors)
+    if model.shock_map is not None:
+        g += f"  shock map (eq. (8); diagonal {model.shock_map.diagonal().min():.3f}-{model.shock_map.diagonal().max():.3f})"
     return (f"k {model.residual_scale:.4f}{g}  ({model.calibrated_for[0]} {model.calibrated_for[1]}, "
             f"{model.calibration_windows} windows)")
 
@@ -61,8 +67,10 @@ def run(args: argparse.Namespace) -> int:
     require(model.vol_filter.active and model.vol_filter.reaction is not None,
             f"the model in {args.model!r} has no volatility filter, so there is nothing to calibrate "
             "(its residual scale stays 1)")
-    require(args.data is None or args.by_start, "--data is only read with --by-start (the targets of eq. (7)); "
-            "drop it, or add --by-start")
+    require(args.data is None or args.by_start or args.by_correlation, "--data is only read with --by-start or "
+            "--by-correlation (the targets of eqs. (7), (8)); drop it, or add one of them")
+    require(not args.by_correlation or args.data is not None, "--by-correlation needs the training series the model "
+            "was fitted on: add --data (and the fit's --start/--end/--column)")
     require(not args.by_start or args.data is not None or model.start_targets is not None,
             f"the model in {args.model!r} holds no start-state targets (fitted before they were stored): pass its "
             "training series with --data (and the fit's --start/--end/--column)")
@@ -73,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     seed = model.config.seed if args.seed is None else args.seed
     t0 = time.time()
     model.calibrate(args.windows, seed=seed, sampler=sampler, steps=steps, progress=not args.quiet,
-                    by_position=args.by_position, by_start=args.by_start, returns=returns)
+                    by_position=args.by_position, by_start=args.by_start, returns=returns,
+                    by_correlation=args.by_correlation)
     model.save(args.model)
     print(f"before: {before}\nafter:  {_describe(model)}\nsaved {args.model}  ({time.time() - t0:.1f} s)")
     return 0
