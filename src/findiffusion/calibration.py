@@ -167,15 +167,22 @@ def start_targets(model: DiffusionModel, returns: np.ndarray, quantiles: tuple[f
     Raises:
         InputError: no active filter, or a series shorter than two windows. Shape: returns (T,).
     """
+    z, s2 = _filtered_training(model, returns, "start-state targets need")  # (T,), (T + 1,)
+    return start_targets_from(z, s2 / model.vol_filter.var, model.window, quantiles, cuts)
+
+
+def _filtered_training(model: DiffusionModel, returns: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The model's filter run over the whole training series: (z, sigma^2), as :meth:`VolatilityFilter.filter`
+    returns them; ``what`` starts the error message. Raises InputError without an active filter or with fewer
+    than two windows of finite returns. Shape: returns (T,) -> (T,), (T + 1,)."""
     f, L = model.vol_filter, model.window
     if not f.active:
-        raise InputError("start-state targets need a model with a volatility filter")
+        raise InputError(f"{what} a model with a volatility filter")
     r = np.asarray(returns, dtype=float).ravel()
     if len(r) < 2 * L or not np.isfinite(r).all():
-        raise InputError(f"start-state targets need at least {2 * L} finite training returns (two windows), "
-                         f"got {len(r)}; pass the series the model was fitted on")
-    z, s2 = f.filter(r)  # (T,), (T + 1,)
-    return start_targets_from(z, s2 / f.var, L, quantiles, cuts)
+        raise InputError(f"{what} at least {2 * L} finite training returns (two windows), got {len(r)}; pass the "
+                         "series the model was fitted on")
+    return f.filter(r)
 
 
 def start_targets_from(z: np.ndarray, h: np.ndarray, window: int, quantiles: tuple[float, ...] = START_QUANTILES,
@@ -219,14 +226,8 @@ def shock_correlation(model: DiffusionModel, returns: np.ndarray, max_windows: i
     Raises:
         InputError: no active filter, or a series shorter than two windows. Shape: returns (T,) -> (L, L).
     """
-    f, L = model.vol_filter, model.window
-    if not f.active:
-        raise InputError("the shock correlation of eq. (8) needs a model with a volatility filter")
-    r = np.asarray(returns, dtype=float).ravel()
-    if len(r) < 2 * L or not np.isfinite(r).all():
-        raise InputError(f"the shock correlation of eq. (8) needs at least {2 * L} finite training returns (two "
-                         f"windows), got {len(r)}; pass the series the model was fitted on")
-    z, s2 = f.filter(r)  # (T,), (T + 1,)
+    L = model.window
+    z, s2 = _filtered_training(model, returns, "the shock correlation of eq. (8) needs")  # (T,), (T + 1,)
     a = np.sqrt(s2[:-1]) * z  # (T,) the shock part of every day
     n = len(a) - L + 1
     starts = np.arange(0, n, max(1, -(-n // max_windows)))  # evenly spaced window starts
