@@ -437,6 +437,13 @@ def test_calibration_by_correlation_gives_fresh_draws_the_training_shock_correla
     np.testing.assert_allclose(np.mean(z_on ** 2, 0), np.mean(z_off ** 2, 0), rtol=0.1)  # widths kept by day
     m = model.shock_map
     assert not np.triu(m, 1).any() and np.all(np.diag(m) > 0)
+    from findiffusion.calibration import check_shock_map
+
+    check_shock_map(m, model.shock_mean, L)  # what calibrate stores is valid; upper, non-positive or unpaired is not
+    for bad_m, bad_mu in ((m + np.triu(np.ones((L, L)), 1), model.shock_mean), (-m, model.shock_mean),
+                          (m, None), (m[:-1, :-1], model.shock_mean[:-1])):
+        with pytest.raises(InputError, match="lower-triangular"):
+            check_shock_map(bad_m, bad_mu, L)
     # causal: moving day t of a window moves no earlier day
     gen = torch.Generator().manual_seed(3)
     var0 = model.start_variance(50, gen)

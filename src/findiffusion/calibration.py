@@ -266,6 +266,17 @@ def fit_shock_map(model: DiffusionModel, z: np.ndarray, var0: np.ndarray, g: np.
     return np.tril(sd[:, None] * t / sd[None, :]), mu
 
 
+def check_shock_map(m: np.ndarray | None, mu: np.ndarray | None, window: int) -> None:
+    """Raise InputError unless the map and day means of eq. (8) are both ``None`` or come together as a
+    ``window`` x ``window`` finite lower-triangular matrix with a positive diagonal and ``window`` finite means."""
+    L = window
+    if (m is None) != (mu is None) or m is not None and not (
+            np.shape(m) == (L, L) and np.shape(mu) == (L,) and np.isfinite(m).all() and np.isfinite(mu).all()
+            and np.all(np.diag(m) > 0) and not np.triu(m, 1).any()):
+        raise InputError(f"shock_map and shock_mean must come together: a {L} x {L} lower-triangular matrix with a "
+                         f"positive diagonal and {L} day means (eq. (8)); got shapes {np.shape(m)}, {np.shape(mu)}")
+
+
 def apply_shock_map(z: np.ndarray, m: np.ndarray, mu: np.ndarray) -> np.ndarray:
     """Eq. (8) on the first min(days, L) days of residual paths: mu + M (z - mu), the rest unchanged (a
     lower-triangular M maps the first d days by its leading d x d block). Shape: z (n, days) -> (n, days)."""

@@ -101,14 +101,7 @@ class DiffusionModel:
                                           or not all(v > 0 and math.isfinite(v) for v in np.ravel(start_factors))):
             raise InputError("start_factors must be one positive number per start-state group and day range of "
                              f"start_targets, got {start_factors}")
-        L = int(config.train.window)
-        if (shock_map is None) != (shock_mean is None) or shock_map is not None and not (
-                np.shape(shock_map) == (L, L) and np.shape(shock_mean) == (L,) and np.isfinite(shock_map).all()
-                and np.isfinite(shock_mean).all() and np.all(np.diag(shock_map) > 0)
-                and not np.triu(shock_map, 1).any()):
-            raise InputError(f"shock_map and shock_mean must come together: a {L} x {L} lower-triangular matrix with a "
-                             f"positive diagonal and {L} day means (eq. (8)); got shapes {np.shape(shock_map)}, "
-                             f"{np.shape(shock_mean)}")
+        calibration.check_shock_map(shock_map, shock_mean, int(config.train.window))
         self.shock_map = None if shock_map is None else np.asarray(shock_map, dtype=float)
         self.shock_mean = None if shock_mean is None else np.asarray(shock_mean, dtype=float)
         self.start_targets = start_targets
