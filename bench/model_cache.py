@@ -65,11 +65,53 @@ def _with_stitch_scale(model, cache: Path, cfg: Any, progress: bool):
 
 
 def recalibrate(model: Any, *, by_position: bool = False, by_start: bool = False, returns: Any = None,
-                progress: bool = False, by_correlation: bool = False) -> tuple[int, float]:
-    """Recalibrate ``model`` in place (:meth:`DiffusionModel.calibrate`) on as many windows as it was calibrated on
-    (the fit's count if it never was), with its fit seed; ``returns`` are the training returns (the targets of
-    eq. (7) for ``by_start``, of eq. (8) for ``by_correlation``). Returns (windows, seconds)."""
-    t0, n_cal = time.time(), model.calibration_windows or model.config.calibration_windows
-    model.calibrate(n_cal, seed=model.config.seed, by_position=by_position, by_start=by_start, returns=returns,
-                    progress=progress, by_correlation=by_correlation)
+                progress: bool = False, by_correlation: bool = False, n_windows: int | None = None,
+                cache: Path | None = None) -> tuple[int, float]:
+    """Recalibrate ``model`` in place (:meth:`DiffusionModel.calibrate`) on ``n_windows`` windows (default as many as
+    it was calibrated on, the fit's count if it never was), with its fit seed; ``returns`` are the training returns
+    (the targets of eq. (7) for ``by_start``, of eq. (8) for ``by_correlation``). Returns (windows, seconds).
+
+    ``cache``: a folder for recalibrated models, each under a key of everything the result depends on (the network's
+    weights and filter, the options, the windows, the returns and the source of
+    findiffusion/calibration.py): a second run with the same key loads it (seconds 0) instead of recalibrating."""
+    import findiffusion
+
+    t0, n_cal = time.time(), n_windows or model.calibration_windows or model.config.calibration_windows
+    kw = {"by_position": by_position, "by_start": by_start, "by_correlation": by_correlation}
+    path = None if cache is None else cache / f"recalibrated-{_recalibration_key(model, kw, n_cal, returns)}"
+    if path is not None and (path / "model.json").exists():
+        done = findiffusion.load(path, device=str(model.device))
+        for name in CALIBRATION_ATTRS:
+            setattr(model, name, getattr(done, name))
+        model.history["calibration"] = done.history.get("calibration")
+        return n_cal, 0.0
+    model.calibrate(n_cal, seed=model.config.seed, returns=returns, progress=progress, **kw)
+    if path is not None:
+        model.save(path)
     return n_cal, time.time() - t0
+
+
+#: what DiffusionModel.calibrate sets
+CALIBRATION_ATTRS = ("residual_scale", "calibrated_for", "state_factors", "state_factors_late", "stitch_scale",
+                     "start_targets", "start_factors", "shock_map", "shock_mean")
+
+
+def _recalibration_key(model: Any, options: dict, n_windows: int, returns: Any) -> str:
+    """A 16-hex-digit digest of the network's weights and volatility filter, the model's calibration seed, ``options``,
+    ``n_windows``,
+    ``returns`` and the source of findiffusion/calibration.py."""
+    import hashlib
+    import json
+
+    import numpy as np
+
+    import findiffusion.calibration as cal
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.denoiser.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().numpy().tobytes())
+    h.update(json.dumps([repr(model.vol_filter), model.config.seed, options, int(n_windows)], sort_keys=True).encode())
+    h.update(b"" if returns is None else np.ascontiguousarray(returns, dtype=float).tobytes())
+    h.update(Path(cal.__file__).read_bytes())
+    return h.hexdigest()[:16]

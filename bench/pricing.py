@@ -344,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="re-estimate the models' residual calibration with the factors c of eq. (7) by start state "
                          "and day range of a window, targets from the training series "
                          "(DiffusionModel.calibrate(by_start=True); in memory, the cached model is not changed)")
+    ap.add_argument("--calibration-windows", type=int, default=None, metavar="N",
+                    help="windows of the --calibrate-by-* recalibration (default: as many as the model was calibrated "
+                         "on); the recalibrated model is cached in the output folder under a key of everything it "
+                         "depends on, so a second seed reuses it")
     ap.add_argument("--calibrate-by-correlation", action="store_true",
                     help="re-estimate the models' residual calibration with the shock correlation map of eq. (8), "
                          "target from the training series (DiffusionModel.calibrate(by_correlation=True); in memory)")
@@ -409,12 +413,14 @@ def main(argv: list[str] | None = None) -> int:
         returns = (training_returns(kind, a.years) if a.calibrate_by_start or a.calibrate_by_correlation
                    else None)  # the targets of eqs. (7), (8)
         n_cal, secs = recalibrate(model, by_position=a.calibrate_by_position, by_start=a.calibrate_by_start,
-                                  returns=returns, progress=not a.quick, by_correlation=a.calibrate_by_correlation)
+                                  returns=returns, progress=not a.quick, by_correlation=a.calibrate_by_correlation,
+                                  n_windows=a.calibration_windows, cache=None if a.quick else out)
         fmt = lambda g: "/".join(f"{v:.3f}" for v in g or ())  # noqa: E731
         ways = " and ".join(w for w, on in (("position", a.calibrate_by_position), ("start state", a.calibrate_by_start),
                                             ("shock correlation", a.calibrate_by_correlation)) if on)
         c = "" if model.start_factors is None else ", c " + "; ".join(fmt(row) for row in model.start_factors)
-        return (f"{how}; recalibrated by {ways} on {n_cal} windows in {secs:.0f} s (k "
+        when = "loaded from the recalibration cache" if secs == 0 else f"in {secs:.0f} s"
+        return (f"{how}; recalibrated by {ways} on {n_cal} windows {when} (k "
                 f"{model.residual_scale:.4f}, g {fmt(model.state_factors)}, g_late {fmt(model.state_factors_late)}, "
                 f"k_s {model.stitch_scale or 1:.4f}{c})")
 

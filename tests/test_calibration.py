@@ -399,8 +399,8 @@ def test_shock_correlation_is_the_correlation_of_every_training_window_s_shock_p
 
 def test_calibration_by_correlation_gives_fresh_draws_the_training_shock_correlation(tmp_path):
     """Eq. (8) on an oracle network whose days are independent, against MA(1) training returns (lag-1 correlation
-    0.4): fresh draws' shock parts take the training correlation (without the map they have none), each day keeps
-    its width, day t depends on days 1..t only, sample() tracks the recoloured states, stitched days, real contexts and
+    0.4): fresh draws' shock parts take the training correlation (without the map they have none), k is re-fitted so
+    that the recoloured windows keep the training M, each day keeps its width, day t depends on days 1..t only, sample() tracks the recoloured states, stitched days, real contexts and
     other samplers are untouched, and the map survives save / load (bad or older files handled)."""
     import torch
 
@@ -428,7 +428,16 @@ def test_calibration_by_correlation_gives_fresh_draws_the_training_shock_correla
     (a_off, z_off), k_off = shocks(model), model.residual_scale
     model.calibrate(4000, seed=1, sampler="ddim", steps=10, by_correlation=True, returns=r)
     a_on, z_on = shocks(model)
-    assert model.residual_scale == k_off  # k, g fitted before the map, on the same draws
+    # g and k re-fitted with the map in the loop: calibrate's own windows, recoloured, have the training M (eq. (4))
+    gen = torch.Generator().manual_seed(1)
+    var_c = model.start_variance(4000, gen)
+    u_c = model.sample_model_space(4000, L, var=var_c, sampler="ddim", steps=10, generator=gen)
+    moment = lambda: f.reaction_moment(*f.filter(model.decode_generated(u_c, var_c, sampler="ddim", steps=10),  # noqa: E731
+                                                  var_c))
+    assert moment() == pytest.approx(f.reaction, rel=1e-8)
+    k_on, model.residual_scale = model.residual_scale, k_off  # the k fitted without the map misses M by 2-3 %
+    assert abs(moment() / f.reaction - 1) > 0.01
+    model.residual_scale = k_on
     assert abs(lag1(np.corrcoef(a_off.T))) < 0.05
     assert abs(lag1(np.corrcoef(a_on.T)) - lag1(target)) < 0.04
     assert np.max(np.abs(np.corrcoef(a_on.T) - target)) < 0.12  # every pair of days, 4000 windows

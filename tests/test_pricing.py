@@ -499,6 +499,20 @@ def test_bench_model_cache_recalibrates_instead_of_refitting(tmp_path):
     assert n_cal == 300 and secs >= 0 and mine.state_factors_late is not None
     assert (mine.residual_scale, mine.state_factors, mine.state_factors_late) == (
         ref.residual_scale, ref.state_factors, ref.state_factors_late)
+    # --calibration-windows with the recalibration cache: the first run saves, a second loads the same calibration
+    cache = tmp_path / "recal"
+    first, again, other = fd.load(new_dir), fd.load(new_dir), fd.load(new_dir)
+    assert recalibrate(first, by_position=True, n_windows=200, cache=cache)[0] == 200
+    ref.calibrate(200, seed=new_cfg.seed, by_position=True)
+    assert (first.residual_scale, first.state_factors_late, first.stitch_scale) == (
+        ref.residual_scale, ref.state_factors_late, ref.stitch_scale)
+    assert len(list(cache.iterdir())) == 1
+    assert recalibrate(again, by_position=True, n_windows=200, cache=cache) == (200, 0.0)  # loaded
+    assert (again.residual_scale, again.state_factors, again.state_factors_late, again.stitch_scale,
+            again.calibration_windows) == (ref.residual_scale, ref.state_factors, ref.state_factors_late,
+                                           ref.stitch_scale, 200)
+    recalibrate(other, n_windows=200, cache=cache)  # other options, another key: recalibrated, not loaded
+    assert len(list(cache.iterdir())) == 2 and other.state_factors_late is None
 
 
 def test_bench_sample_limit_prices_every_stretch_like_the_law():
