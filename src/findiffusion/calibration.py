@@ -75,11 +75,13 @@ where R_train is the correlation matrix of the shock parts a_t over the days of 
 (:func:`shock_correlation`), R_gen that of the generated windows' decoded shock parts, and mu, D the mean and sd of
 the generated residuals by day of the window. The recoloured standardized residuals have the training correlation
 and keep unit variance, so each day keeps its width (to the difference between the correlation of z and of sigma z)
-and day t depends only on days 1..t. The map does not keep the reaction moment M of eq. (4) (on the 128-day Heston
-model it raised the filter state at the window's end, E sigma^2_L / v, from 1.022 to 1.054 against the training
-1.027, and the one-year wings came out 2-3 points rich), so g and k are then fitted again on the recoloured days,
-and the map again on the result (``SHOCK_PASSES`` rounds; k last, so the recoloured windows have the training M
-exactly). Stitched chunks and draws from a real context get no map; k_s (6) is then estimated on chunks that follow
+and day t depends only on days 1..t. The map acts on z while its target is of sigma z, and sigma moves with the
+recoloured days, so it is solved in ``SHOCK_ITERS`` composed rounds, each on the days the rounds before recoloured.
+Nor does it keep the reaction moment M of eq. (4) that k was fitted to (on the 128-day Heston model the map fitted
+once after k raised the filter state at the window's end in a probe, and the one-year wings came out 2-3 points
+rich; session 29, docs/pricing.md), so g and k are then fitted again on the recoloured days and the map again on
+the result, ``SHOCK_PASSES`` rounds, k last: the recoloured calibration windows have the training M exactly.
+Stitched chunks and draws from a real context get no map; k_s (6) is then estimated on chunks that follow
 recoloured windows.
 
 k, g and k_s are estimates from a sample of windows, and their error does not average out over paths: every
@@ -259,7 +261,9 @@ def fit_shock_map(model: DiffusionModel, z: np.ndarray, var0: np.ndarray, g: np.
                   target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(D T D^{-1}, mu) of eq. (8) for generated residual windows z (k and c applied) with start variances var0 and
     state factors g: R_gen is the correlation of their decoded shock parts sigma_t z_t, mu and D the mean and sd of z
-    by day. Shape: z (n, L), var0 (n,), target (L, L) -> (L, L) lower triangular, (L,)."""
+    by day; in ``SHOCK_ITERS`` rounds, each fitted on z recoloured by the rounds before and composed with them (a
+    product of lower-triangular maps is one). Shape: z (n, L), var0 (n,), target (L, L) -> (L, L) lower triangular,
+    (L,)."""
     f, L = model.vol_filter, z.shape[-1]
     if np.shape(target) != (L, L):
         raise InputError(f"the shock correlation target must be {L} x {L} (the window), got {np.shape(target)}")
