@@ -98,8 +98,7 @@ CALIBRATION_ATTRS = ("residual_scale", "calibrated_for", "state_factors", "state
 
 def _recalibration_key(model: Any, options: dict, n_windows: int, returns: Any) -> str:
     """A 16-hex-digit digest of the network's weights and volatility filter, the model's calibration seed, ``options``,
-    ``n_windows``,
-    ``returns`` and the source of findiffusion/calibration.py."""
+    ``n_windows``, ``returns`` and the source of findiffusion/calibration.py."""
     import hashlib
     import json
 

@@ -412,8 +412,8 @@ def estimate_calibration(model: DiffusionModel, u: np.ndarray,
                          var0: np.ndarray) -> tuple[float, tuple[float, ...] | None]:
     """(k, g) of eqs. (4), (5) from generated unconditional windows u with start variances var0, as
     :func:`calibrate` estimates them (which draws the windows and sets the result). Shape: u (n, L), var0 (n,)."""
-    g = fit_state_factors(model, model.transform.inverse(u), var0)  # eq. (5), None with one bin
-    return estimate_scale(model, u, var0, g), None if g is None else tuple(float(v) for v in g)
+    g, _, rows = _state_factors(model, model.transform.inverse(u), var0, by_position=False)  # eq. (5)
+    return estimate_scale(model, u, var0, rows), g
 
 
 def estimate_scale(model: DiffusionModel, u: np.ndarray, var0: np.ndarray, g: np.ndarray | tuple[float, ...] | None,
