@@ -18,6 +18,9 @@ variances from the training filter, k and g applied) and as many training window
   days: how the days move together, which the shock correlation map of eq. (8) matches to the training windows;
 * quantiles 1 / 5 / 95 / 99 % of the centred 21- and 63-day sums by start-state group and pooled: whether the
   width a wing misses is on the down or the up side;
+* the skewness of the 21- and 63-day sums split into the days' own skewness, leverage (an earlier shock with a
+  later square), its reverse and triples (:func:`skew_parts`): where the asymmetry between a put wing and a call
+  wing comes from;
 * with ``--price`` (Heston only), 21- and 63-day European prices on the same windows against the stationary
   Heston price of bench/pricing.py (conditional martingale correction, r = 3 %), decoded with the model's g
   and with g refitted (eq. (5)) on the first P days of the windows only, P in ``--first-days``: what a
@@ -52,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from model_cache import recalibrate  # noqa: E402
 from pricing import heston_stationary_price, simulate_heston, training_returns  # noqa: E402
 
+CACHE = Path(__file__).resolve().parent / "out" / "pricing"  # recalibrated models, shared with bench/pricing.py
 GROUPS = (0.2, 0.4, 0.6, 0.8, 0.95)  # start-state group edges, quantiles of the start variance
 
 
@@ -66,6 +70,24 @@ def sum_ratio(x: np.ndarray) -> float:
     uncorrelated days. Shape: (N, h)."""
     x = x - x.mean(0)
     return float(x.sum(1).var() / (x ** 2).mean(0).sum())
+
+
+def skew_parts(x: np.ndarray) -> dict[str, float]:
+    """The skewness of the h-day sums S = sum_t x_t split by which days meet in E S^3 (each day centred over paths):
+
+        E S^3 = sum_t E x_t^3 + 3 sum_{s<t} E x_s x_t^2 + 3 sum_{s>t} E x_s x_t^2 + 6 sum_{s<t<u} E x_s x_t x_u,
+
+    each divided by sd(S)^3, so the four parts add up to skew(S). "own": the days' own skewness; "leverage": an
+    earlier shock with a later square (negative when a fall raises later volatility, Heston's rho < 0);
+    "reverse": an earlier square with a later shock; "triples": the rest. Shape: x (N, h)."""
+    x = x - x.mean(0)
+    s = x.sum(1)
+    sd3 = s.std() ** 3
+    c = x.T @ (x ** 2) / len(x)  # (h, h): c[s, t] = E x_s x_t^2
+    own, lev, rev = np.trace(c), 3 * np.triu(c, 1).sum(), 3 * np.tril(c, -1).sum()
+    total = float(np.mean(s ** 3))
+    return {"skew": total / sd3, "own": own / sd3, "leverage": lev / sd3, "reverse": rev / sd3,
+            "triples": (total - own - lev - rev) / sd3}
 
 
 def _cell(zm: np.ndarray, zt: np.ndarray, mm: np.ndarray, mt: np.ndarray) -> str:
@@ -84,9 +106,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--price", action="store_true", help="price 21/63-day Europeans with the model's g and refitted g")
     p.add_argument("--first-days", default="21,64", help="P of the refitted g (days from the window start)")
+    p.add_argument("--calibrate-by-position", action="store_true",
+                   help="recalibrate the model by position (g of eq. (5) for the first days and the rest, in memory) "
+                        "before drawing: the model of record of docs/pricing.md")
     p.add_argument("--calibrate-by-correlation", action="store_true",
                    help="recalibrate the model (by position, then the shock correlation map of eq. (8), target from "
                         "the training series, in memory) before drawing")
+    p.add_argument("--calibration-windows", type=int, default=None, metavar="N",
+                   help="windows of the recalibration (default: the model's own count); recalibrated models are "
+                        "cached in bench/out/pricing, shared with bench/pricing.py")
     p.add_argument("--calibrate-by-start", action="store_true",
                    help="recalibrate the model with c of eq. (7) (calibrate(by_start=True), targets from the training "
                         "series, in memory) before drawing: the tables then show the calibrated model")
@@ -106,12 +134,19 @@ def main(argv: list[str] | None = None) -> int:
     if not f.active:
         p.error(f"{a.model} has no volatility filter: its residual width does not depend on a state")
     if a.calibrate_by_start:
-        n_cal, secs = recalibrate(model, by_start=True, returns=training_returns(a.market, a.years), progress=True)
-        print(f"recalibrated by start state on {n_cal} windows in {secs:.0f} s: c "
+        n_cal, secs = recalibrate(model, by_start=True, by_position=a.calibrate_by_position,
+                                  returns=training_returns(a.market, a.years), progress=True,
+                                  n_windows=a.calibration_windows, cache=CACHE)
+        also = " and position" if a.calibrate_by_position else ""
+        print(f"recalibrated by start state{also} on {n_cal} windows in {secs:.0f} s: c "
               + "; ".join("/".join(f"{v:.3f}" for v in row) for row in model.start_factors))
+    if a.calibrate_by_position and not (a.calibrate_by_start or a.calibrate_by_correlation):
+        n_cal, secs = recalibrate(model, by_position=True, progress=True, n_windows=a.calibration_windows, cache=CACHE)
+        print(f"recalibrated by position on {n_cal} windows in {secs:.0f} s")
     if a.calibrate_by_correlation:
         n_cal, secs = recalibrate(model, by_position=True, by_correlation=True,
-                                  returns=training_returns(a.market, a.years), progress=True)
+                                  returns=training_returns(a.market, a.years), progress=True,
+                                  n_windows=a.calibration_windows, cache=CACHE)
         print(f"recalibrated by position and shock correlation on {n_cal} windows in {secs:.0f} s")
     t0 = time.time()
     gen = torch.Generator().manual_seed(a.seed)
@@ -178,6 +213,13 @@ def main(argv: list[str] | None = None) -> int:
             sm, st = sm - sm.mean(), st - st.mean()
             cells += [f"{100 * np.quantile(sm, q):+.2f} / {100 * np.quantile(st, q):+.2f}" for q in qs]
         print(f"| {name} | " + " | ".join(cells) + " |")
+    print("\nskewness of the h-day sums split by which days meet in E S^3 (skew_parts), model / training: own skewness "
+          "of the days, leverage (an earlier shock with a later square), reverse, triples\n\n| series | h | skew | own "
+          "| leverage | reverse | triples |\n|---|---|---|---|---|---|---|")
+    for name, (xm, xt) in (("returns", (r_model, r_train)), ("shock parts", (a_m, a_t))):
+        for h in hs:
+            pm, pt = skew_parts(xm[:, :h]), skew_parts(xt[:, :h])
+            print(f"| {name} | {h} | " + " | ".join(f"{pm[k]:+.3f} / {pt[k]:+.3f}" for k in pm) + " |")
     if a.market == "heston":
         fresh = {d: simulate_heston(50_000, max(hs), seed=30_000 + a.seed, ito_drift=d) for d in (True, False)}
         print("\nvar(sum) / sum of the days' variances on 50 000 fresh stationary Heston paths: "
