@@ -34,9 +34,8 @@ import findiffusion  # noqa: E402
 from findiffusion.config import config_tag  # noqa: E402
 from findiffusion.pricing import price_paths  # noqa: E402
 from model_cache import cached_model  # noqa: E402
-from pricing import bench_config, heston_stationary_price, process_reference, training_returns  # noqa: E402
+from pricing import OUT, bench_config, heston_stationary_price, process_reference, training_returns  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "out" / "pricing"
 STRIKES = [80.0, 90.0, 100.0, 110.0, 120.0]
 
 

@@ -32,11 +32,12 @@ import numpy as np
 import torch
 
 import findiffusion
+from findiffusion.pricing import price_paths
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from model_cache import recalibrate  # noqa: E402
 from pricing import heston_stationary_price, training_returns  # noqa: E402
-from residual_profile import CACHE, skew_parts  # noqa: E402
+from residual_profile import CACHE, SKEW_PARTS, skew_parts  # noqa: E402
 
 MATS, STRIKES = (21, 63), (80.0, 90.0, 100.0, 110.0, 120.0)
 CONTRACTS = [(o, k, h) for h in MATS for o, k in (("put", 80.0), ("put", 90.0), ("call", 100.0), ("call", 110.0),
@@ -46,7 +47,7 @@ CONTRACTS = [(o, k, h) for h in MATS for o, k in (("put", 80.0), ("put", 90.0), 
 def batch_se(x: np.ndarray, batches: int) -> dict[str, float]:
     """SE of each part of :func:`skew_parts` from the spread over ``batches`` batches of paths. Shape: x (N, h)."""
     parts = [skew_parts(b) for b in np.array_split(x, batches)]
-    return {k: float(np.std([p[k] for p in parts], ddof=1) / np.sqrt(batches)) for k in parts[0]}
+    return {k: float(np.std([p[k] for p in parts], ddof=1) / np.sqrt(batches)) for k in SKEW_PARTS}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,8 +86,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"heston, {a.years} years; {a.n} model windows (seed {a.seed}, drawn in {time.time() - t0:.0f} s; "
           f"recalibrated by position on {n_cal} windows{' (cached)' if secs == 0 else ''}), {a.train_windows} "
           f"training windows; the model's filter asymmetry {f.asym}\n")
-    from findiffusion.pricing import price_paths
-
     oracle = {c: heston_stationary_price(100.0, c[1], c[2], 0.03, c[0]) for c in CONTRACTS}
     print("| windows | " + " | ".join(f"{o[0]}{k:.0f}/{h}" for o, k, h in CONTRACTS)
           + " | skew 21 d (own / leverage) | skew 63 d (own / leverage) |")
@@ -107,11 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     for x in asyms:
         row(f"decoded with a = {x}", dataclasses.replace(f, asym=x).unfilter(z0, var0, g_rows))
     print("\nskewness of the h-day sums by part, SE from batches in brackets\n\n| windows | h | "
-          + " | ".join(skew_parts(r_train[:100, :2])) + " |\n|---|---|" + "---|" * 5)
+          + " | ".join(SKEW_PARTS) + " |\n|---|---|" + "---|" * len(SKEW_PARTS))
     for h in MATS:
         for name, x in (("model", r_model), ("training", r_train)):
             q, se = skew_parts(x[:, :h]), batch_se(x[:, :h], a.batches)
-            print(f"| {name} | {h} | " + " | ".join(f"{q[k]:+.3f} ({se[k]:.3f})" for k in q) + " |")
+            print(f"| {name} | {h} | " + " | ".join(f"{q[k]:+.3f} ({se[k]:.3f})" for k in SKEW_PARTS) + " |")
     return 0
 
 

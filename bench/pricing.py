@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 DAYS = 252
+OUT = Path(__file__).resolve().parent / "out" / "pricing"  # models, recalibrations, tables, plots
 # Heston parameters of the synthetic market (annual units), rho < 0: a downward-sloping smile
 HESTON = {"kappa": 2.0, "theta": 0.04, "xi": 0.5, "rho": -0.7}
 
@@ -386,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     from findiffusion.pricing import black_scholes_price, price_with_model
 
     torch.set_num_threads(2)
-    out = Path(__file__).resolve().parent / "out" / "pricing"
+    out = OUT
     out.mkdir(parents=True, exist_ok=True)
     n = a.n or (2000 if a.quick else 100_000)
     steps = a.steps

@@ -53,9 +53,9 @@ import findiffusion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from model_cache import recalibrate  # noqa: E402
+from pricing import OUT as CACHE  # noqa: E402  (recalibrated models, shared with bench/pricing.py)
 from pricing import heston_stationary_price, simulate_heston, training_returns  # noqa: E402
 
-CACHE = Path(__file__).resolve().parent / "out" / "pricing"  # recalibrated models, shared with bench/pricing.py
 GROUPS = (0.2, 0.4, 0.6, 0.8, 0.95)  # start-state group edges, quantiles of the start variance
 
 
@@ -70,6 +70,10 @@ def sum_ratio(x: np.ndarray) -> float:
     uncorrelated days. Shape: (N, h)."""
     x = x - x.mean(0)
     return float(x.sum(1).var() / (x ** 2).mean(0).sum())
+
+
+#: the keys of :func:`skew_parts`, in its order
+SKEW_PARTS = ("skew", "own", "leverage", "reverse", "triples")
 
 
 def skew_parts(x: np.ndarray) -> dict[str, float]:
@@ -214,12 +218,12 @@ def main(argv: list[str] | None = None) -> int:
             cells += [f"{100 * np.quantile(sm, q):+.2f} / {100 * np.quantile(st, q):+.2f}" for q in qs]
         print(f"| {name} | " + " | ".join(cells) + " |")
     print("\nskewness of the h-day sums split by which days meet in E S^3 (skew_parts), model / training: own skewness "
-          "of the days, leverage (an earlier shock with a later square), reverse, triples\n\n| series | h | skew | own "
-          "| leverage | reverse | triples |\n|---|---|---|---|---|---|---|")
+          "of the days, leverage (an earlier shock with a later square), reverse, triples\n\n| series | h | "
+          + " | ".join(SKEW_PARTS) + " |\n|---|---|" + "---|" * len(SKEW_PARTS))
     for name, (xm, xt) in (("returns", (r_model, r_train)), ("shock parts", (a_m, a_t))):
         for h in hs:
             pm, pt = skew_parts(xm[:, :h]), skew_parts(xt[:, :h])
-            print(f"| {name} | {h} | " + " | ".join(f"{pm[k]:+.3f} / {pt[k]:+.3f}" for k in pm) + " |")
+            print(f"| {name} | {h} | " + " | ".join(f"{pm[k]:+.3f} / {pt[k]:+.3f}" for k in SKEW_PARTS) + " |")
     if a.market == "heston":
         fresh = {d: simulate_heston(50_000, max(hs), seed=30_000 + a.seed, ito_drift=d) for d in (True, False)}
         print("\nvar(sum) / sum of the days' variances on 50 000 fresh stationary Heston paths: "

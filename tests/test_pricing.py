@@ -550,7 +550,7 @@ def test_bench_residual_profile_skew_parts_add_up_and_find_leverage():
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from residual_profile import skew_parts
+    from residual_profile import SKEW_PARTS, skew_parts
 
     rng = np.random.default_rng(7)
     x = rng.standard_gamma(2.0, (4000, 5)) + 0.3 * rng.standard_normal((4000, 5)).cumsum(1)  # skewed, correlated
@@ -569,4 +569,5 @@ def test_bench_residual_profile_skew_parts_add_up_and_find_leverage():
     assert q["leverage"] == pytest.approx(want, abs=0.02)
     assert q["skew"] == pytest.approx(want, abs=0.02)
     assert max(abs(q["own"]), abs(q["reverse"]), abs(q["triples"])) < 0.02
-    assert skew_parts(-lev)["leverage"] == pytest.approx(-q["leverage"], rel=1e-12)  # a rise raising later vol
+    assert tuple(q) == SKEW_PARTS
+    assert skew_parts(-lev)["leverage"] == pytest.approx(-q["leverage"], rel=1e-12)  # a fall raising later vol
