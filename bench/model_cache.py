@@ -66,10 +66,10 @@ def _with_stitch_scale(model, cache: Path, cfg: Any, progress: bool):
 
 def recalibrate(model: Any, *, by_position: bool = False, by_start: bool = False, returns: Any = None,
                 progress: bool = False, by_correlation: bool = False, n_windows: int | None = None,
-                cache: Path | None = None) -> tuple[int, float]:
+                cache: Path | None = None, by_leverage: bool = False) -> tuple[int, float]:
     """Recalibrate ``model`` in place (:meth:`DiffusionModel.calibrate`) on ``n_windows`` windows (default as many as
     it was calibrated on, the fit's count if it never was), with its fit seed; ``returns`` are the training returns
-    (the targets of eq. (7) for ``by_start``, of eq. (8) for ``by_correlation``). Returns (windows, seconds).
+    (the targets of eq. (7) for ``by_start``, of eq. (8) for ``by_correlation``, of eq. (9) for ``by_leverage``). Returns (windows, seconds).
 
     ``cache``: a folder for recalibrated models, each under a key of everything the result depends on (the network's
     weights and filter, the options, the windows, the returns and the source of
@@ -78,6 +78,8 @@ def recalibrate(model: Any, *, by_position: bool = False, by_start: bool = False
 
     t0, n_cal = time.time(), n_windows or model.calibration_windows or model.config.calibration_windows
     kw = {"by_position": by_position, "by_start": by_start, "by_correlation": by_correlation}
+    if by_leverage:  # only when on: the keys of the recalibrations cached before eq. (9) stay what they were
+        kw["by_leverage"] = True
     path = None if cache is None else cache / f"recalibrated-{_recalibration_key(model, kw, n_cal, returns)}"
     if path is not None and (path / "model.json").exists():
         done = findiffusion.load(path, device=str(model.device))
@@ -93,7 +95,7 @@ def recalibrate(model: Any, *, by_position: bool = False, by_start: bool = False
 
 #: what DiffusionModel.calibrate sets
 CALIBRATION_ATTRS = ("residual_scale", "calibrated_for", "state_factors", "state_factors_late", "stitch_scale",
-                     "start_targets", "start_factors", "shock_map", "shock_mean")
+                     "start_targets", "start_factors", "shock_map", "shock_mean", "leverage_asym")
 
 
 def _recalibration_key(model: Any, options: dict, n_windows: int, returns: Any) -> str:

@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 import findiffusion
+from findiffusion.stylized_facts import SKEW_PARTS, skew_parts  # noqa: F401  (SKEW_PARTS: for bench/leverage_whatif.py)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from model_cache import recalibrate  # noqa: E402
@@ -70,28 +71,6 @@ def sum_ratio(x: np.ndarray) -> float:
     uncorrelated days. Shape: (N, h)."""
     x = x - x.mean(0)
     return float(x.sum(1).var() / (x ** 2).mean(0).sum())
-
-
-#: the keys of :func:`skew_parts`, in its order
-SKEW_PARTS = ("skew", "own", "leverage", "reverse", "triples")
-
-
-def skew_parts(x: np.ndarray) -> dict[str, float]:
-    """The skewness of the h-day sums S = sum_t x_t split by which days meet in E S^3 (each day centred over paths):
-
-        E S^3 = sum_t E x_t^3 + 3 sum_{s<t} E x_s x_t^2 + 3 sum_{s>t} E x_s x_t^2 + 6 sum_{s<t<u} E x_s x_t x_u,
-
-    each divided by sd(S)^3, so the four parts add up to skew(S). "own": the days' own skewness; "leverage": an
-    earlier shock with a later square (negative when a fall raises later volatility, Heston's rho < 0);
-    "reverse": an earlier square with a later shock; "triples": the rest. Shape: x (N, h)."""
-    x = x - x.mean(0)
-    s = x.sum(1)
-    sd3 = s.std() ** 3
-    c = x.T @ (x ** 2) / len(x)  # (h, h): c[s, t] = E x_s x_t^2
-    own, lev, rev = np.trace(c), 3 * np.triu(c, 1).sum(), 3 * np.tril(c, -1).sum()
-    total = float(np.mean(s ** 3))
-    return {"skew": total / sd3, "own": own / sd3, "leverage": lev / sd3, "reverse": rev / sd3,
-            "triples": (total - own - lev - rev) / sd3}
 
 
 def _cell(zm: np.ndarray, zt: np.ndarray, mm: np.ndarray, mt: np.ndarray) -> str:

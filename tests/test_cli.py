@@ -258,6 +258,14 @@ def test_calibrate_re_estimates_k_and_g_in_place(tmp_path, capsys):
     ref.calibrate(300, seed=5, by_correlation=True, returns=r.iloc[:1500].to_numpy())
     assert code == 0 and "shock map" in out.splitlines()[1] and got.start_factors is None
     np.testing.assert_allclose(got.shock_map, ref.shock_map, rtol=1e-12)
+    # --by-leverage: the decoding asymmetry of eq. (9), its target from --data (required)
+    _one_line_error(*_run(capsys, "calibrate", "--model", str(d), "--by-leverage")[::2], "--data")
+    code, out, _ = _run(capsys, "calibrate", "--model", str(d), "--windows", "300", "--seed", "5", "--by-leverage",
+                        "--data", "sp500", "--end", str(r.index[1499].date()), "--quiet")
+    got, ref = fd.load(d), fd.load(d)
+    ref.calibrate(300, seed=5, by_leverage=True, returns=r.iloc[:1500].to_numpy())
+    assert code == 0 and " a_g " in out.splitlines()[1] and got.shock_map is None
+    assert got.leverage_asym == ref.leverage_asym is not None
 
     _one_line_error(*_run(capsys, "calibrate", "--model", str(d), "--windows", "0")[::2], "--windows")
     _one_line_error(*_run(capsys, "calibrate", "--model", str(d), "--sampler", "warp")[::2], "warp")

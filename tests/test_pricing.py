@@ -538,36 +538,3 @@ def test_bench_sample_limit_prices_every_stretch_like_the_law():
     for (opt, k, d), e in zip(keys, el, strict=True):
         exact = sigma * float(black_scholes_vega(S0, k, d / 252, R, sigma)) / _bs(k, d, opt, sigma)
         assert e == pytest.approx(exact, rel=0.1), (opt, k, e, exact)
-
-
-def test_bench_residual_profile_skew_parts_add_up_and_find_leverage():
-    """bench/residual_profile.skew_parts: the four parts add up to the skewness of the sums, the triples part is the
-    brute-force sum over s < t < u, and on a process with a known leverage term it puts the skewness there.
-    x_t = sqrt(1 + a z_{t-1}) z_t with Rademacher z: uncorrelated, unit variance, no own skewness, and
-    E x_{t-1} x_t^2 = a E sqrt(1 + a z) is the only non-zero third moment, so skew(S_h) = 3 (h - 1) a E sqrt(1 + a z)
-    / h^1.5, all of it leverage."""
-    import itertools
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from residual_profile import SKEW_PARTS, skew_parts
-
-    rng = np.random.default_rng(7)
-    x = rng.standard_gamma(2.0, (4000, 5)) + 0.3 * rng.standard_normal((4000, 5)).cumsum(1)  # skewed, correlated
-    p = skew_parts(x)
-    xc = x - x.mean(0)
-    s = xc.sum(1)
-    assert p["skew"] == pytest.approx(np.mean(s ** 3) / s.std() ** 3, rel=1e-12)
-    assert sum(p[k] for k in ("own", "leverage", "reverse", "triples")) == pytest.approx(p["skew"], rel=1e-10)
-    brute = 6 * sum(np.mean(xc[:, i] * xc[:, j] * xc[:, k]) for i, j, k in itertools.combinations(range(5), 3))
-    assert p["triples"] == pytest.approx(brute / s.std() ** 3, rel=1e-8)
-    a, h, n = 0.5, 6, 400_000
-    z = rng.choice([-1.0, 1.0], size=(n, h + 1))  # (n, h + 1): z_0 .. z_h
-    lev = np.sqrt(1 + a * z[:, :-1]) * z[:, 1:]  # (n, h): x_1 .. x_h
-    q = skew_parts(lev)
-    want = 3 * (h - 1) * a * (np.sqrt(1 + a) + np.sqrt(1 - a)) / 2 / h ** 1.5
-    assert q["leverage"] == pytest.approx(want, abs=0.02)
-    assert q["skew"] == pytest.approx(want, abs=0.02)
-    assert max(abs(q["own"]), abs(q["reverse"]), abs(q["triples"])) < 0.02
-    assert tuple(q) == SKEW_PARTS
-    assert skew_parts(-lev)["leverage"] == pytest.approx(-q["leverage"], rel=1e-12)  # a fall raising later vol

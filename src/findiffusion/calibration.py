@@ -1,4 +1,5 @@
-r"""The residual calibration of a fitted model: k, g and k_s of eqs. (4)-(6), and the options c (7) and the shock map (8).
+r"""The residual calibration of a fitted model: k, g and k_s of eqs. (4)-(6), and the options c (7), the shock map (8)
+and the decoding asymmetry (9).
 
 With a volatility filter, r_t = m + sigma_t z_t and the variance recursion (3) of
 :class:`~findiffusion.volatility.VolatilityFilter` is driven by the *generated* residuals. Taking
@@ -84,6 +85,25 @@ the result, ``SHOCK_PASSES`` rounds, k last: the recoloured calibration windows 
 Stitched chunks and draws from a real context get no map; k_s (6) is then estimated on chunks that follow
 recoloured windows.
 
+**Leverage** (``by_leverage``, off by default). With rho < 0 almost all of the skewness of multi-day returns is
+leverage, 3 sum_{s<t} E x_s x_t^2 (an earlier fall with a later square; part (6b) of
+:func:`findiffusion.stylized_facts.skew_parts`), and a generated window gets it from two places: the filter's reaction
+to falls when its residuals are decoded (a of eq. (3)) and how the network's later residuals depend on earlier ones.
+On the 128-day Heston model the generated windows' leverage part was 5-8 % too strong on every block of day pairs
+(docs/pricing.md, session 32), which thins the upper tail of multi-day sums. With ``by_leverage`` the first window
+of unconditional paths is decoded with its own asymmetry a_g,
+
+(9)  a_g such that the leverage part of the skewness of L-day sums of the decoded windows equals the training
+     windows' (:func:`leverage_target`: every window of the training returns, evenly spaced when capped),
+
+solved by bisection on [-1, 1] with k, g (and c) held, then g and k fitted again at a_g, ``LEVERAGE_PASSES`` rounds,
+k last, so the windows keep the training M of eq. (4) *at* a_g (M weights falls and rises by 1 - a_g sgn z). The
+training residuals are still filtered with the fitted a; stitched chunks (from the first window's end state) and
+draws from a real context decode with it, k_s (6) estimated so. (Decoding the stitched chunks with a_g too made
+one-year calls 1.5-3.5 points rich on the 128-day Heston model: the network's excess leverage is a property of the
+window it was measured on.) Needs the training returns; before the shock map (8), which is then fitted on windows
+decoded with a_g.
+
 k, g and k_s are estimates from a sample of windows, and their error does not average out over paths: every
 path of the model carries it. Its spread falls as 1 / sqrt(n_windows). With 4000 windows it moved
 out-of-the-money Heston prices by 1-3 % (sd); hence 20 000 by default (bench/calibration_noise.py).
@@ -94,6 +114,7 @@ The functions here take the model; :class:`~findiffusion.model.DiffusionModel` e
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -103,9 +124,11 @@ import numpy as np
 import torch
 
 from findiffusion.errors import InputError
+from findiffusion.stylized_facts import skew_parts
 
 if TYPE_CHECKING:
     from findiffusion.model import DiffusionModel
+    from findiffusion.volatility import VolatilityFilter
 
 #: passes of the fixed-point iteration of eq. (5), generated days a bin needs to be rescaled, range of g
 STATE_ITERS, STATE_MIN_DAYS, STATE_RANGE = 12, 100, (0.5, 2.0)
@@ -227,6 +250,10 @@ SHOCK_MAX_WINDOWS, SHOCK_CHUNK = 200_000, 20_000
 SHOCK_PASSES = 2
 #: rounds of eq. (8) itself, each on the days recoloured by the rounds before (the maps compose)
 SHOCK_ITERS = 3
+#: passes of eq. (9): a_g solved with g and k held, then g and k re-estimated at it (k last)
+LEVERAGE_PASSES = 2
+#: bisection steps of eq. (9) on [-1, 1] (2^-30: far below the asymmetry's sampling error)
+LEVERAGE_BISECTIONS = 30
 
 
 def shock_correlation(model: DiffusionModel, returns: np.ndarray, max_windows: int = SHOCK_MAX_WINDOWS) -> np.ndarray:
@@ -264,7 +291,7 @@ def fit_shock_map(model: DiffusionModel, z: np.ndarray, var0: np.ndarray, g: np.
     by day; in ``SHOCK_ITERS`` rounds, each fitted on z recoloured by the rounds before and composed with them (a
     product of lower-triangular maps is one). Shape: z (n, L), var0 (n,), target (L, L) -> (L, L) lower triangular,
     (L,)."""
-    f, L = model.vol_filter, z.shape[-1]
+    f, L = decoding_filter(model), z.shape[-1]
     if np.shape(target) != (L, L):
         raise InputError(f"the shock correlation target must be {L} x {L} (the window), got {np.shape(target)}")
     mu, m = z.mean(0), np.eye(L)  # (L,), (L, L)
@@ -303,6 +330,50 @@ def apply_shock_map(z: np.ndarray, m: np.ndarray, mu: np.ndarray) -> np.ndarray:
     return out
 
 
+def decoding_filter(model: DiffusionModel) -> VolatilityFilter:
+    """The filter the calibration decodes generated days with: the fitted one, with the asymmetry a_g of eq. (9) when
+    the model holds one (:attr:`~findiffusion.model.DiffusionModel.leverage_asym`)."""
+    f = model.vol_filter
+    return f if model.leverage_asym is None else dataclasses.replace(f, asym=model.leverage_asym)
+
+
+def leverage_target(model: DiffusionModel, returns: np.ndarray, max_windows: int = SHOCK_MAX_WINDOWS) -> float:
+    """The target of eq. (9): the leverage part of the skewness of L-day sums (:func:`skew_parts`) over the windows of
+    the training returns (at most ``max_windows`` evenly spaced starts, all of them when there are fewer).
+
+    Raises:
+        InputError: a series shorter than two windows or with NaN. Shape: returns (T,) -> float.
+    """
+    r, L = np.asarray(returns, dtype=float).ravel(), model.window
+    if len(r) < 2 * L or not np.isfinite(r).all():
+        raise InputError(f"the leverage target of eq. (9) needs at least two windows ({2 * L} days) of finite training "
+                         f"returns, got {len(r)} days: pass the series the model was fitted on")
+    n = len(r) - L + 1
+    starts = np.arange(0, n, max(1, -(-n // max_windows)))  # evenly spaced window starts
+    return skew_parts(np.lib.stride_tricks.sliding_window_view(r, L)[starts])["leverage"]
+
+
+def fit_leverage_asym(model: DiffusionModel, z: np.ndarray, var0: np.ndarray, g: np.ndarray | tuple[float, ...] | None,
+                      target: float) -> float:
+    """a_g of eq. (9) for generated residual windows z (k, c applied) with start variances var0 and state factors g,
+    by bisection on [-1, 1]: a stronger reaction to falls makes the leverage part more negative. A target beyond what
+    [-1, 1] reaches gives the end that comes closest. Shape: z (n, L), var0 (n,)."""
+    f = model.vol_filter
+
+    def leverage(a: float) -> float:  # the leverage part of the L-day sums decoded with asymmetry a
+        return skew_parts(dataclasses.replace(f, asym=a).unfilter(z, var0, g))["leverage"]
+
+    lo, hi = -1.0, 1.0  # leverage(lo) > leverage(hi) for a market whose falls raise volatility
+    if leverage(hi) >= target:
+        return hi
+    if leverage(lo) <= target:
+        return lo
+    for _ in range(LEVERAGE_BISECTIONS):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if leverage(mid) > target else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
 def start_rows(c: np.ndarray | tuple[tuple[float, ...], ...], targets: StartTargets, var0_over_v: np.ndarray,
                days: int, window: int) -> np.ndarray:
     """The factor of eq. (7) of every day of unconditional paths with start variances ``var0_over_v`` (units of v):
@@ -317,7 +388,7 @@ def start_rows(c: np.ndarray | tuple[tuple[float, ...], ...], targets: StartTarg
 
 def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, sampler: str | None = None,
               steps: int | None = None, progress: bool = False, by_position: bool = False, by_start: bool = False,
-              returns: np.ndarray | None = None, by_correlation: bool = False) -> float:
+              returns: np.ndarray | None = None, by_correlation: bool = False, by_leverage: bool = False) -> float:
     """Set the model's state factors g (eq. (5)), residual scale k (eq. (4)) and stitched-chunk scale k_s
     (eq. (6)) from ``n_windows`` unconditional windows; returns k.
 
@@ -332,12 +403,13 @@ def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, s
     the first ``stitch_context`` days of a window and ``state_factors_late`` for the rest and for stitched chunks.
     ``by_start``: then the factors c of eq. (7) (``start_factors``) by start state and day range of a window, with
     the targets ``model.start_targets`` (:func:`start_targets`); ``returns``: the training returns to compute
-    those targets from first (models fitted before they were stored with the fit). ``by_correlation``: then the map
-    of eq. (8) (``shock_map``, ``shock_mean``), its target from ``returns`` (required).
+    those targets from first (models fitted before they were stored with the fit). ``by_leverage``: then the
+    decoding asymmetry of eq. (9) (``leverage_asym``), its target from ``returns`` (required). ``by_correlation``:
+    then the map of eq. (8) (``shock_map``, ``shock_mean``), its target from ``returns`` (required).
 
     Raises:
         InputError: ``n_windows`` is not a positive integer, ``by_start`` without targets or ``returns``, or
-            ``by_correlation`` without ``returns``.
+            ``by_correlation`` or ``by_leverage`` without ``returns``.
     """
     if returns is not None:
         model.start_targets = start_targets(model, returns)
@@ -347,7 +419,10 @@ def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, s
     if by_correlation and returns is None:
         raise InputError("the shock correlation map of eq. (8) needs the training returns: calibrate(..., returns=r, "
                          "by_correlation=True); findiffusion calibrate --by-correlation --data ...")
-    model.start_factors, model.shock_map, model.shock_mean = None, None, None
+    if by_leverage and returns is None:
+        raise InputError("the decoding asymmetry of eq. (9) needs the training returns: calibrate(..., returns=r, "
+                         "by_leverage=True); findiffusion calibrate --by-leverage --data ...")
+    model.start_factors, model.shock_map, model.shock_mean, model.leverage_asym = None, None, None, None
     model.residual_scale, model.calibrated_for, model.state_factors, model.stitch_scale = 1.0, None, None, None
     model.state_factors_late = None
     model.history.pop("calibration", None)
@@ -369,6 +444,13 @@ def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, s
         c = fit_start_factors(model, z, var0, rows)  # (groups, ranges)
         m = start_rows(c, model.start_targets, var0 / f.var, model.window, model.window)  # (n, L)
         z = z * m
+    if by_leverage:  # LEVERAGE_PASSES times: eq. (9) with k, g and c held, then g and k again at a_g (c held)
+        target = leverage_target(model, returns)
+        for _ in range(LEVERAGE_PASSES):
+            model.leverage_asym = fit_leverage_asym(model, z, var0, rows, target)
+            g, g_late, rows = _state_factors(model, model.transform.inverse(k * u) * m, var0, by_position)
+            k = estimate_scale(model, u, var0, rows, post=lambda x: x * m)
+            z = model.transform.inverse(k * u) * m  # (n, L)
     shock = None
     if by_correlation:  # SHOCK_PASSES times: eq. (8) with k, g and c held, then g and k again with the map (c held)
         target = shock_correlation(model, returns)
@@ -383,10 +465,12 @@ def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, s
             z = model.transform.inverse(k * u) * m  # (n, L), before the map
         z = apply_shock_map(z, *shock)
     # eq. (6): one stitched chunk after each window, given its last stitch_context days and the state (k, g, c) gives
+    f = decoding_filter(model)  # eq. (9): the first window decodes with a_g
     _, s2 = f.filter(f.unfilter(z, var0, rows), var0)  # (n, L + 1)
     u2 = model.sample_model_space(1, model.window - C, context_u=u, var=s2, sampler=sampler,
                                   steps=steps, generator=gen, progress=progress)[:, 0]  # (n, L - C)
-    ks = estimate_scale(model, k * u2, s2[:, -1], g if g_late is None else g_late, *STITCH_RANGE)
+    ks = estimate_scale(model, k * u2, s2[:, -1], g if g_late is None else g_late, *STITCH_RANGE,
+                        vf=model.vol_filter)  # stitched chunks decode with the fitted filter
     model.residual_scale, model.calibrated_for = k, model.resolve_sampler(sampler, steps)
     model.state_factors, model.state_factors_late, model.stitch_scale = g, g_late, ks
     model.start_factors = None if c is None else tuple(tuple(map(float, row)) for row in c)
@@ -418,11 +502,13 @@ def estimate_calibration(model: DiffusionModel, u: np.ndarray,
 
 def estimate_scale(model: DiffusionModel, u: np.ndarray, var0: np.ndarray, g: np.ndarray | tuple[float, ...] | None,
                    lo: float = SCALE_RANGE[0], hi: float = SCALE_RANGE[1],
-                   post: Callable[[np.ndarray], np.ndarray] | None = None) -> float:
+                   post: Callable[[np.ndarray], np.ndarray] | None = None,
+                   vf: VolatilityFilter | None = None) -> float:
     """The scale k in [lo, hi] that gives generated model-space days u, decoded as k u with state factors g
     from start variances var0, the training reaction moment M (eq. (4)): bisection on M, which increases
-    with k. ``post``: applied to the residuals before g (c and the map of eq. (8)). Shape: u (n, D), var0 (n,)."""
-    f = model.vol_filter
+    with k. ``post``: applied to the residuals before g (c and the map of eq. (8)); ``vf``: the filter that decodes
+    them (default :func:`decoding_filter`: a first window). Shape: u (n, D), var0 (n,)."""
+    f = decoding_filter(model) if vf is None else vf
 
     def moment(k: float) -> float:  # M of the days decoded with scale k (and post, g)
         z = model.transform.inverse(k * u)
@@ -445,7 +531,7 @@ def fit_state_factors(model: DiffusionModel, z: np.ndarray, var0: np.ndarray,
     g_b <- g_b sqrt(target_b / E[(g z)^2 | bin b]) on the re-filtered states. ``None`` with one bin.
     ``split``: one g for days [0, split) of the windows and one for days [split, L), solved together (each pass
     re-runs (3) over the whole window). Shape: z (n, L), var0 (n,) -> (bins,), or (2, bins) with ``split``."""
-    f = model.vol_filter
+    f = decoding_filter(model)
     if not f.state_edges or len(f.state_z2) != len(f.state_edges) + 1:
         return None
     L = z.shape[-1]
@@ -472,7 +558,7 @@ def fit_start_factors(model: DiffusionModel, z: np.ndarray, var0: np.ndarray,
     (Shape (bins,) or (L, bins)), by fixed-point iteration: c_ji <- c_ji sqrt(target_ji / E[z^2 | group j, range i])
     on the residuals decoded with g and c (each pass re-runs (3), since c moves the states and so g's bins).
     Shape: z (n, L), var0 (n,) -> (groups, ranges)."""
-    f, t = model.vol_filter, model.start_targets
+    f, t = decoding_filter(model), model.start_targets
     if t is None:
         raise InputError("eq. (7) needs start-state targets: calibrate(..., returns=training returns)")
     target = np.asarray(t.z2)  # (groups, ranges)

@@ -65,6 +65,8 @@ class DiffusionModel:
         shock_map, shock_mean: the lower-triangular map D T D^{-1} and the day means mu of eq. (8), applied after c to
             the first window of unconditional draws of ``calibrated_for`` (``None``: none; set by
             ``calibrate(by_correlation=True)``). Shape: (L, L), (L,).
+        leverage_asym: the filter asymmetry a of eq. (9) with which the generated days of unconditional draws of
+            ``calibrated_for`` are decoded (``None``: the filter's own; set by ``calibrate(by_leverage=True)``).
 
     Model space: returns r -> residuals z of the volatility filter -> u = transform(z);
     :meth:`encode` and :meth:`decode` go both ways. Generated values are decoded as k u
@@ -84,7 +86,8 @@ class DiffusionModel:
                  state_factors_late: tuple[float, ...] | None = None,
                  start_targets: calibration.StartTargets | None = None,
                  start_factors: tuple[tuple[float, ...], ...] | None = None,
-                 shock_map: np.ndarray | None = None, shock_mean: np.ndarray | None = None) -> None:
+                 shock_map: np.ndarray | None = None, shock_mean: np.ndarray | None = None,
+                 leverage_asym: float | None = None) -> None:
         if not (residual_scale > 0 and math.isfinite(residual_scale)):
             raise InputError(f"residual_scale must be a positive number, got {residual_scale}")
         if stitch_scale is not None and not (stitch_scale > 0 and math.isfinite(stitch_scale)):
@@ -102,6 +105,9 @@ class DiffusionModel:
             raise InputError("start_factors must be one positive number per start-state group and day range of "
                              f"start_targets, got {start_factors}")
         calibration.check_shock_map(shock_map, shock_mean, int(config.train.window))
+        if leverage_asym is not None and not (isinstance(leverage_asym, int | float) and -1 <= leverage_asym <= 1):
+            raise InputError(f"leverage_asym must be a filter asymmetry in [-1, 1] (or None), got {leverage_asym}")
+        self.leverage_asym = None if leverage_asym is None else float(leverage_asym)
         self.shock_map = None if shock_map is None else np.asarray(shock_map, dtype=float)
         self.shock_mean = None if shock_mean is None else np.asarray(shock_mean, dtype=float)
         self.start_targets = start_targets
@@ -233,6 +239,15 @@ class DiffusionModel:
             return None
         return self.shock_map, self.shock_mean
 
+    def filter_for(self, sampler: str | None = None, steps: int | None = None, *,
+                   conditional: bool = False) -> VolatilityFilter:
+        """The filter that decodes the first window of generated paths of ``sampler``/``steps``: with
+        :attr:`leverage_asym` (eq. (9)), unconditional draws of ``calibrated_for`` get the filter with that asymmetry;
+        all else, and every stitched chunk, the fitted filter."""
+        if conditional or self.leverage_asym is None or not self._calibrated(sampler, steps):
+            return self.vol_filter
+        return calibration.decoding_filter(self)
+
     def decode_generated(self, u: np.ndarray, var0: np.ndarray | float | None = None, *, sampler: str | None = None,
                          steps: int | None = None, conditional: bool = False) -> np.ndarray:
         """Generated model-space values -> returns: the residuals of k u, each day scaled by g of its volatility
@@ -251,18 +266,26 @@ class DiffusionModel:
             z = z if m is None else z * m.reshape(z.shape)
         shock = self.shock_for(sampler, steps, conditional=conditional)
         z = z if shock is None else calibration.apply_shock_map(z, *shock)  # eq. (8): the first window's days
-        return self.vol_filter.unfilter(z, var0, self.factor_rows(u.shape[-1], sampler, steps, conditional=conditional))
+        g = self.factor_rows(u.shape[-1], sampler, steps, conditional=conditional)  # (T, bins) or None
+        f, L = self.filter_for(sampler, steps, conditional=conditional), self.window
+        if f is self.vol_filter or u.shape[-1] <= L:
+            return f.unfilter(z, var0, g)
+        # eq. (9): the first window decodes with a_g, the stitched days with the fitted a from its end state
+        first = f.unfilter(z[..., :L], var0, None if g is None else g[:L])  # (..., L)
+        s2 = f.filter(first, var0)[1][..., -1]  # (...,): the variance of day L + 1
+        return np.concatenate([first, self.vol_filter.unfilter(z[..., L:], s2, None if g is None else g[L:])], axis=-1)
 
     def calibrate(self, n_windows: int = 20000, *, seed: int = 0, sampler: str | None = None,
                   steps: int | None = None, progress: bool = False, by_position: bool = False, by_start: bool = False,
-                  returns: np.ndarray | None = None, by_correlation: bool = False) -> float:
-        """Set k, g and k_s (eqs. (4)-(6)), with ``by_start`` c (eq. (7)) and with ``by_correlation`` the shock map
-        (eq. (8), target from ``returns``), from ``n_windows`` unconditional windows
+                  returns: np.ndarray | None = None, by_correlation: bool = False, by_leverage: bool = False) -> float:
+        """Set k, g and k_s (eqs. (4)-(6)), with ``by_start`` c (eq. (7)), with ``by_leverage`` the decoding asymmetry
+        (eq. (9)) and with ``by_correlation`` the shock map (eq. (8)), the targets of (8) and (9) from ``returns``,
+        from ``n_windows`` unconditional windows
         of ``sampler``/``steps`` (default: the model's own) drawn with ``seed``; returns k. See
         :func:`findiffusion.calibration.calibrate`."""
         return calibration.calibrate(self, n_windows, seed=seed, sampler=sampler, steps=steps, progress=progress,
                                      by_position=by_position, by_start=by_start, returns=returns,
-                                     by_correlation=by_correlation)
+                                     by_correlation=by_correlation, by_leverage=by_leverage)
 
     def estimate_calibration(self, u: np.ndarray, var0: np.ndarray) -> tuple[float, tuple[float, ...] | None]:
         """(k, g) of eqs. (4), (5) from generated windows u with start variances var0, without setting them
@@ -474,6 +497,7 @@ class DiffusionModel:
         c = None if s2_rows is None else self.start_rows(s2_rows[:, 0], length, sampler, steps,
                                                           conditional=context_u is not None)  # eq. (7), (N, T)
         shock = self.shock_for(sampler, steps, conditional=context_u is not None)  # eq. (8), first window
+        vf = self.filter_for(sampler, steps, conditional=context_u is not None)  # eq. (9)
         out = []
         for b0 in range(0, total, batch_size):
             nb = min(batch_size, total - b0)
@@ -483,7 +507,7 @@ class DiffusionModel:
             xi = torch.full((nb, length), float("nan")) if tilt is not None else None  # noise of each new day, (nb, T)
             shift = torch.from_numpy(tilt.shift(slice(b0, b0 + nb), length)).float() if tilt is not None else None
             out.append(self._sample_batch(nb, chunks, sampler, steps, gen, rows, eta, bar, s2b, antithetic, k, g, ks,
-                                          cb, shift, xi, shock))
+                                          cb, shift, xi, shock, vf))
             if tilt is not None:
                 tilt.record(slice(b0, b0 + nb), xi.numpy().astype(np.float64))
         if bar:
@@ -508,13 +532,14 @@ class DiffusionModel:
                       s2: np.ndarray | None = None, antithetic: bool = False, k: float = 1.0,
                       g: np.ndarray | None = None, ks: float = 1.0, c: np.ndarray | None = None,
                       shift: torch.Tensor | None = None, xi: torch.Tensor | None = None,
-                      shock: tuple[np.ndarray, np.ndarray] | None = None) -> torch.Tensor:
+                      shock: tuple[np.ndarray, np.ndarray] | None = None,
+                      vf: VolatilityFilter | None = None) -> torch.Tensor:
         """Stitched paths, chunk by chunk. ``s2``: filter variances of the path's days so far and the
         next day (models that condition on the filter state), Shape (n, days + 1); ``ks``: the further scale of
         chunks after the first (eq. (6)); ``g``: the state factors of each new day, Shape (T, bins); ``c``: the
         start factors of each path's new days (eq. (7)), Shape (n, T); ``shift``: noise shift of each new day,
         Shape (n, T), with the noise x_T of each new day written to ``xi``, Shape (n, T); ``shock``: the map of eq. (8)
-        for the first chunk of unconditional paths."""
+        for the first chunk of unconditional paths; ``vf``: the filter that decodes the first chunk (eq. (9))."""
         L = self.window
         path = torch.zeros(n, 0)
         if ctx_u is not None:
@@ -543,7 +568,8 @@ class DiffusionModel:
                 s2 = self.extend_variances(s2, w[:, obs:obs + new], k * (ks if i else 1.0),
                                            None if g is None else g[day0:day0 + new],
                                            None if c is None else c[:, day0:day0 + new],
-                                           shock if i == 0 and ctx_u is None else None)
+                                           shock if i == 0 and ctx_u is None else None,
+                                           vf if i == 0 else None)
             if bar:
                 bar[0].update(bar[1], advance=1)
         return path[:, n_ctx:]
@@ -556,12 +582,13 @@ class DiffusionModel:
 
     def extend_variances(self, s2: np.ndarray, u_new: torch.Tensor, k: float = 1.0,
                          g: tuple[float, ...] | np.ndarray | None = None, c: np.ndarray | None = None,
-                         shock: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                         shock: tuple[np.ndarray, np.ndarray] | None = None,
+                         vf: VolatilityFilter | None = None) -> np.ndarray:
         """Run the filter over new generated model-space days, decoded with scale ``k``, state factors ``g``
         (eqs. (4), (5); Shape (bins,) or (D, bins), one row per new day) and start factors ``c`` (eq. (7); Shape
-        (n, D)) and the map ``shock`` of eq. (8) (the first window's days) as :meth:`sample` decodes them:
-        (n, P + 1) variances -> (n, P + 1 + D)."""
-        f = self.vol_filter
+        (n, D)) and the map ``shock`` of eq. (8) (the first window's days) through the filter ``vf`` (eq. (9);
+        default the fitted one) as :meth:`sample` decodes them: (n, P + 1) variances -> (n, P + 1 + D)."""
+        f = self.vol_filter if vf is None else vf
         z = self.transform.inverse(k * u_new.numpy().astype(np.float64))  # (n, D) residuals
         z = z if c is None else z * c
         z = z if shock is None else calibration.apply_shock_map(z, *shock)

@@ -12,8 +12,8 @@ Metrics (numbers refer to the equations in the docstrings):
 
 * distribution: Wasserstein-1 distance of h-day aggregated returns (1),
   excess kurtosis (2), skewness, Hill left-tail index (3), VaR/ES (4);
-* dependence: ACF of r and |r| (5), leverage correlation (6), aggregational
-  Gaussianity (kurtosis vs horizon);
+* dependence: ACF of r and |r| (5), leverage correlation (6), the skewness
+  of multi-day sums by part (6b), aggregational Gaussianity (kurtosis vs horizon);
 * a discriminative score (7) from a small GRU classifier;
 * a memorization ratio (8) from nearest-neighbour distances.
 
@@ -171,6 +171,33 @@ def leverage(x: np.ndarray, lags: tuple[int, ...] = LAGS) -> np.ndarray:
     if max(lags) >= w.shape[1]:
         raise InputError(f"lag {max(lags)} needs windows longer than {w.shape[1]} days")
     return np.array([_pooled_corr(w, w**2, k) for k in lags])
+
+#: the keys of :func:`skew_parts`, in its order
+SKEW_PARTS = ("skew", "own", "leverage", "reverse", "triples")
+
+
+def skew_parts(x: np.ndarray) -> dict[str, float]:
+    r"""The skewness of the h-day sums S = \sum_t x_t split by which days meet in E S^3 (each day centred over rows):
+
+    (6b)  E S^3 = \sum_t E x_t^3 + 3 \sum_{s<t} E x_s x_t^2 + 3 \sum_{s>t} E x_s x_t^2
+                  + 6 \sum_{s<t<u} E x_s x_t x_u,
+
+    each divided by sd(S)^3, so the four parts add up to skew(S). ``"own"``: the days' own skewness; ``"leverage"``:
+    an earlier shock with a later square (negative when a fall raises later volatility: equities, Heston with
+    \rho < 0); ``"reverse"``: an earlier square with a later shock; ``"triples"``: the rest. On equity indices and
+    Heston almost all of the skewness of multi-day returns is the leverage part (docs/pricing.md, session 31).
+    Shape: (N, h) -> dict with the keys :data:`SKEW_PARTS`."""
+    x = as_windows(x)
+    if len(x) < 3:
+        raise InputError(f"skew_parts needs the h-day windows of at least 3 paths (rows), got {len(x)}")
+    x = x - x.mean(0)
+    s = x.sum(1)
+    sd3 = s.std() ** 3
+    c = x.T @ (x ** 2) / len(x)  # (h, h): c[s, t] = E x_s x_t^2
+    own, lev, rev = np.trace(c), 3 * np.triu(c, 1).sum(), 3 * np.tril(c, -1).sum()
+    total = float(np.mean(s ** 3))
+    return {"skew": total / sd3, "own": float(own / sd3), "leverage": float(lev / sd3), "reverse": float(rev / sd3),
+            "triples": float((total - own - lev - rev) / sd3)}
 
 
 def kurtosis_by_horizon(x: np.ndarray, horizons: tuple[int, ...] = KURT_HORIZONS) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""``findiffusion calibrate``: re-estimate a filter model's residual calibration (k, g, k_s, c) in place."""
+"""``findiffusion calibrate``: re-estimate a filter model's residual calibration (k, g, k_s; options c, a_g, map) in place."""
 
 from __future__ import annotations
 
@@ -39,9 +39,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="then recolour a window's days so that their shocks sigma_t z_t correlate as the training "
                         "windows' do (eq. (8), docs/pricing.md): the network misses the small co-movement of the days "
                         "that sets the width of multi-day sums; needs --data with the training series")
+    p.add_argument("--by-leverage", action="store_true",
+                   help="then decode generated days with the filter asymmetry that gives window sums the training "
+                        "windows' leverage, the part of their skewness from an earlier fall with a later square "
+                        "(eq. (9), docs/pricing.md); needs --data with the training series")
     add_data_args(p, default=None, required=False,
                   data_help="with --by-start: the training series to take the targets from (the fit's --data, --start, "
-                            "--end...; default: the targets stored with the model); with --by-correlation: required")
+                            "--end...; default: the targets stored with the model); with --by-correlation or "
+                            "--by-leverage: required")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -56,6 +61,8 @@ def _describe(model) -> str:
         g += "  c " + " ; ".join(" / ".join(f"{v:.3f}" for v in row) for row in model.start_factors)
     if model.shock_map is not None:
         g += f"  shock map (eq. (8); diagonal {model.shock_map.diagonal().min():.3f}-{model.shock_map.diagonal().max():.3f})"
+    if model.leverage_asym is not None:
+        g += f"  a_g {model.leverage_asym:.3f} (eq. (9); the filter's a {model.vol_filter.asym:.3f})"
     return (f"k {model.residual_scale:.4f}{g}  ({model.calibrated_for[0]} {model.calibrated_for[1]}, "
             f"{model.calibration_windows} windows)")
 
@@ -67,10 +74,11 @@ def run(args: argparse.Namespace) -> int:
     require(model.vol_filter.active and model.vol_filter.reaction is not None,
             f"the model in {args.model!r} has no volatility filter, so there is nothing to calibrate "
             "(its residual scale stays 1)")
-    require(args.data is None or args.by_start or args.by_correlation, "--data is only read with --by-start or "
-            "--by-correlation (the targets of eqs. (7), (8)); drop it, or add one of them")
-    require(not args.by_correlation or args.data is not None, "--by-correlation needs the training series the model "
-            "was fitted on: add --data (and the fit's --start/--end/--column)")
+    require(args.data is None or args.by_start or args.by_correlation or args.by_leverage, "--data is only read with "
+            "--by-start, --by-correlation or --by-leverage (the targets of eqs. (7)-(9)); drop it, or add one of them")
+    for flag, on in (("--by-correlation", args.by_correlation), ("--by-leverage", args.by_leverage)):
+        require(not on or args.data is not None, f"{flag} needs the training series the model was fitted on: add "
+                "--data (and the fit's --start/--end/--column)")
     require(not args.by_start or args.data is not None or model.start_targets is not None,
             f"the model in {args.model!r} holds no start-state targets (fitted before they were stored): pass its "
             "training series with --data (and the fit's --start/--end/--column)")
@@ -82,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.time()
     model.calibrate(args.windows, seed=seed, sampler=sampler, steps=steps, progress=not args.quiet,
                     by_position=args.by_position, by_start=args.by_start, returns=returns,
-                    by_correlation=args.by_correlation)
+                    by_correlation=args.by_correlation, by_leverage=args.by_leverage)
     model.save(args.model)
     print(f"before: {before}\nafter:  {_describe(model)}\nsaved {args.model}  ({time.time() - t0:.1f} s)")
     return 0
