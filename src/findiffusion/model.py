@@ -65,8 +65,8 @@ class DiffusionModel:
         shock_map, shock_mean: the lower-triangular map D T D^{-1} and the day means mu of eq. (8), applied after c to
             the first window of unconditional draws of ``calibrated_for`` (``None``: none; set by
             ``calibrate(by_correlation=True)``). Shape: (L, L), (L,).
-        leverage_asym: the filter asymmetry a of eq. (9) with which the generated days of unconditional draws of
-            ``calibrated_for`` are decoded (``None``: the filter's own; set by ``calibrate(by_leverage=True)``).
+        leverage_asym: the filter asymmetry a_g of eq. (9) with which the first window of unconditional draws of
+            ``calibrated_for`` is decoded (``None``: the filter's own; set by ``calibrate(by_leverage=True)``).
 
     Model space: returns r -> residuals z of the volatility filter -> u = transform(z);
     :meth:`encode` and :meth:`decode` go both ways. Generated values are decoded as k u
@@ -105,7 +105,8 @@ class DiffusionModel:
             raise InputError("start_factors must be one positive number per start-state group and day range of "
                              f"start_targets, got {start_factors}")
         calibration.check_shock_map(shock_map, shock_mean, int(config.train.window))
-        if leverage_asym is not None and not (isinstance(leverage_asym, int | float) and -1 <= leverage_asym <= 1):
+        if leverage_asym is not None and (isinstance(leverage_asym, bool) or not isinstance(leverage_asym, int | float)
+                                          or not -1 <= leverage_asym <= 1):
             raise InputError(f"leverage_asym must be a filter asymmetry in [-1, 1] (or None), got {leverage_asym}")
         self.leverage_asym = None if leverage_asym is None else float(leverage_asym)
         self.shock_map = None if shock_map is None else np.asarray(shock_map, dtype=float)
