@@ -1,7 +1,7 @@
 """Leverage of the generated windows: the skewness of 21- and 63-day sums by part, and what the filter's asymmetry at decoding would change.
 
 On Heston with rho < 0 the skewness of multi-day log returns is almost all leverage: an earlier shock with a later
-square (bench/residual_profile.skew_parts). The generated windows of a model with the asymmetric filter (3) get
+square (findiffusion.stylized_facts.skew_parts, eq. (6b)). The generated windows of a model with the asymmetric filter (3) get
 their leverage from two places, the filter's reaction to falls when the residuals are decoded (a of eq. (3)) and
 what the network learned of how later residuals depend on earlier ones. This bench draws ``--n`` unconditional
 windows of a model fitted by bench/pricing.py (recalibrated by position, the model of record of docs/pricing.md)
@@ -33,11 +33,12 @@ import torch
 
 import findiffusion
 from findiffusion.pricing import price_paths
+from findiffusion.stylized_facts import SKEW_PARTS, skew_parts
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from model_cache import recalibrate  # noqa: E402
 from pricing import heston_stationary_price, training_returns  # noqa: E402
-from residual_profile import CACHE, SKEW_PARTS, skew_parts  # noqa: E402
+from residual_profile import CACHE  # noqa: E402
 
 MATS, STRIKES = (21, 63), (80.0, 90.0, 100.0, 110.0, 120.0)
 CONTRACTS = [(o, k, h) for h in MATS for o, k in (("put", 80.0), ("put", 90.0), ("call", 100.0), ("call", 110.0),

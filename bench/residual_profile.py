@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 import findiffusion
-from findiffusion.stylized_facts import SKEW_PARTS, skew_parts  # noqa: F401  (SKEW_PARTS: for bench/leverage_whatif.py)
+from findiffusion.stylized_facts import SKEW_PARTS, skew_parts
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from model_cache import recalibrate  # noqa: E402
