@@ -69,7 +69,8 @@ def recalibrate(model: Any, *, by_position: bool = False, by_start: bool = False
                 cache: Path | None = None, by_leverage: bool = False) -> tuple[int, float]:
     """Recalibrate ``model`` in place (:meth:`DiffusionModel.calibrate`) on ``n_windows`` windows (default as many as
     it was calibrated on, the fit's count if it never was), with its fit seed; ``returns`` are the training returns
-    (the targets of eq. (7) for ``by_start``, of eq. (8) for ``by_correlation``, of eq. (9) for ``by_leverage``). Returns (windows, seconds).
+    (the targets of eq. (7) for ``by_start``, of eq. (8) for ``by_correlation``, of eq. (9) for ``by_leverage``).
+    Returns (windows, seconds).
 
     ``cache``: a folder for recalibrated models, each under a key of everything the result depends on (the network's
     weights and filter, the options, the windows, the returns and the source of
@@ -77,9 +78,7 @@ def recalibrate(model: Any, *, by_position: bool = False, by_start: bool = False
     import findiffusion
 
     t0, n_cal = time.time(), n_windows or model.calibration_windows or model.config.calibration_windows
-    kw = {"by_position": by_position, "by_start": by_start, "by_correlation": by_correlation}
-    if by_leverage:  # only when on: the keys of the recalibrations cached before eq. (9) stay what they were
-        kw["by_leverage"] = True
+    kw = {"by_position": by_position, "by_start": by_start, "by_correlation": by_correlation, "by_leverage": by_leverage}
     path = None if cache is None else cache / f"recalibrated-{_recalibration_key(model, kw, n_cal, returns)}"
     if path is not None and (path / "model.json").exists():
         done = findiffusion.load(path, device=str(model.device))

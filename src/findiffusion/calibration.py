@@ -267,8 +267,7 @@ def shock_correlation(model: DiffusionModel, returns: np.ndarray, max_windows: i
     L = model.window
     z, s2 = _filtered_training(model, returns, "the shock correlation of eq. (8) needs")  # (T,), (T + 1,)
     a = np.sqrt(s2[:-1]) * z  # (T,) the shock part of every day
-    n = len(a) - L + 1
-    starts = np.arange(0, n, max(1, -(-n // max_windows)))  # evenly spaced window starts
+    starts = _window_starts(len(a) - L + 1, max_windows)
     wins = np.lib.stride_tricks.sliding_window_view(a, L)  # (n, L), a view
     total, cross = np.zeros(L), np.zeros((L, L))
     for i in range(0, len(starts), SHOCK_CHUNK):  # sums by chunk: 200 000 x 128 windows would be 200 MB at once
@@ -276,6 +275,12 @@ def shock_correlation(model: DiffusionModel, returns: np.ndarray, max_windows: i
         total += w.sum(0)
         cross += w.T @ w
     return _correlation(cross / len(starts) - np.outer(total, total) / len(starts) ** 2)
+
+
+def _window_starts(n: int, max_windows: int) -> np.ndarray:
+    """At most ``max_windows`` evenly spaced starts among ``n`` windows (all of them when there are fewer): the training
+    windows of the targets of eqs. (8) and (9). Shape: (<= max_windows,)."""
+    return np.arange(0, n, max(1, -(-n // max_windows)))
 
 
 def _correlation(cov: np.ndarray) -> np.ndarray:
@@ -348,8 +353,7 @@ def leverage_target(model: DiffusionModel, returns: np.ndarray, max_windows: int
     if len(r) < 2 * L or not np.isfinite(r).all():
         raise InputError(f"the leverage target of eq. (9) needs at least two windows ({2 * L} days) of finite training "
                          f"returns, got {len(r)} days: pass the series the model was fitted on")
-    n = len(r) - L + 1
-    starts = np.arange(0, n, max(1, -(-n // max_windows)))  # evenly spaced window starts
+    starts = _window_starts(len(r) - L + 1, max_windows)
     return skew_parts(np.lib.stride_tricks.sliding_window_view(r, L)[starts])["leverage"]
 
 

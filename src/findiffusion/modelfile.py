@@ -151,15 +151,12 @@ def load(directory: str | Path, device: str = "cpu") -> DiffusionModel:
         raise ModelFileError(f"{str(mj)!r}: stitch_scale must be a positive number, got {ks!r}; refit the model")
     targets, c = _start_calibration(meta, mj, vol_filter)
     shock_map, shock_mean = _shock_map(meta, mj, int(cfg.train.window))
-    lev = meta.get("leverage_asym")  # older files: none
-    if lev is not None and not (isinstance(lev, int | float) and not isinstance(lev, bool) and -1 <= lev <= 1):
-        raise ModelFileError(f"{str(mj)!r}: leverage_asym must be a filter asymmetry in [-1, 1] or null, got {lev!r}; "
-                             "refit the model")
     try:
         model = DiffusionModel(cfg, den, transform, data_info=info, history=meta.get("history") or {},
                                vol_filter=vol_filter, residual_scale=float(k), calibrated_for=cal, state_factors=g,
                                stitch_scale=ks, state_factors_late=g_late, start_targets=targets, start_factors=c,
-                               shock_map=shock_map, shock_mean=shock_mean, leverage_asym=lev)
+                               shock_map=shock_map, shock_mean=shock_mean,
+                               leverage_asym=meta.get("leverage_asym"))  # older files: none; checked by the model
     except InputError as exc:
         raise ModelFileError(f"{str(mj)!r}: {exc}; refit the model") from None
     return model.to(resolve_device(device))

@@ -40,9 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "windows' do (eq. (8), docs/pricing.md): the network misses the small co-movement of the days "
                         "that sets the width of multi-day sums; needs --data with the training series")
     p.add_argument("--by-leverage", action="store_true",
-                   help="then decode generated days with the filter asymmetry that gives window sums the training "
-                        "windows' leverage, the part of their skewness from an earlier fall with a later square "
-                        "(eq. (9), docs/pricing.md); needs --data with the training series")
+                   help="then decode the first window of unconditional paths with the filter asymmetry that gives "
+                        "window sums the training windows' leverage, the part of their skewness from an earlier fall "
+                        "with a later square (eq. (9), docs/pricing.md); needs --data with the training series")
     add_data_args(p, default=None, required=False,
                   data_help="with --by-start: the training series to take the targets from (the fit's --data, --start, "
                             "--end...; default: the targets stored with the model); with --by-correlation or "
