@@ -28,6 +28,7 @@ import time
 import numpy as np
 
 import findiffusion as fd
+from findiffusion.stitching import chunk_plan
 
 
 def acf_abs(x: np.ndarray, lags: int = 20) -> np.ndarray:
@@ -56,7 +57,7 @@ def main() -> None:
     x = model.sample(args.n, args.length, sampler=args.sampler, steps=args.steps, seed=args.seed, progress=True)
     dt = time.time() - t0
     # boundary b = index of the first day of a new chunk, from the model's own chunk plan
-    bounds = np.cumsum([new for _, new in model._chunk_plan(args.length, False)])[:-1]
+    bounds = np.cumsum([new for _, new in chunk_plan(model.window, model.config.stitch_context, args.length, False)])[:-1]
     inside = np.setdiff1d(np.arange(1, args.length), bounds)
     absx = np.abs(x)
     def boundary_stats(idx: np.ndarray) -> np.ndarray:

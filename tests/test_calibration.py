@@ -11,6 +11,7 @@ import pytest
 from findiffusion import load
 from findiffusion.calibration import estimate_calibration
 from findiffusion.errors import InputError, ModelFileError
+from findiffusion.stitching import chunk_plan, extend_variances
 from tests.test_model import _filter_model, _fit_tiny_and_read_meta
 
 
@@ -195,8 +196,8 @@ def test_calibration_by_position_fits_a_window_s_first_days_and_the_rest_apart(t
     np.testing.assert_allclose(r, np.stack(expect, 1), rtol=1e-12)
     # the states sample() tracks chunk by chunk (extend_variances on row slices) are those of the decoded days
     rows = model.factor_rows(L, "ddim", 10)
-    s2 = model.extend_variances(var0[:, None], torch.from_numpy(u[:, :C]), model.residual_scale, rows[:C])
-    s2 = model.extend_variances(s2, torch.from_numpy(u[:, C:]), model.residual_scale, rows[C:])
+    s2 = extend_variances(model, var0[:, None], torch.from_numpy(u[:, :C]), model.residual_scale, rows[:C])
+    s2 = extend_variances(model, s2, torch.from_numpy(u[:, C:]), model.residual_scale, rows[C:])
     np.testing.assert_allclose(s2, f.filter(r, var0)[1], rtol=1e-12)
     # saved and reloaded; a late set without the first is a bad file
     model.save(tmp_path / "p")
@@ -568,7 +569,7 @@ def test_calibration_by_leverage_gives_fresh_draws_the_training_leverage(tmp_pat
     z_c = model.transform.inverse(model.residual_scale * u_c)
     g_rows = model.factor_rows(L, "ddim", 10)
     np.testing.assert_allclose(x_c[:, :L], fg.unfilter(z_c, var_c, g_rows), rtol=1e-12)
-    # stitched days: the fitted filter (and k_s), from the state at the end of the first window decoded with a_g
+    # stitched days: the fitted filter (and k_s), from the fitted filter's view of the first window decoded with a_g
     gen = torch.Generator().manual_seed(3)
     var_l = model.start_variance(50, gen)
     u_l = model.sample_model_space(50, L + 8, var=var_l, sampler="ddim", steps=10, generator=gen)
@@ -576,31 +577,29 @@ def test_calibration_by_leverage_gives_fresh_draws_the_training_leverage(tmp_pat
     k = model.residual_scale
     np.testing.assert_allclose(x_l[:, :L], fg.unfilter(model.transform.inverse(k * u_l[:, :L]), var_l, g_rows),
                                rtol=1e-12)
-    _, s2 = fg.filter(x_l[:, :L], var_l)
+    _, s2 = f.filter(x_l[:, :L], var_l)
     z_st = model.transform.inverse(k * model.stitch_scale * u_l[:, L:])
     np.testing.assert_allclose(x_l[:, L:], f.unfilter(z_st, s2[:, -1], model.factor_rows(L + 8, "ddim", 10)[L:]),
                                rtol=1e-10)
     # the bisection: a target beyond what [-1, 1] reaches gives the nearer end
     assert fit_leverage_asym(model, z_c, var_c, g_rows, -50.0) == 1.0
     assert fit_leverage_asym(model, z_c, var_c, g_rows, 50.0) == -1.0
-    # sample() feeds the network the states it decodes with: a_g on the first window, the fitted a after it
+    # sample() feeds later chunks the fitted filter's states of the days it decodes (a_g on the first window)
     seen = []
     model.denoiser.network.register_forward_hook(lambda mod, args, out: seen.append(args[0][:, 3, 0].clone()))
     gen = torch.Generator().manual_seed(5)
     var_s = model.start_variance(40, gen)
     T = 2 * L + 8
     r_s = model.sample(40, T, sampler="ddim", steps=10, seed=5)
-    _, s2a = fg.filter(r_s[:, :L], var_s)
-    _, s2b = f.filter(r_s[:, L:], s2a[:, -1])
-    s2 = np.concatenate([s2a[:, :-1], s2b], axis=1)  # (40, T + 1)
-    plan = model._chunk_plan(T, False)
+    _, s2 = f.filter(r_s, var_s)  # (40, T + 1)
+    plan = chunk_plan(L, C, T, False)
     starts = np.cumsum([0] + [new for _, new in plan])[:-1] - np.array([obs for obs, _ in plan])  # window starts
     assert starts[1] == L - C and starts[-1] >= L  # the second chunk's state lies in the first window, the last's not
     per_chunk = len(seen) // len(plan)
     for i in (1, len(plan) - 1):
         np.testing.assert_allclose(seen[(i + 1) * per_chunk - 1].numpy(), f.state(s2[:, starts[i]]), rtol=1e-5)
-    _, s2_fit = f.filter(r_s, var_s)
-    assert np.max(np.abs(f.state(s2_fit[:, L - C]) - seen[2 * per_chunk - 1].numpy())) > 1e-3  # fitted a differs
+    _, s2_g = fg.filter(r_s[:, :L], var_s)
+    assert np.max(np.abs(f.state(s2_g[:, L - C]) - seen[2 * per_chunk - 1].numpy())) > 1e-3  # a_g's view differs
     # real contexts and other samplers: the fitted filter
     assert model.filter_for("ddim", 11) is f and model.filter_for("ddim", 10, conditional=True) is f
     ctx = np.random.default_rng(0).normal(0, 0.01, 300)

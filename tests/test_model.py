@@ -10,6 +10,7 @@ import pytest
 from findiffusion import load
 from findiffusion.errors import InputError, ModelFileError
 from findiffusion.model import returns_to_prices
+from findiffusion.stitching import chunk_plan
 
 
 def test_same_seed_same_samples_and_reload(tiny_model):
@@ -40,20 +41,6 @@ def test_any_length_and_batching(tiny_model):
         assert out.shape == (3, length)
     # splitting into batches does not change the distribution shape; sizes add up
     assert model.sample(10, 20, steps=3, seed=0, batch_size=3).shape == (10, 20)
-
-
-def test_chunk_plan_covers_the_path(tiny_model):
-    model, _ = tiny_model
-    L, C = model.window, model.config.stitch_context
-    for has_context in (False, True):
-        for length in (1, L - C, L, L + 1, 3 * L + 7):
-            plan = model._chunk_plan(length, has_context)
-            assert sum(new for _, new in plan) == length
-            assert all(new >= 1 for _, new in plan)
-            first_obs = C if has_context else 0
-            assert [obs for obs, _ in plan] == [first_obs] + [C] * (len(plan) - 1)
-            assert all(obs + new <= L for obs, new in plan)
-            assert all(obs + new == L for obs, new in plan[:-1])  # every window but the last is used whole
 
 
 def test_context_continuation(tiny_model):
@@ -228,7 +215,7 @@ def test_antithetic_pairs_start_every_chunk_from_opposite_noise(tmp_path):
     r = model.sample(6, 2 * L, sampler="ode", steps=2, seed=3, antithetic=True)
     assert r.shape == (6, 2 * L) and np.isfinite(r).all()
     first = [c for i, c in enumerate(calls) if i % 3 == 0]  # ode, 2 steps: 3 network calls per chunk
-    assert len(first) == len(model._chunk_plan(2 * L, False)) >= 2
+    assert len(first) == len(chunk_plan(L, C, 2 * L, False)) >= 2
     for k, inp in enumerate(first):
         new = slice(0 if k == 0 else C, None)  # days the chunk generates (channel 0, unmasked)
         x0 = inp[:, 0, new]

@@ -98,8 +98,9 @@ of unconditional paths is decoded with its own asymmetry a_g,
 
 solved by bisection on [-1, 1] with k, g (and c) held, then g and k fitted again at a_g, ``LEVERAGE_PASSES`` rounds,
 k last, so the windows keep the training M of eq. (4) *at* a_g (M weights falls and rises by 1 - a_g sgn z). The
-training residuals are still filtered with the fitted a; stitched chunks (from the first window's end state) and
-draws from a real context decode with it, k_s (6) estimated so. (Decoding the stitched chunks with a_g too made
+training residuals are still filtered with the fitted a; stitched chunks and draws from a real context decode with
+it, k_s (6) estimated so. The stitched chunks start from the fitted filter's view of the first window's returns, the
+state a real context of those returns would give (the network was trained on contexts filtered so). (Decoding the stitched chunks with a_g too made
 one-year calls 1.5-3.5 points rich on the 128-day Heston model: the network's excess leverage is a property of the
 window it was measured on.) Needs the training returns; before the shock map (8), which is then fitted on windows
 decoded with a_g.
@@ -469,8 +470,8 @@ def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, s
             z = model.transform.inverse(k * u) * m  # (n, L), before the map
         z = apply_shock_map(z, *shock)
     # eq. (6): one stitched chunk after each window, given its last stitch_context days and the state (k, g, c) gives
-    f = decoding_filter(model)  # eq. (9): the first window decodes with a_g
-    _, s2 = f.filter(f.unfilter(z, var0, rows), var0)  # (n, L + 1)
+    f = decoding_filter(model)  # eq. (9): the first window decodes with a_g, seen by the fitted filter after it
+    _, s2 = model.vol_filter.filter(f.unfilter(z, var0, rows), var0)  # (n, L + 1)
     u2 = model.sample_model_space(1, model.window - C, context_u=u, var=s2, sampler=sampler,
                                   steps=steps, generator=gen, progress=progress)[:, 0]  # (n, L - C)
     ks = estimate_scale(model, k * u2, s2[:, -1], g if g_late is None else g_late, *STITCH_RANGE,

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from findiffusion import calibration, sampling
+from findiffusion import calibration, sampling, stitching
 from findiffusion.data import ReturnTransform, SeriesInfo
 from findiffusion.denoiser import Denoiser
 from findiffusion.errors import InputError
@@ -271,9 +271,10 @@ class DiffusionModel:
         f, L = self.filter_for(sampler, steps, conditional=conditional), self.window
         if f is self.vol_filter or u.shape[-1] <= L:
             return f.unfilter(z, var0, g)
-        # eq. (9): the first window decodes with a_g, the stitched days with the fitted a from its end state
+        # eq. (9): the first window decodes with a_g; the stitched days with the fitted a, from the fitted filter's
+        # view of the first window (the state a real context of those returns would give)
         first = f.unfilter(z[..., :L], var0, None if g is None else g[:L])  # (..., L)
-        s2 = f.filter(first, var0)[1][..., -1]  # (...,): the variance of day L + 1
+        s2 = self.vol_filter.filter(first, var0)[1][..., -1]  # (...,): the variance of day L + 1
         return np.concatenate([first, self.vol_filter.unfilter(z[..., L:], s2, None if g is None else g[L:])], axis=-1)
 
     def calibrate(self, n_windows: int = 20000, *, seed: int = 0, sampler: str | None = None,
@@ -487,7 +488,7 @@ class DiffusionModel:
                 s2_rows = np.repeat(v.reshape(n_ctx, -1)[:, -(ctx_rows.shape[1] + 1):], n_paths, axis=0)
             else:
                 s2_rows = v.reshape(total, 1)
-        chunks = self._chunk_plan(length, ctx_rows is not None)
+        chunks = stitching.chunk_plan(self.window, self.config.stitch_context, length, ctx_rows is not None)
         batch_size = batch_size or default_batch_size(self.device)
         if antithetic:
             batch_size = 2 * max(1, batch_size // 2)  # batches keep pairs together
@@ -507,98 +508,15 @@ class DiffusionModel:
             cb = c[b0:b0 + nb] if c is not None else None
             xi = torch.full((nb, length), float("nan")) if tilt is not None else None  # noise of each new day, (nb, T)
             shift = torch.from_numpy(tilt.shift(slice(b0, b0 + nb), length)).float() if tilt is not None else None
-            out.append(self._sample_batch(nb, chunks, sampler, steps, gen, rows, eta, bar, s2b, antithetic, k, g, ks,
-                                          cb, shift, xi, shock, vf))
+            out.append(stitching.sample_chunks(self, nb, chunks, sampler, steps, gen, rows, eta, bar, s2=s2b,
+                                               antithetic=antithetic, k=k, g=g, ks=ks, c=cb, shift=shift, xi=xi,
+                                               shock=shock, vf=vf))
             if tilt is not None:
                 tilt.record(slice(b0, b0 + nb), xi.numpy().astype(np.float64))
         if bar:
             bar[0].stop()
         u_out = torch.cat(out).numpy().astype(np.float64)  # (M * N, T)
         return u_out.reshape(n_ctx, n_paths, length) if context_u is not None else u_out
-
-    def _chunk_plan(self, length: int, has_context: bool) -> list[tuple[int, int]]:
-        """(observed days, new days) per chunk."""
-        L, C = self.window, self.config.stitch_context
-        plan: list[tuple[int, int]] = []
-        done = 0
-        while done < length:
-            obs = C if (done > 0 or has_context) else 0
-            new = min(L - obs, length - done)
-            plan.append((obs, new))
-            done += new
-        return plan
-
-    def _sample_batch(self, n: int, chunks: list[tuple[int, int]], sampler: str, steps: int | None,
-                      gen: torch.Generator, ctx_u: torch.Tensor | None, eta: float | None, bar: Any,
-                      s2: np.ndarray | None = None, antithetic: bool = False, k: float = 1.0,
-                      g: np.ndarray | None = None, ks: float = 1.0, c: np.ndarray | None = None,
-                      shift: torch.Tensor | None = None, xi: torch.Tensor | None = None,
-                      shock: tuple[np.ndarray, np.ndarray] | None = None,
-                      vf: VolatilityFilter | None = None) -> torch.Tensor:
-        """Stitched paths, chunk by chunk. ``s2``: filter variances of the path's days so far and the
-        next day (models that condition on the filter state), Shape (n, days + 1); ``ks``: the further scale of
-        chunks after the first (eq. (6)); ``g``: the state factors of each new day, Shape (T, bins); ``c``: the
-        start factors of each path's new days (eq. (7)), Shape (n, T); ``shift``: noise shift of each new day,
-        Shape (n, T), with the noise x_T of each new day written to ``xi``, Shape (n, T); ``shock``: the map of eq. (8)
-        for the first chunk of unconditional paths; ``vf``: the filter that decodes the first chunk (eq. (9))."""
-        L = self.window
-        path = torch.zeros(n, 0)
-        if ctx_u is not None:
-            path = ctx_u.clone()  # (n, C')
-        n_ctx = path.shape[1]
-        for i, (obs, new) in enumerate(chunks):
-            obs = min(obs, path.shape[1])
-            context = torch.zeros(n, L)
-            mask = torch.zeros(n, L)
-            if obs > 0:
-                context[:, :obs] = path[:, -obs:]
-                mask[:, :obs] = 1.0
-            state = self.window_state(s2, path.shape[1] - obs)  # the window starts obs days back
-            day0 = path.shape[1] - n_ctx  # new days generated so far
-            win_shift, latents = None, None
-            if shift is not None:
-                win_shift = torch.zeros(n, L)  # observed days keep unshifted noise, (n, L)
-                win_shift[:, obs:obs + new] = shift[:, day0:day0 + new]
-                latents = []
-            w = self._generate(n, sampler, steps, gen, context if obs else None, mask if obs else None, eta,
-                               state=state, antithetic=antithetic, shift=win_shift, latents=latents).cpu()
-            if xi is not None and latents:
-                xi[:, day0:day0 + new] = latents[0][:, obs:obs + new]
-            path = torch.cat([path, w[:, obs:obs + new]], dim=1)  # (n, days so far)
-            if s2 is not None:
-                s2 = self.extend_variances(s2, w[:, obs:obs + new], k * (ks if i else 1.0),
-                                           None if g is None else g[day0:day0 + new],
-                                           None if c is None else c[:, day0:day0 + new],
-                                           shock if i == 0 and ctx_u is None else None,
-                                           vf if i == 0 else None)
-            if bar:
-                bar[0].update(bar[1], advance=1)
-        return path[:, n_ctx:]
-
-    def window_state(self, s2: np.ndarray | None, day: int) -> torch.Tensor | None:
-        """Filter state (channel 3 of the denoiser) of windows that start at path day ``day``. Shape: (n,)."""
-        if s2 is None:
-            return None
-        return torch.from_numpy(self.vol_filter.state(s2[:, day])).float()
-
-    def extend_variances(self, s2: np.ndarray, u_new: torch.Tensor, k: float = 1.0,
-                         g: tuple[float, ...] | np.ndarray | None = None, c: np.ndarray | None = None,
-                         shock: tuple[np.ndarray, np.ndarray] | None = None,
-                         vf: VolatilityFilter | None = None) -> np.ndarray:
-        """Run the filter over new generated model-space days, decoded with scale ``k``, state factors ``g``
-        (eqs. (4), (5); Shape (bins,) or (D, bins), one row per new day) and start factors ``c`` (eq. (7); Shape
-        (n, D)) and the map ``shock`` of eq. (8) (the first window's days) through the filter ``vf`` (eq. (9);
-        default the fitted one) as :meth:`sample` decodes them: (n, P + 1) variances -> (n, P + 1 + D)."""
-        f = self.vol_filter if vf is None else vf
-        z = self.transform.inverse(k * u_new.numpy().astype(np.float64))  # (n, D) residuals
-        z = z if c is None else z * c
-        z = z if shock is None else calibration.apply_shock_map(z, *shock)
-        cols, last = [s2], s2[:, -1]
-        rows = None if g is None else np.broadcast_to(np.asarray(g, dtype=float), (z.shape[1], len(f.state_edges) + 1))
-        for t in range(z.shape[1]):
-            last = f._next_var(last, f.scale_by_state(z[:, t], last, None if rows is None else rows[t]))  # eqs. (5), (3), as in decode_generated
-            cols.append(last[:, None])
-        return np.concatenate(cols, axis=1)
 
     def sample_prices(self, n_paths: int, length: int | None = None, *, s0: float = 100.0,
                       **kwargs: Any) -> np.ndarray:
