@@ -250,6 +250,21 @@ def test_start_targets_are_the_training_windows_e_z2_by_start_group_and_day_rang
         start_targets(model, r[: 2 * L - 1])
 
 
+def _assert_contexts_ignore(model, **off) -> None:
+    """Draws from a real context are the same with the model's attributes ``off`` set as given (restored after):
+    what is named there applies to unconditional draws only."""
+    ctx = np.random.default_rng(0).normal(0, 0.01, 300)
+    before = model.sample(10, 20, sampler="ddim", steps=10, seed=4, context=ctx)
+    saved = {name: getattr(model, name) for name in off}
+    try:
+        for name, value in off.items():
+            setattr(model, name, value)
+        np.testing.assert_array_equal(before, model.sample(10, 20, sampler="ddim", steps=10, seed=4, context=ctx))
+    finally:
+        for name, value in saved.items():
+            setattr(model, name, value)
+
+
 def _with_alpha(model, alpha: float):
     """A shallow copy of ``model`` whose filter has reaction ``alpha`` (alpha = 0: a constant variance)."""
     import copy
@@ -328,11 +343,7 @@ def test_calibration_by_start_matches_the_targets_by_start_state_and_day_range(t
     np.testing.assert_allclose(states[-1].numpy(), f.state(s2[:, L - C]), rtol=1e-5)  # the stitched chunk's start
     # other samplers and real contexts: no c
     assert model.start_rows(var0, L, "ddim", 11) is None and model.start_rows(var0, L, "ddim", 10, conditional=True) is None
-    ctx = np.random.default_rng(0).normal(0, 0.01, 300)
-    a = model.sample(10, 20, sampler="ddim", steps=10, seed=4, context=ctx)
-    c_saved, model.start_factors = model.start_factors, None
-    np.testing.assert_array_equal(a, model.sample(10, 20, sampler="ddim", steps=10, seed=4, context=ctx))
-    model.start_factors = c_saved
+    _assert_contexts_ignore(model, start_factors=None)
     # saved and reloaded; factors without targets, or of the wrong shape, are a bad file
     model.save(tmp_path / "c")
     back = load(tmp_path / "c")
@@ -496,11 +507,7 @@ def test_calibration_by_correlation_gives_fresh_draws_the_training_shock_correla
     np.testing.assert_allclose(states[-1].numpy(), f.state(s2[:, L - C]), rtol=1e-5)
     # real contexts and other samplers: no map
     assert model.shock_for("ddim", 11) is None and model.shock_for("ddim", 10, conditional=True) is None
-    ctx = np.random.default_rng(0).normal(0, 0.01, 300)
-    c1 = model.sample(10, 20, sampler="ddim", steps=10, seed=4, context=ctx)
-    model.shock_map = model.shock_mean = None
-    np.testing.assert_array_equal(c1, model.sample(10, 20, sampler="ddim", steps=10, seed=4, context=ctx))
-    model.shock_map, model.shock_mean = saved
+    _assert_contexts_ignore(model, shock_map=None, shock_mean=None)
     # save / load; bad and older files
     model.save(tmp_path / "m8")
     back = load(tmp_path / "m8")
@@ -602,11 +609,7 @@ def test_calibration_by_leverage_gives_fresh_draws_the_training_leverage(tmp_pat
     assert np.max(np.abs(f.state(s2_g[:, L - C]) - seen[2 * per_chunk - 1].numpy())) > 1e-3  # a_g's view differs
     # real contexts and other samplers: the fitted filter
     assert model.filter_for("ddim", 11) is f and model.filter_for("ddim", 10, conditional=True) is f
-    ctx = np.random.default_rng(0).normal(0, 0.01, 300)
-    c1 = model.sample(10, 20, sampler="ddim", steps=10, seed=4, context=ctx)
-    saved, model.leverage_asym = model.leverage_asym, None
-    np.testing.assert_array_equal(c1, model.sample(10, 20, sampler="ddim", steps=10, seed=4, context=ctx))
-    model.leverage_asym = saved
+    _assert_contexts_ignore(model, leverage_asym=None)
     # save / load; bad and older files
     model.save(tmp_path / "m9")
     back = load(tmp_path / "m9")

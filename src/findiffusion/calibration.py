@@ -100,10 +100,10 @@ solved by bisection on [-1, 1] with k, g (and c) held, then g and k fitted again
 k last, so the windows keep the training M of eq. (4) *at* a_g (M weights falls and rises by 1 - a_g sgn z). The
 training residuals are still filtered with the fitted a; stitched chunks and draws from a real context decode with
 it, k_s (6) estimated so. The stitched chunks start from the fitted filter's view of the first window's returns, the
-state a real context of those returns would give (the network was trained on contexts filtered so). (Decoding the stitched chunks with a_g too made
-one-year calls 1.5-3.5 points rich on the 128-day Heston model: the network's excess leverage is a property of the
-window it was measured on.) Needs the training returns; before the shock map (8), which is then fitted on windows
-decoded with a_g.
+state a real context of those returns would give (the network was trained on contexts filtered so). (Decoding the
+stitched chunks with a_g too made one-year calls 1.5-3.5 points rich on the 128-day Heston model: the network's
+excess leverage is a property of the window it was measured on.) Needs the training returns; before the shock map
+(8), which is then fitted on windows decoded with a_g.
 
 k, g and k_s are estimates from a sample of windows, and their error does not average out over paths: every
 path of the model carries it. Its spread falls as 1 / sqrt(n_windows). With 4000 windows it moved
