@@ -355,6 +355,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calibrate-by-leverage", action="store_true",
                     help="re-estimate the models' residual calibration with the decoding asymmetry of eq. (9), target "
                          "the training windows' leverage (DiffusionModel.calibrate(by_leverage=True); in memory)")
+    ap.add_argument("--calibrate-by-stitch", action="store_true",
+                    help="re-estimate the models' residual calibration with the view at the stitch of eq. (10): the "
+                         "pairs of days across the stitch get the training leverage and the stitched days the training "
+                         "variance (DiffusionModel.calibrate(by_stitch=True); in memory)")
     ap.add_argument("--window", type=int, default=None,
                     help="the fitted models' window in days (default 64); the network's dilations grow to span it "
                          "and the stitching context is half of it")
@@ -411,22 +415,24 @@ def main(argv: list[str] | None = None) -> int:
 
     def recalibrated(model, how: str, kind: str) -> str:  # --calibrate-by-position / --calibrate-by-start
         if not (a.calibrate_by_position or a.calibrate_by_start or a.calibrate_by_correlation
-                or a.calibrate_by_leverage):
+                or a.calibrate_by_leverage or a.calibrate_by_stitch):
             return how
         from model_cache import recalibrate  # importable once _model has put bench/ on sys.path
 
         returns = (training_returns(kind, a.years) if a.calibrate_by_start or a.calibrate_by_correlation
-                   or a.calibrate_by_leverage else None)  # the targets of eqs. (7)-(9)
+                   or a.calibrate_by_leverage or a.calibrate_by_stitch else None)  # the targets of eqs. (7)-(10)
         n_cal, secs = recalibrate(model, by_position=a.calibrate_by_position, by_start=a.calibrate_by_start,
                                   returns=returns, progress=not a.quick, by_correlation=a.calibrate_by_correlation,
                                   n_windows=a.calibration_windows, cache=None if a.quick else out,
-                                  by_leverage=a.calibrate_by_leverage)
+                                  by_leverage=a.calibrate_by_leverage, by_stitch=a.calibrate_by_stitch)
         fmt = lambda g: "/".join(f"{v:.3f}" for v in g or ())  # noqa: E731
         ways = " and ".join(w for w, on in (("position", a.calibrate_by_position), ("start state", a.calibrate_by_start),
                                             ("shock correlation", a.calibrate_by_correlation),
-                                            ("leverage", a.calibrate_by_leverage)) if on)
+                                            ("leverage", a.calibrate_by_leverage),
+                                            ("stitch view", a.calibrate_by_stitch)) if on)
         c = "" if model.start_factors is None else ", c " + "; ".join(fmt(row) for row in model.start_factors)
         c += "" if model.leverage_asym is None else f", a_g {model.leverage_asym:.4f}"
+        c += "" if model.stitch_asym is None else f", a_s {model.stitch_asym:.4f}"
         when = "loaded from the recalibration cache" if secs == 0 else f"in {secs:.0f} s"
         return (f"{how}; recalibrated by {ways} on {n_cal} windows {when} (k "
                 f"{model.residual_scale:.4f}, g {fmt(model.state_factors)}, g_late {fmt(model.state_factors_late)}, "

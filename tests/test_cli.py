@@ -266,6 +266,14 @@ def test_calibrate_re_estimates_k_and_g_in_place(tmp_path, capsys):
     ref.calibrate(300, seed=5, by_leverage=True, returns=r.iloc[:1500].to_numpy())
     assert code == 0 and " a_g " in out.splitlines()[1] and got.shock_map is None
     assert got.leverage_asym == ref.leverage_asym is not None
+    # --by-stitch: the view at the stitch of eq. (10), its targets from --data (required)
+    _one_line_error(*_run(capsys, "calibrate", "--model", str(d), "--by-stitch")[::2], "--data")
+    code, out, _ = _run(capsys, "calibrate", "--model", str(d), "--windows", "300", "--seed", "5", "--by-stitch",
+                        "--data", "sp500", "--end", str(r.index[1499].date()), "--quiet")
+    got, ref = fd.load(d), fd.load(d)
+    ref.calibrate(300, seed=5, by_stitch=True, returns=r.iloc[:1500].to_numpy())
+    assert code == 0 and " a_s " in out.splitlines()[1] and got.leverage_asym is None
+    assert got.stitch_asym == ref.stitch_asym is not None and got.stitch_scale == ref.stitch_scale
 
     _one_line_error(*_run(capsys, "calibrate", "--model", str(d), "--windows", "0")[::2], "--windows")
     _one_line_error(*_run(capsys, "calibrate", "--model", str(d), "--sampler", "warp")[::2], "warp")

@@ -234,6 +234,38 @@ def test_asymmetric_filter_is_the_gjr_recursion():
     np.testing.assert_allclose(got.numpy(), f.state(ss[:, :-1]), rtol=1e-10, atol=1e-12)
 
 
+def test_view_variance_is_recursion_3_with_another_asymmetry():
+    """view_variance (eq. (10) of findiffusion.calibration): the filter's own end variance with its own a, another
+    filter's with another a in [-1, 1], the recursion by hand beyond 1 (up to asym_bound, where a rise of c sd leaves
+    exactly omega), and errors outside [-1, asym_bound]."""
+    import dataclasses
+
+    r, _, s2_0 = _gjr_path(400, 0.05, 0.7, 0.93, 1e-4, seed=5)
+    f = VolatilityFilter(alpha=0.05, asym=0.3, beta=0.93, winsor=4.0, mean=1e-4, var=1e-4)
+    batch = np.stack([r[:200], r[200:]])  # (2, 200)
+    np.testing.assert_allclose(f.view_variance(batch, s2_0), f.filter(batch, s2_0)[1][:, -1], rtol=1e-12)
+    for a in (-1.0, 0.0, 0.9):
+        np.testing.assert_allclose(f.view_variance(batch, s2_0, a),
+                                   dataclasses.replace(f, asym=a).filter(batch, s2_0)[1][:, -1], rtol=1e-12)
+    # beyond 1, by hand: a fall of 2 sd, then a rise of 1 sd, at a = 1.8
+    v, omega = f.var, f.var * (1 - f.alpha - f.beta)
+    two = f.mean + np.sqrt(v) * np.array([-2.0, 0.0])
+    s1 = omega + f.beta * v + f.alpha * (1 + 1.8) * 4 * v
+    two[1] = f.mean + np.sqrt(s1) * 1.0
+    s2 = omega + f.beta * s1 + f.alpha * (1 - 1.8) * 1 * s1
+    assert f.view_variance(two, v, 1.8) == pytest.approx(s2, rel=1e-12)
+    # the bound: 1 + beta / (alpha c^2); there a rise of c sd (or more: winsorized) leaves omega
+    assert f.asym_bound == pytest.approx(1 + 0.93 / (0.05 * 16))
+    for z in (4.0, 7.0):
+        assert f.view_variance(np.array([f.mean + z * np.sqrt(v)]), v, f.asym_bound) == pytest.approx(omega, rel=1e-9)
+    with pytest.raises(InputError, match="view asymmetry"):
+        f.view_variance(two, v, f.asym_bound + 0.01)
+    with pytest.raises(InputError, match="view asymmetry"):
+        f.view_variance(two, v, -1.5)
+    assert dataclasses.replace(f, winsor=None).asym_bound == 1.0
+    assert dataclasses.replace(f, alpha=0.0).asym_bound == np.inf
+
+
 def test_asymmetric_filter_fits_the_asymmetry_by_quasi_likelihood():
     """Eq. (3b): the fitted a has the sign and size of the simulated one, about 0 on a symmetric GARCH."""
     beta = 0.965

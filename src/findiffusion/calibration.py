@@ -1,5 +1,5 @@
-r"""The residual calibration of a fitted model: k, g and k_s of eqs. (4)-(6), and the options c (7), the shock map (8)
-and the decoding asymmetry (9).
+r"""The residual calibration of a fitted model: k, g and k_s of eqs. (4)-(6), and the options c (7), the shock map (8),
+the decoding asymmetry (9) and the view at the stitch (10).
 
 With a volatility filter, r_t = m + sigma_t z_t and the variance recursion (3) of
 :class:`~findiffusion.volatility.VolatilityFilter` is driven by the *generated* residuals. Taking
@@ -105,6 +105,11 @@ stitched chunks with a_g too made one-year calls 1.5-3.5 points rich on the 128-
 excess leverage is a property of the window it was measured on.) Needs the training returns; before the shock map
 (8), which is then fitted on windows decoded with a_g.
 
+**The view at the stitch** (``by_stitch``, off by default): the stitched days of unconditional paths start from the
+variance a filter with asymmetry a_s gives after the first window, and a_s and k_s are solved so that the pairs of
+days across the stitch carry the training leverage and the stitched days the training variance, eq. (10) of
+:mod:`findiffusion.stitching` (k_s then has that target instead of eq. (6)'s M). Needs the training returns.
+
 k, g and k_s are estimates from a sample of windows, and their error does not average out over paths: every
 path of the model carries it. Its spread falls as 1 / sqrt(n_windows). With 4000 windows it moved
 out-of-the-money Heston prices by 1-3 % (sd); hence 20 000 by default (bench/calibration_noise.py).
@@ -124,6 +129,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from findiffusion import stitching
 from findiffusion.errors import InputError
 from findiffusion.stylized_facts import skew_parts
 
@@ -393,7 +399,8 @@ def start_rows(c: np.ndarray | tuple[tuple[float, ...], ...], targets: StartTarg
 
 def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, sampler: str | None = None,
               steps: int | None = None, progress: bool = False, by_position: bool = False, by_start: bool = False,
-              returns: np.ndarray | None = None, by_correlation: bool = False, by_leverage: bool = False) -> float:
+              returns: np.ndarray | None = None, by_correlation: bool = False, by_leverage: bool = False,
+              by_stitch: bool = False) -> float:
     """Set the model's state factors g (eq. (5)), residual scale k (eq. (4)) and stitched-chunk scale k_s
     (eq. (6)) from ``n_windows`` unconditional windows; returns k.
 
@@ -410,11 +417,12 @@ def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, s
     the targets ``model.start_targets`` (:func:`start_targets`); ``returns``: the training returns to compute
     those targets from first (models fitted before they were stored with the fit). ``by_leverage``: then the
     decoding asymmetry of eq. (9) (``leverage_asym``), its target from ``returns`` (required). ``by_correlation``:
-    then the map of eq. (8) (``shock_map``, ``shock_mean``), its target from ``returns`` (required).
+    then the map of eq. (8) (``shock_map``, ``shock_mean``), its target from ``returns`` (required). ``by_stitch``:
+    last, the view asymmetry a_s and k_s of eq. (10) (``stitch_asym``), their targets from ``returns`` (required).
 
     Raises:
         InputError: ``n_windows`` is not a positive integer, ``by_start`` without targets or ``returns``, or
-            ``by_correlation`` or ``by_leverage`` without ``returns``.
+            ``by_correlation``, ``by_leverage`` or ``by_stitch`` without ``returns``.
     """
     if returns is not None:
         model.start_targets = start_targets(model, returns)
@@ -424,10 +432,13 @@ def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, s
     if by_correlation and returns is None:
         raise InputError("the shock correlation map of eq. (8) needs the training returns: calibrate(..., returns=r, "
                          "by_correlation=True); findiffusion calibrate --by-correlation --data ...")
-    if by_leverage and returns is None:
-        raise InputError("the decoding asymmetry of eq. (9) needs the training returns: calibrate(..., returns=r, "
-                         "by_leverage=True); findiffusion calibrate --by-leverage --data ...")
+    for on, what, flag in ((by_leverage, "decoding asymmetry of eq. (9)", "leverage"),
+                           (by_stitch, "view at the stitch of eq. (10)", "stitch")):
+        if on and returns is None:
+            raise InputError(f"the {what} needs the training returns: calibrate(..., returns=r, by_{flag}=True); "
+                             f"findiffusion calibrate --by-{flag} --data ...")
     model.start_factors, model.shock_map, model.shock_mean, model.leverage_asym = None, None, None, None
+    model.stitch_asym = None
     model.residual_scale, model.calibrated_for, model.state_factors, model.stitch_scale = 1.0, None, None, None
     model.state_factors_late = None
     model.history.pop("calibration", None)
@@ -470,12 +481,15 @@ def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, s
             z = model.transform.inverse(k * u) * m  # (n, L), before the map
         z = apply_shock_map(z, *shock)
     # eq. (6): one stitched chunk after each window, given its last stitch_context days and the state (k, g, c) gives
-    f = decoding_filter(model)  # eq. (9): the first window decodes with a_g, seen by the fitted filter after it
-    _, s2 = model.vol_filter.filter(f.unfilter(z, var0, rows), var0)  # (n, L + 1)
+    first = decoding_filter(model).unfilter(z, var0, rows)  # (n, L) eq. (9): the first window decodes with a_g,
+    _, s2 = model.vol_filter.filter(first, var0)  # (n, L + 1) seen by the fitted filter after it
     u2 = model.sample_model_space(1, model.window - C, context_u=u, var=s2, sampler=sampler,
                                   steps=steps, generator=gen, progress=progress)[:, 0]  # (n, L - C)
-    ks = estimate_scale(model, k * u2, s2[:, -1], g if g_late is None else g_late, *STITCH_RANGE,
-                        vf=model.vol_filter)  # stitched chunks decode with the fitted filter
+    g2 = g if g_late is None else g_late
+    ks = estimate_scale(model, k * u2, s2[:, -1], g2, *STITCH_RANGE, vf=model.vol_filter)  # the fitted filter's
+    if by_stitch and f.alpha > 0:  # eq. (10): a_s and k_s (a filter that does not react has no view to change)
+        targets = stitching.stitch_targets(model, returns, model.window - C)
+        model.stitch_asym, ks = stitching.fit_stitch_view(model, first, var0, k * u2, g2, targets, ks)
     model.residual_scale, model.calibrated_for = k, model.resolve_sampler(sampler, steps)
     model.state_factors, model.state_factors_late, model.stitch_scale = g, g_late, ks
     model.start_factors = None if c is None else tuple(tuple(map(float, row)) for row in c)

@@ -67,6 +67,9 @@ class DiffusionModel:
             ``calibrate(by_correlation=True)``). Shape: (L, L), (L,).
         leverage_asym: the filter asymmetry a_g of eq. (9) with which the first window of unconditional draws of
             ``calibrated_for`` is decoded (``None``: the filter's own; set by ``calibrate(by_leverage=True)``).
+        stitch_asym: the view asymmetry a_s of eq. (10) (:mod:`findiffusion.stitching`): the stitched days of
+            unconditional draws of ``calibrated_for`` start from the variance a filter with it gives after the first
+            window (``None``: the fitted filter's; set by ``calibrate(by_stitch=True)``).
 
     Model space: returns r -> residuals z of the volatility filter -> u = transform(z);
     :meth:`encode` and :meth:`decode` go both ways. Generated values are decoded as k u
@@ -87,7 +90,7 @@ class DiffusionModel:
                  start_targets: calibration.StartTargets | None = None,
                  start_factors: tuple[tuple[float, ...], ...] | None = None,
                  shock_map: np.ndarray | None = None, shock_mean: np.ndarray | None = None,
-                 leverage_asym: float | None = None) -> None:
+                 leverage_asym: float | None = None, stitch_asym: float | None = None) -> None:
         if not (residual_scale > 0 and math.isfinite(residual_scale)):
             raise InputError(f"residual_scale must be a positive number, got {residual_scale}")
         if stitch_scale is not None and not (stitch_scale > 0 and math.isfinite(stitch_scale)):
@@ -109,6 +112,11 @@ class DiffusionModel:
                                           or not -1 <= leverage_asym <= 1):
             raise InputError(f"leverage_asym must be a filter asymmetry in [-1, 1] (or None), got {leverage_asym}")
         self.leverage_asym = None if leverage_asym is None else float(leverage_asym)
+        if stitch_asym is not None and (isinstance(stitch_asym, bool) or not isinstance(stitch_asym, int | float)
+                                        or not -1 <= stitch_asym <= f.asym_bound):
+            raise InputError(f"stitch_asym must be a view asymmetry in [-1, {f.asym_bound:.4g}] (where the filter's "
+                             f"recursion stays positive; or None), got {stitch_asym}")
+        self.stitch_asym = None if stitch_asym is None else float(stitch_asym)
         self.shock_map = None if shock_map is None else np.asarray(shock_map, dtype=float)
         self.shock_mean = None if shock_mean is None else np.asarray(shock_mean, dtype=float)
         self.start_targets = start_targets
@@ -249,6 +257,14 @@ class DiffusionModel:
             return self.vol_filter
         return calibration.decoding_filter(self)
 
+    def stitch_asym_for(self, sampler: str | None = None, steps: int | None = None, *,
+                        conditional: bool = False) -> float | None:
+        """a_s of eq. (10) for unconditional draws of ``calibrated_for`` (the view their stitched days start from);
+        ``None`` without one, for draws from a real context and for other samplers (the fitted filter's view)."""
+        if conditional or self.stitch_asym is None or not self._calibrated(sampler, steps):
+            return None
+        return self.stitch_asym
+
     def decode_generated(self, u: np.ndarray, var0: np.ndarray | float | None = None, *, sampler: str | None = None,
                          steps: int | None = None, conditional: bool = False) -> np.ndarray:
         """Generated model-space values -> returns: the residuals of k u, each day scaled by g of its volatility
@@ -269,25 +285,28 @@ class DiffusionModel:
         z = z if shock is None else calibration.apply_shock_map(z, *shock)  # eq. (8): the first window's days
         g = self.factor_rows(u.shape[-1], sampler, steps, conditional=conditional)  # (T, bins) or None
         f, L = self.filter_for(sampler, steps, conditional=conditional), self.window
-        if f is self.vol_filter or u.shape[-1] <= L:
+        view = self.stitch_asym_for(sampler, steps, conditional=conditional)
+        if (f is self.vol_filter and view is None) or u.shape[-1] <= L:
             return f.unfilter(z, var0, g)
         # eq. (9): the first window decodes with a_g; the stitched days with the fitted a, from the fitted filter's
-        # view of the first window (the state a real context of those returns would give)
+        # view of the first window (the state a real context of those returns would give), or a_s's (eq. (10))
         first = f.unfilter(z[..., :L], var0, None if g is None else g[:L])  # (..., L)
-        s2 = self.vol_filter.filter(first, var0)[1][..., -1]  # (...,): the variance of day L + 1
+        s2 = self.vol_filter.view_variance(first, var0, view)  # (...,): the variance of day L + 1
         return np.concatenate([first, self.vol_filter.unfilter(z[..., L:], s2, None if g is None else g[L:])], axis=-1)
 
     def calibrate(self, n_windows: int = 20000, *, seed: int = 0, sampler: str | None = None,
                   steps: int | None = None, progress: bool = False, by_position: bool = False, by_start: bool = False,
-                  returns: np.ndarray | None = None, by_correlation: bool = False, by_leverage: bool = False) -> float:
+                  returns: np.ndarray | None = None, by_correlation: bool = False, by_leverage: bool = False,
+                  by_stitch: bool = False) -> float:
         """Set k, g and k_s (eqs. (4)-(6)), with ``by_start`` c (eq. (7)), with ``by_leverage`` the decoding asymmetry
-        (eq. (9)) and with ``by_correlation`` the shock map (eq. (8)), the targets of (8) and (9) from ``returns``,
+        (eq. (9)), with ``by_correlation`` the shock map (eq. (8)) and with ``by_stitch`` the view at the stitch and k_s
+        (eq. (10)), the targets of (8)-(10) from ``returns``,
         from ``n_windows`` unconditional windows
         of ``sampler``/``steps`` (default: the model's own) drawn with ``seed``; returns k. See
         :func:`findiffusion.calibration.calibrate`."""
         return calibration.calibrate(self, n_windows, seed=seed, sampler=sampler, steps=steps, progress=progress,
                                      by_position=by_position, by_start=by_start, returns=returns,
-                                     by_correlation=by_correlation, by_leverage=by_leverage)
+                                     by_correlation=by_correlation, by_leverage=by_leverage, by_stitch=by_stitch)
 
     def estimate_calibration(self, u: np.ndarray, var0: np.ndarray) -> tuple[float, tuple[float, ...] | None]:
         """(k, g) of eqs. (4), (5) from generated windows u with start variances var0, without setting them
@@ -500,6 +519,7 @@ class DiffusionModel:
                                                           conditional=context_u is not None)  # eq. (7), (N, T)
         shock = self.shock_for(sampler, steps, conditional=context_u is not None)  # eq. (8), first window
         vf = self.filter_for(sampler, steps, conditional=context_u is not None)  # eq. (9)
+        view = self.stitch_asym_for(sampler, steps, conditional=context_u is not None)  # eq. (10)
         out = []
         for b0 in range(0, total, batch_size):
             nb = min(batch_size, total - b0)
@@ -510,7 +530,7 @@ class DiffusionModel:
             shift = torch.from_numpy(tilt.shift(slice(b0, b0 + nb), length)).float() if tilt is not None else None
             out.append(stitching.sample_chunks(self, nb, chunks, sampler, steps, gen, rows, eta, bar, s2=s2b,
                                                antithetic=antithetic, k=k, g=g, ks=ks, c=cb, shift=shift, xi=xi,
-                                               shock=shock, vf=vf))
+                                               shock=shock, vf=vf, view=view))
             if tilt is not None:
                 tilt.record(slice(b0, b0 + nb), xi.numpy().astype(np.float64))
         if bar:

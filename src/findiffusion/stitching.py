@@ -7,17 +7,41 @@ before it. Models that condition on the filter state see, for each chunk, the st
 computed from the days decoded so far exactly as :meth:`~findiffusion.model.DiffusionModel.decode_generated` will
 decode them (eqs. (4)-(9) of :mod:`findiffusion.calibration`). :meth:`~findiffusion.model.DiffusionModel.sample` is
 the public entry point.
+
+**The view at the stitch** (eq. (10) of :mod:`findiffusion.calibration`; ``calibrate(by_stitch=True)``). The first
+stitched chunk sees only the last ``stitch_context`` days of the first window, so the part of the leverage effect (an
+earlier fall, a later square) that the network itself carries within a window does not reach it from the days before
+its context; only the filter's variance carries a fall across. On the 128-day Heston model the pairs of days the stitch
+cuts (s < L <= t) held 16-17 % less leverage than the training stretches' (bench/leverage_blocks.py, docs/pricing.md).
+With a view asymmetry a_s, the stitched days of unconditional paths start from the variance that a filter reacting to
+falls by alpha (1 + a_s) and to rises by alpha (1 - a_s) gives after the first window's returns
+(:meth:`~findiffusion.volatility.VolatilityFilter.view_variance`; a_s may exceed the fitted filter's [-1, 1], up to
+where (3) stays positive), and
+
+(10a) a_s such that the leverage of the pairs across the stitch, 3 sum_{s<L<=t} E x_s x_t^2 / sd(sum_t x_t)^3 of
+      (L + L - C)-day paths (:func:`straddle_leverage`; x centred by day), equals the training stretches';
+(10b) k_s such that the stitched days' mean variance E x_t^2 equals the training stretches' on those days
+
+(:func:`fit_stitch_view`: bisection on each, ``STITCH_PASSES`` rounds, k_s last). (10b) replaces the reaction-moment
+target of eq. (6) for k_s: what one-year prices see is the stitched days' width, and on the 128-day Heston model the M
+of eq. (6) left it 1.3 % wide (bench/leverage_blocks.py). Later chunks continue from the first stitched chunk's days
+with the fitted filter (their windows see those days as context).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from findiffusion import calibration
+from findiffusion.errors import InputError
 from findiffusion.volatility import VolatilityFilter
+
+#: rounds of eq. (10): a_s with k_s held, then k_s at a_s (k_s last); bisection steps of each
+STITCH_PASSES, STITCH_BISECTIONS = 2, 30
 
 if TYPE_CHECKING:
     from findiffusion.model import DiffusionModel
@@ -43,7 +67,7 @@ def sample_chunks(model: DiffusionModel, n: int, chunks: list[tuple[int, int]], 
                   g: np.ndarray | None = None, ks: float = 1.0, c: np.ndarray | None = None,
                   shift: torch.Tensor | None = None, xi: torch.Tensor | None = None,
                   shock: tuple[np.ndarray, np.ndarray] | None = None,
-                  vf: VolatilityFilter | None = None) -> torch.Tensor:
+                  vf: VolatilityFilter | None = None, view: float | None = None) -> torch.Tensor:
     """n stitched model-space paths, chunk by chunk (``ctx_u``: their model-space context, Shape (n, C')).
 
     ``s2``: filter variances of the path's days so far and the next day (models that condition on the filter state),
@@ -51,7 +75,8 @@ def sample_chunks(model: DiffusionModel, n: int, chunks: list[tuple[int, int]], 
     (6)); ``g``: the state factors of each new day, Shape (T, bins); ``c``: the start factors of each path's new days
     (eq. (7)), Shape (n, T); ``shift``: noise shift of each new day, Shape (n, T), with the noise x_T of each new day
     written to ``xi``, Shape (n, T); ``shock``: the map of eq. (8) for the first chunk of unconditional paths; ``vf``:
-    the filter that decodes the first chunk (eq. (9)). Shape: -> (n, new days).
+    the filter that decodes the first chunk (eq. (9)); ``view``: a_s of eq. (10), the view the first chunk of
+    unconditional paths hands the next one. Shape: -> (n, new days).
     """
     L = model.window
     path = torch.zeros(n, 0)
@@ -82,7 +107,7 @@ def sample_chunks(model: DiffusionModel, n: int, chunks: list[tuple[int, int]], 
                                   None if g is None else g[day0:day0 + new],
                                   None if c is None else c[:, day0:day0 + new],
                                   shock if i == 0 and ctx_u is None else None,
-                                  vf if i == 0 else None)
+                                  vf if i == 0 else None, view if i == 0 and ctx_u is None else None)
         if bar:
             bar[0].update(bar[1], advance=1)
     return path[:, n_ctx:]
@@ -98,13 +123,14 @@ def window_state(model: DiffusionModel, s2: np.ndarray | None, day: int) -> torc
 def extend_variances(model: DiffusionModel, s2: np.ndarray, u_new: torch.Tensor, k: float = 1.0,
                      g: tuple[float, ...] | np.ndarray | None = None, c: np.ndarray | None = None,
                      shock: tuple[np.ndarray, np.ndarray] | None = None,
-                     vf: VolatilityFilter | None = None) -> np.ndarray:
+                     vf: VolatilityFilter | None = None, view: float | None = None) -> np.ndarray:
     """Run the filter over new generated model-space days, decoded with scale ``k``, state factors ``g``
     (eqs. (4), (5); Shape (bins,) or (D, bins), one row per new day) and start factors ``c`` (eq. (7); Shape
     (n, D)) and the map ``shock`` of eq. (8) (the first window's days) through the filter ``vf`` (eq. (9);
     default the fitted one) as ``sample()`` decodes them: (n, P + 1) variances -> (n, P + 1 + D). With another
     ``vf`` the new variances are the fitted filter's view of the returns ``vf`` decodes (what later chunks start
-    from, as ``decode_generated()``)."""
+    from, as ``decode_generated()``); with ``view`` (a_s of eq. (10)) the last one, the variance the next chunk starts
+    from, is the view of a filter with asymmetry a_s (:meth:`VolatilityFilter.view_variance`)."""
     f = model.vol_filter if vf is None else vf
     z = model.transform.inverse(k * u_new.numpy().astype(np.float64))  # (n, D) residuals
     z = z if c is None else z * c
@@ -117,6 +143,89 @@ def extend_variances(model: DiffusionModel, s2: np.ndarray, u_new: torch.Tensor,
         r[:, t] = f.mean_return(last) + np.sqrt(last) * zt
         last = f._next_var(last, zt)  # eq. (3)
         cols.append(last[:, None])
-    if f is not model.vol_filter:  # eq. (9): the fitted filter's view of the days decoded with a_g
-        return np.concatenate([s2, model.vol_filter.filter(r, s2[:, -1])[1][:, 1:]], axis=1)
-    return np.concatenate(cols, axis=1)
+    if f is model.vol_filter and view is None:
+        return np.concatenate(cols, axis=1)
+    new = model.vol_filter.filter(r, s2[:, -1])[1][:, 1:]  # eq. (9): the fitted filter's view of the days, (n, D)
+    if view is not None:  # eq. (10): the day after them from a_s's view
+        new[:, -1] = model.vol_filter.view_variance(r, s2[:, -1], view)
+    return np.concatenate([s2, new], axis=1)
+
+
+def straddle_leverage(x: np.ndarray, split: int) -> float:
+    """The leverage of the pairs of days a split cuts, eq. (10a): 3 sum_{s < split <= t} E x_s x_t^2 / sd(sum_t x_t)^3,
+    x centred by day (the part of :func:`findiffusion.stylized_facts.skew_parts`' leverage (6b) whose earlier day
+    falls before ``split`` and later day from it on). Shape: x (n, T) -> float."""
+    x = np.asarray(x, dtype=float)
+    if x.ndim != 2 or not 0 < split < x.shape[1] or len(x) < 2:
+        raise InputError(f"straddle_leverage needs (paths, days) with at least 2 paths and 0 < split < days, got "
+                         f"shape {x.shape} and split {split}")
+    x = x - x.mean(0)  # (n, T)
+    a, b, tot = x[:, :split].sum(1), (x[:, split:] ** 2).sum(1), x.sum(1)  # (n,) each
+    return float(3 * np.mean(a * b) / np.mean(tot ** 2) ** 1.5)
+
+
+def stitch_targets(model: DiffusionModel, returns: np.ndarray, days: int,
+                   max_windows: int | None = None) -> tuple[float, float]:
+    """The targets of eq. (10) over stretches of L + ``days`` training returns (at most ``max_windows`` evenly
+    spaced starts, default as eqs. (8), (9)): (the leverage across the split at L (10a), the mean variance E x_t^2 of days
+    L .. L + days - 1 (10b)), x centred by day. Exact, by per-stretch sums in chunks.
+
+    Raises:
+        InputError: fewer than two stretches' worth of finite returns. Shape: returns (T,)."""
+    r, L = np.asarray(returns, dtype=float).ravel(), model.window
+    T = L + days
+    if len(r) < 2 * T or not np.isfinite(r).all():
+        raise InputError(f"the stitch targets of eq. (10) need at least {2 * T} finite training returns (two stretches "
+                         f"of window + stitched days), got {len(r)}: pass the series the model was fitted on")
+    starts = calibration._window_starts(len(r) - T + 1, max_windows or calibration.SHOCK_MAX_WINDOWS)
+    wins = np.lib.stride_tricks.sliding_window_view(r, T)  # (n, T), a view
+    chunks = [starts[i:i + calibration.SHOCK_CHUNK] for i in range(0, len(starts), calibration.SHOCK_CHUNK)]
+    mu = sum(wins[c].sum(0) for c in chunks) / len(starts)  # (T,) the mean of each day
+    sab = stot2 = sb = 0.0
+    for c in chunks:
+        x = wins[c] - mu  # (chunk, T)
+        a, b = x[:, :L].sum(1), (x[:, L:] ** 2).sum(1)
+        sab, stot2, sb = sab + float(a @ b), stot2 + float((x.sum(1) ** 2).sum()), sb + float(b.sum())
+    n = len(starts)
+    return 3 * (sab / n) / (stot2 / n) ** 1.5, sb / (n * days)
+
+
+def fit_stitch_view(model: DiffusionModel, first: np.ndarray, var0: np.ndarray, u2: np.ndarray,
+                    g: np.ndarray | tuple[float, ...] | None, targets: tuple[float, float],
+                    ks: float = 1.0) -> tuple[float, float]:
+    """(a_s, k_s) of eq. (10) for unconditional first windows (their returns ``first``, start variances ``var0``)
+    and one stitched chunk after each (model-space days ``u2`` with k applied, drawn given the fitted filter's view,
+    decoded with the fitted filter and state factors ``g``), from k_s = ``ks``: ``STITCH_PASSES`` rounds of a_s by
+    bisection on [-1, asym_bound] with k_s held (more reaction to falls, more negative leverage across the stitch;
+    a target beyond the range gives the end that comes closest), then k_s by bisection on the stitched days' variance
+    in ``calibration.STITCH_RANGE``. Shape: first (n, L), var0 (n,), u2 (n, D)."""
+    f = model.vol_filter
+    lev_target, var_target = targets
+
+    def stitched(a: float, k: float) -> np.ndarray:  # the chunk's returns from a_s's view, scale k_s: (n, D)
+        return f.unfilter(model.transform.inverse(k * u2), f.view_variance(first, var0, a), g)
+
+    def leverage(a: float) -> float:
+        return straddle_leverage(np.concatenate([first, stitched(a, ks)], axis=1), first.shape[1])
+
+    def variance(k: float) -> float:
+        return float(stitched(a_s, k).var(0).mean())
+
+    a_s = f.asym
+    for _ in range(STITCH_PASSES):
+        a_s = _bisect(leverage, -1.0, min(f.asym_bound, 10.0), lev_target, increasing=False)
+        ks = _bisect(variance, *calibration.STITCH_RANGE, var_target, increasing=True)
+    return a_s, ks
+
+
+def _bisect(fn: Callable[[float], float], lo: float, hi: float, target: float, increasing: bool) -> float:
+    """x in [lo, hi] with fn(x) = target for a monotone fn (the nearer end when the target is beyond both)."""
+    sign = 1.0 if increasing else -1.0
+    if sign * (fn(lo) - target) >= 0:
+        return lo
+    if sign * (fn(hi) - target) <= 0:
+        return hi
+    for _ in range(STITCH_BISECTIONS):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if sign * (fn(mid) - target) < 0 else (lo, mid)
+    return 0.5 * (lo + hi)

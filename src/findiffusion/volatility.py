@@ -171,6 +171,37 @@ class VolatilityFilter:
         start law, so a refit gives the same network with the current one."""
         return self.active and bool(self.start_quantiles) and not self.start_probs
 
+    @property
+    def asym_bound(self) -> float:
+        """The largest asymmetry with which (3) stays positive whatever the (winsorized) residual: a rise of c sd
+        changes the variance by the factor beta + alpha (1 - a) c^2 at worst, so a <= 1 + beta / (alpha c^2) (1
+        without winsorizing; inf when alpha = 0). :meth:`view_variance` takes any a up to it."""
+        if self.alpha <= 0:
+            return math.inf
+        return 1.0 if self.winsor is None else 1 + self.beta / (self.alpha * self.winsor ** 2)
+
+    def view_variance(self, r: np.ndarray, var0: np.ndarray | float | None = None, asym: float | None = None
+                      ) -> np.ndarray:
+        """The variance after the last day of returns r by recursion (3) with the asymmetry a replaced by ``asym``
+        (default: the filter's own; any value in [-1, :attr:`asym_bound`], beyond the [-1, 1] of a fitted filter):
+        how a filter that reacts more (or less) to falls than to rises would see the same days (eq. (10) of
+        :mod:`findiffusion.calibration`). Shape: r (..., T) -> (...).
+
+        Raises:
+            InputError: ``asym`` outside [-1, asym_bound]."""
+        a = self.asym if asym is None else float(asym)
+        if not -1 <= a <= self.asym_bound:
+            raise InputError(f"a view asymmetry must be in [-1, {self.asym_bound:.4g}] (where recursion (3) stays "
+                             f"positive for this filter), got {asym}")
+        r = np.asarray(r, dtype=float)
+        s2 = np.broadcast_to(np.asarray(self.var if var0 is None else var0, dtype=float), r.shape[:-1]).copy()
+        if not self.active:
+            return np.ones(r.shape[:-1])
+        for t in range(r.shape[-1]):
+            z = (r[..., t] - self.mean_return(s2)) / np.sqrt(s2)
+            s2 = np.minimum(np.maximum(self._update(s2, z, self.alpha, a), 0.0), self.var_max)  # (3) with a = asym
+        return s2
+
     def warmup_days(self, tol: float = 1e-4) -> int:
         """Days of history after which the start variance weighs less than ``tol``: beta^days < tol."""
         if not self.active or self.beta <= 0:

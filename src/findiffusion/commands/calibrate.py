@@ -1,4 +1,5 @@
-"""``findiffusion calibrate``: re-estimate a filter model's residual calibration (k, g, k_s; options c, a_g, map) in place."""
+"""``findiffusion calibrate``: re-estimate a filter model's residual calibration (k, g, k_s; options c, a_g, map, a_s)
+in place."""
 
 from __future__ import annotations
 
@@ -43,10 +44,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="then decode the first window of unconditional paths with the filter asymmetry that gives "
                         "window sums the training windows' leverage, the part of their skewness from an earlier fall "
                         "with a later square (eq. (9), docs/pricing.md); needs --data with the training series")
+    p.add_argument("--by-stitch", action="store_true",
+                   help="then start the stitched days of unconditional paths from the view of a filter whose asymmetry "
+                        "gives the pairs of days across the stitch the training leverage, and scale them to the "
+                        "training variance (eq. (10), docs/pricing.md): paths longer than the window; needs --data")
     add_data_args(p, default=None, required=False,
                   data_help="with --by-start: the training series to take the targets from (the fit's --data, --start, "
                             "--end...; default: the targets stored with the model); with --by-correlation or "
-                            "--by-leverage: required")
+                            "--by-leverage or --by-stitch: required")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -63,6 +68,8 @@ def _describe(model) -> str:
         g += f"  shock map (eq. (8); diagonal {model.shock_map.diagonal().min():.3f}-{model.shock_map.diagonal().max():.3f})"
     if model.leverage_asym is not None:
         g += f"  a_g {model.leverage_asym:.3f} (eq. (9); the filter's a {model.vol_filter.asym:.3f})"
+    if model.stitch_asym is not None:
+        g += f"  a_s {model.stitch_asym:.3f} k_s {model.stitch_scale:.4f} (eq. (10))"
     return (f"k {model.residual_scale:.4f}{g}  ({model.calibrated_for[0]} {model.calibrated_for[1]}, "
             f"{model.calibration_windows} windows)")
 
@@ -74,9 +81,11 @@ def run(args: argparse.Namespace) -> int:
     require(model.vol_filter.active and model.vol_filter.reaction is not None,
             f"the model in {args.model!r} has no volatility filter, so there is nothing to calibrate "
             "(its residual scale stays 1)")
-    require(args.data is None or args.by_start or args.by_correlation or args.by_leverage, "--data is only read with "
-            "--by-start, --by-correlation or --by-leverage (the targets of eqs. (7)-(9)); drop it, or add one of them")
-    for flag, on in (("--by-correlation", args.by_correlation), ("--by-leverage", args.by_leverage)):
+    require(args.data is None or args.by_start or args.by_correlation or args.by_leverage or args.by_stitch,
+            "--data is only read with --by-start, --by-correlation, --by-leverage or --by-stitch (the targets of eqs. "
+            "(7)-(10)); drop it, or add one of them")
+    for flag, on in (("--by-correlation", args.by_correlation), ("--by-leverage", args.by_leverage),
+                     ("--by-stitch", args.by_stitch)):
         require(not on or args.data is not None, f"{flag} needs the training series the model was fitted on: add "
                 "--data (and the fit's --start/--end/--column)")
     require(not args.by_start or args.data is not None or model.start_targets is not None,
@@ -90,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.time()
     model.calibrate(args.windows, seed=seed, sampler=sampler, steps=steps, progress=not args.quiet,
                     by_position=args.by_position, by_start=args.by_start, returns=returns,
-                    by_correlation=args.by_correlation, by_leverage=args.by_leverage)
+                    by_correlation=args.by_correlation, by_leverage=args.by_leverage, by_stitch=args.by_stitch)
     model.save(args.model)
     print(f"before: {before}\nafter:  {_describe(model)}\nsaved {args.model}  ({time.time() - t0:.1f} s)")
     return 0
