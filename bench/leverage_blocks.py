@@ -11,8 +11,8 @@ and the 1 / 5 / 95 / 99 % quantiles of the sums (SE from ``--batches`` batches o
 * the model recalibrated by position (the model of record of docs/pricing.md, ``--record-windows`` windows);
 * the same model recalibrated by position and leverage (eq. (9), ``--calibration-windows`` windows);
 * what-ifs on the latter: the stitched days decoded from the state that a filter with asymmetry a_v (``--view-asym``,
-  any number: a_v > 1 lowers the variance after a rise) gives the first window's returns, instead of the fitted
-  filter's. The model-space paths are drawn once (from the first model), so the rows differ by decoding alone.
+  up to the filter's ``asym_bound``: a_v > 1 lowers the variance after a rise) gives the first window's returns, instead
+  of the fitted filter's (``calibrate --by-stitch`` now fits such an a_s, eq. (10) of findiffusion.stitching). The model-space paths are drawn once (from the first model), so the rows differ by decoding alone.
 
 A second table gives the mean squared centred return of each range of days against the training stretches'.
 
@@ -33,7 +33,6 @@ import numpy as np
 import torch
 
 import findiffusion
-from findiffusion.volatility import VolatilityFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from model_cache import recalibrate  # noqa: E402
@@ -56,17 +55,6 @@ def with_se(x: np.ndarray, L: int, batches: int) -> tuple[np.ndarray, np.ndarray
     """:func:`block_stats` and its SE from the spread over ``batches`` batches of paths."""
     parts = np.array([block_stats(b, L) for b in np.array_split(x, batches)])
     return block_stats(x, L), parts.std(0, ddof=1) / np.sqrt(batches)
-
-
-def view_variance(f: VolatilityFilter, r: np.ndarray, var0: np.ndarray, asym: float) -> np.ndarray:
-    """The variance after the last day of returns r by recursion (3) of filter f with its asymmetry replaced by
-    ``asym`` (not limited to [-1, 1]; (3) stays positive while winsorized falls' weight keeps it so). Shape: r (N, D),
-    var0 (N,) -> (N,)."""
-    s2 = np.asarray(var0, dtype=float).copy()
-    for t in range(r.shape[1]):
-        z = (r[:, t] - f.mean_return(s2)) / np.sqrt(s2)
-        s2 = np.clip(f._update(s2, z, f.alpha, asym), 1e-12 * f.var, f.var_max)  # eq. (3) with a = asym
-    return s2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     f, L, T = record.vol_filter, record.window, a.days
     if not f.active or T <= L:
         p.error(f"{a.model} needs a volatility filter, and --days more than its {L}-day window (got {T})")
+    if not all(-1 <= v <= f.asym_bound for v in views):
+        p.error(f"--view-asym values must be in [-1, {f.asym_bound:.3g}] for this filter (where (3) stays positive)")
     r = training_returns("heston", a.years)
     t0 = time.time()
     n_rec, _ = recalibrate(record, by_position=True, n_windows=a.record_windows, cache=OUT)
@@ -116,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     z, g = lev.transform.inverse(scale * u), lev.factor_rows(T)  # (n, T), (T, bins)
     first = lev.filter_for().unfilter(z[:, :L], var0, g[:L])  # (n, L): the first window decoded with a_g
     for av in views:
-        s2 = view_variance(f, first, var0, av)  # (n,)
+        s2 = f.view_variance(first, var0, av)  # (n,): eq. (10)'s view with a_s = a_v
         rows[f"+ stitched from a_v = {av:g}"] = np.concatenate([first, f.unfilter(z[:, L:], s2, g[L:])], axis=1)
     ref, _ = with_se(r_train, L, a.batches)
     print("| paths | " + " | ".join(COLUMNS) + " |\n" + "|---" * (len(COLUMNS) + 1) + "|")
