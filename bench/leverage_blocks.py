@@ -12,7 +12,8 @@ and the 1 / 5 / 95 / 99 % quantiles of the sums (SE from ``--batches`` batches o
 * the same model recalibrated by position and leverage (eq. (9), ``--calibration-windows`` windows);
 * what-ifs on the latter: the stitched days decoded from the state that a filter with asymmetry a_v (``--view-asym``,
   up to the filter's ``asym_bound``: a_v > 1 lowers the variance after a rise) gives the first window's returns, instead
-  of the fitted filter's (``calibrate --by-stitch`` now fits such an a_s, eq. (10) of findiffusion.stitching). The model-space paths are drawn once (from the first model), so the rows differ by decoding alone.
+  of the fitted filter's (``calibrate --by-stitch`` now fits such an a_s, eq. (10) of findiffusion.stitching).
+  The model-space paths are drawn once (from the first model), so the rows differ by decoding alone.
 
 A second table gives the mean squared centred return of each range of days against the training stretches'.
 

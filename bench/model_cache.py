@@ -69,17 +69,19 @@ def recalibrate(model: Any, *, by_position: bool = False, by_start: bool = False
                 cache: Path | None = None, by_leverage: bool = False, by_stitch: bool = False) -> tuple[int, float]:
     """Recalibrate ``model`` in place (:meth:`DiffusionModel.calibrate`) on ``n_windows`` windows (default as many as
     it was calibrated on, the fit's count if it never was), with its fit seed; ``returns`` are the training returns
-    (the targets of eq. (7) for ``by_start``, of eq. (8) for ``by_correlation``, of eq. (9) for ``by_leverage``, of eq. (10) for ``by_stitch``).
+    (the targets of eq. (7) for ``by_start``, of eq. (8) for ``by_correlation``, of eq. (9) for ``by_leverage``, of
+    eq. (10) for ``by_stitch``).
     Returns (windows, seconds).
 
     ``cache``: a folder for recalibrated models, each under a key of everything the result depends on (the network's
     weights and filter, the options, the windows, the returns and the source of
-    findiffusion/calibration.py, and stitching.py with ``by_stitch``): a second run with the same key loads it (seconds 0) instead of recalibrating."""
+    findiffusion/calibration.py, and stitching.py with ``by_stitch``): a second run with the same key loads it
+    (seconds 0) instead of recalibrating."""
     import findiffusion
 
     t0, n_cal = time.time(), n_windows or model.calibration_windows or model.config.calibration_windows
-    kw = {"by_position": by_position, "by_start": by_start, "by_correlation": by_correlation, "by_leverage": by_leverage,
-          "by_stitch": by_stitch}
+    kw = {"by_position": by_position, "by_start": by_start, "by_correlation": by_correlation,
+          "by_leverage": by_leverage, "by_stitch": by_stitch}
     path = None if cache is None else cache / f"recalibrated-{_recalibration_key(model, kw, n_cal, returns)}"
     if path is not None and (path / "model.json").exists():
         done = findiffusion.load(path, device=str(model.device))
@@ -101,7 +103,8 @@ CALIBRATION_ATTRS = ("residual_scale", "calibrated_for", "state_factors", "state
 
 def _recalibration_key(model: Any, options: dict, n_windows: int, returns: Any) -> str:
     """A 16-hex-digit digest of the network's weights and volatility filter, the model's calibration seed, ``options``,
-    ``n_windows``, ``returns`` and the source of findiffusion/calibration.py (and of stitching.py with ``by_stitch``)."""
+    ``n_windows``, ``returns`` and the source of findiffusion/calibration.py (and of stitching.py with
+    ``by_stitch``)."""
     import hashlib
     import json
 

@@ -265,6 +265,23 @@ def _assert_contexts_ignore(model, **off) -> None:
             setattr(model, name, value)
 
 
+def _chunk_states(model, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
+    """sample() 40 unconditional T-day paths (DDIM 10, seed 5) and record the state channel the network sees: (the
+    returns (40, T), their start variances (40,), the day each chunk's window starts on, the state of each chunk's
+    window (40,) each)."""
+    import torch
+
+    seen = []
+    hook = model.denoiser.network.register_forward_hook(lambda mod, args, out: seen.append(args[0][:, 3, 0].clone()))
+    var_s = model.start_variance(40, torch.Generator().manual_seed(5))  # as sample(seed=5) draws them
+    r_s = model.sample(40, T, sampler="ddim", steps=10, seed=5)
+    hook.remove()
+    plan = chunk_plan(model.window, model.config.stitch_context, T, False)
+    starts = np.cumsum([0] + [new for _, new in plan])[:-1] - np.array([obs for obs, _ in plan])  # window starts
+    per_chunk = len(seen) // len(plan)
+    return r_s, var_s, starts, [seen[(i + 1) * per_chunk - 1].numpy() for i in range(len(plan))]
+
+
 def _with_alpha(model, alpha: float):
     """A shallow copy of ``model`` whose filter has reaction ``alpha`` (alpha = 0: a constant variance)."""
     import copy
@@ -592,21 +609,13 @@ def test_calibration_by_leverage_gives_fresh_draws_the_training_leverage(tmp_pat
     assert fit_leverage_asym(model, z_c, var_c, g_rows, -50.0) == 1.0
     assert fit_leverage_asym(model, z_c, var_c, g_rows, 50.0) == -1.0
     # sample() feeds later chunks the fitted filter's states of the days it decodes (a_g on the first window)
-    seen = []
-    model.denoiser.network.register_forward_hook(lambda mod, args, out: seen.append(args[0][:, 3, 0].clone()))
-    gen = torch.Generator().manual_seed(5)
-    var_s = model.start_variance(40, gen)
-    T = 2 * L + 8
-    r_s = model.sample(40, T, sampler="ddim", steps=10, seed=5)
+    r_s, var_s, starts, states = _chunk_states(model, 2 * L + 8)
     _, s2 = f.filter(r_s, var_s)  # (40, T + 1)
-    plan = chunk_plan(L, C, T, False)
-    starts = np.cumsum([0] + [new for _, new in plan])[:-1] - np.array([obs for obs, _ in plan])  # window starts
     assert starts[1] == L - C and starts[-1] >= L  # the second chunk's state lies in the first window, the last's not
-    per_chunk = len(seen) // len(plan)
-    for i in (1, len(plan) - 1):
-        np.testing.assert_allclose(seen[(i + 1) * per_chunk - 1].numpy(), f.state(s2[:, starts[i]]), rtol=1e-5)
+    for i in (1, len(starts) - 1):
+        np.testing.assert_allclose(states[i], f.state(s2[:, starts[i]]), rtol=1e-5)
     _, s2_g = fg.filter(r_s[:, :L], var_s)
-    assert np.max(np.abs(f.state(s2_g[:, L - C]) - seen[2 * per_chunk - 1].numpy())) > 1e-3  # a_g's view differs
+    assert np.max(np.abs(f.state(s2_g[:, L - C]) - states[1])) > 1e-3  # a_g's view differs
     # real contexts and other samplers: the fitted filter
     assert model.filter_for("ddim", 11) is f and model.filter_for("ddim", 10, conditional=True) is f
     _assert_contexts_ignore(model, leverage_asym=None)

@@ -8,7 +8,7 @@ computed from the days decoded so far exactly as :meth:`~findiffusion.model.Diff
 decode them (eqs. (4)-(9) of :mod:`findiffusion.calibration`). :meth:`~findiffusion.model.DiffusionModel.sample` is
 the public entry point.
 
-**The view at the stitch** (eq. (10) of :mod:`findiffusion.calibration`; ``calibrate(by_stitch=True)``). The first
+**The view at the stitch** (eq. (10); ``calibrate(by_stitch=True)`` of :mod:`findiffusion.calibration`). The first
 stitched chunk sees only the last ``stitch_context`` days of the first window, so the part of the leverage effect (an
 earlier fall, a later square) that the network itself carries within a window does not reach it from the days before
 its context; only the filter's variance carries a fall across. On the 128-day Heston model the pairs of days the stitch
@@ -167,8 +167,8 @@ def straddle_leverage(x: np.ndarray, split: int) -> float:
 def stitch_targets(model: DiffusionModel, returns: np.ndarray, days: int,
                    max_windows: int | None = None) -> tuple[float, float]:
     """The targets of eq. (10) over stretches of L + ``days`` training returns (at most ``max_windows`` evenly
-    spaced starts, default as eqs. (8), (9)): (the leverage across the split at L (10a), the mean variance E x_t^2 of days
-    L .. L + days - 1 (10b)), x centred by day. Exact, by per-stretch sums in chunks.
+    spaced starts, default as eqs. (8), (9)): (the leverage across the split at L (10a), the mean variance E x_t^2
+    of days L .. L + days - 1 (10b)), x centred by day. Exact, by per-stretch sums in chunks.
 
     Raises:
         InputError: fewer than two stretches' worth of finite returns. Shape: returns (T,)."""
