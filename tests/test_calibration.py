@@ -282,6 +282,19 @@ def _chunk_states(model, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, li
     return r_s, var_s, starts, [seen[(i + 1) * per_chunk - 1].numpy() for i in range(len(plan))]
 
 
+def _assert_field_checked(folder, name: str, bad_values: tuple) -> None:
+    """model.json's ``name``: each of ``bad_values`` makes loading a ModelFileError that names it; a file without it
+    (written before the field) loads with None."""
+    meta = json.loads((folder / "model.json").read_text())
+    for bad in bad_values:
+        (folder / "model.json").write_text(json.dumps({**meta, name: bad}))
+        with pytest.raises(ModelFileError, match=name):
+            load(folder)
+    del meta[name]
+    (folder / "model.json").write_text(json.dumps(meta))
+    assert getattr(load(folder), name) is None
+
+
 def _with_alpha(model, alpha: float):
     """A shallow copy of ``model`` whose filter has reaction ``alpha`` (alpha = 0: a constant variance)."""
     import copy
@@ -624,11 +637,4 @@ def test_calibration_by_leverage_gives_fresh_draws_the_training_leverage(tmp_pat
     back = load(tmp_path / "m9")
     assert back.leverage_asym == model.leverage_asym
     np.testing.assert_array_equal(back.decode_generated(u_c, var_c, sampler="ddim", steps=10), x_c)
-    meta = json.loads((tmp_path / "m9" / "model.json").read_text())
-    for bad in (1.5, "0.5", True):
-        (tmp_path / "m9" / "model.json").write_text(json.dumps({**meta, "leverage_asym": bad}))
-        with pytest.raises(ModelFileError, match="leverage_asym"):
-            load(tmp_path / "m9")
-    del meta["leverage_asym"]  # a file written before eq. (9)
-    (tmp_path / "m9" / "model.json").write_text(json.dumps(meta))
-    assert load(tmp_path / "m9").leverage_asym is None
+    _assert_field_checked(tmp_path / "m9", "leverage_asym", (1.5, "0.5", True))

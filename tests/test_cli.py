@@ -250,30 +250,21 @@ def test_calibrate_re_estimates_k_and_g_in_place(tmp_path, capsys):
                         "--data", "sp500", "--end", str(r.index[1499].date()), "--quiet")
     assert code == 0 and json.loads((d / "model.json").read_text())["start_targets"] == stored
     assert fd.load(d).start_factors == got.start_factors
-    # --by-correlation: the map of eq. (8), its target from --data (required)
-    _one_line_error(*_run(capsys, "calibrate", "--model", str(d), "--by-correlation")[::2], "--data")
-    code, out, _ = _run(capsys, "calibrate", "--model", str(d), "--windows", "300", "--seed", "5", "--by-correlation",
-                        "--data", "sp500", "--end", str(r.index[1499].date()), "--quiet")
-    got, ref = fd.load(d), fd.load(d)
-    ref.calibrate(300, seed=5, by_correlation=True, returns=r.iloc[:1500].to_numpy())
-    assert code == 0 and "shock map" in out.splitlines()[1] and got.start_factors is None
-    np.testing.assert_allclose(got.shock_map, ref.shock_map, rtol=1e-12)
-    # --by-leverage: the decoding asymmetry of eq. (9), its target from --data (required)
-    _one_line_error(*_run(capsys, "calibrate", "--model", str(d), "--by-leverage")[::2], "--data")
-    code, out, _ = _run(capsys, "calibrate", "--model", str(d), "--windows", "300", "--seed", "5", "--by-leverage",
-                        "--data", "sp500", "--end", str(r.index[1499].date()), "--quiet")
-    got, ref = fd.load(d), fd.load(d)
-    ref.calibrate(300, seed=5, by_leverage=True, returns=r.iloc[:1500].to_numpy())
-    assert code == 0 and " a_g " in out.splitlines()[1] and got.shock_map is None
-    assert got.leverage_asym == ref.leverage_asym is not None
-    # --by-stitch: the view at the stitch of eq. (10), its targets from --data (required)
-    _one_line_error(*_run(capsys, "calibrate", "--model", str(d), "--by-stitch")[::2], "--data")
-    code, out, _ = _run(capsys, "calibrate", "--model", str(d), "--windows", "300", "--seed", "5", "--by-stitch",
-                        "--data", "sp500", "--end", str(r.index[1499].date()), "--quiet")
-    got, ref = fd.load(d), fd.load(d)
-    ref.calibrate(300, seed=5, by_stitch=True, returns=r.iloc[:1500].to_numpy())
-    assert code == 0 and " a_s " in out.splitlines()[1] and got.leverage_asym is None
-    assert got.stitch_asym == ref.stitch_asym is not None and got.stitch_scale == ref.stitch_scale
+    # --by-correlation, --by-leverage, --by-stitch: the map of eq. (8), the asymmetries of eqs. (9) and (10), their
+    # targets from --data (required); each run replaces the last one's option (the one before comes back None)
+    before = "start_factors"
+    for flag, shown, attr in (("correlation", "shock map", "shock_map"), ("leverage", " a_g ", "leverage_asym"),
+                              ("stitch", " a_s ", "stitch_asym")):
+        _one_line_error(*_run(capsys, "calibrate", "--model", str(d), f"--by-{flag}")[::2], "--data")
+        code, out, _ = _run(capsys, "calibrate", "--model", str(d), "--windows", "300", "--seed", "5", f"--by-{flag}",
+                            "--data", "sp500", "--end", str(r.index[1499].date()), "--quiet")
+        got, ref = fd.load(d), fd.load(d)
+        ref.calibrate(300, seed=5, returns=r.iloc[:1500].to_numpy(), **{f"by_{flag}": True})
+        assert code == 0 and shown in out.splitlines()[1] and getattr(got, before) is None
+        assert getattr(got, attr) is not None
+        np.testing.assert_allclose(getattr(got, attr), getattr(ref, attr), rtol=1e-12)
+        assert got.stitch_scale == pytest.approx(ref.stitch_scale, rel=1e-12)
+        before = attr
 
     _one_line_error(*_run(capsys, "calibrate", "--model", str(d), "--windows", "0")[::2], "--windows")
     _one_line_error(*_run(capsys, "calibrate", "--model", str(d), "--sampler", "warp")[::2], "warp")

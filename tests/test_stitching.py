@@ -5,14 +5,13 @@ tests/test_calibration.py)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import numpy as np
 import pytest
 import torch
 
 from findiffusion import load
-from findiffusion.errors import InputError, ModelFileError
+from findiffusion.errors import InputError
 from findiffusion.stitching import chunk_plan, fit_stitch_view, stitch_targets, straddle_leverage
 from findiffusion.stylized_facts import skew_parts
 
@@ -75,7 +74,12 @@ def test_calibration_by_stitch_gives_fresh_paths_the_training_leverage_across_th
     variance (the calibration's own draws exactly); decode_generated and sample() start the stitched days from a_s's
     view; real contexts and other samplers keep the fitted filter's; a_s survives save / load (bad or older files
     handled)."""
-    from tests.test_calibration import _assert_contexts_ignore, _chunk_states, _exact_filter_model
+    from tests.test_calibration import (
+        _assert_contexts_ignore,
+        _assert_field_checked,
+        _chunk_states,
+        _exact_filter_model,
+    )
 
     model = _exact_filter_model(tmp_path, 1.0)
     L, C = model.window, model.config.stitch_context
@@ -136,11 +140,4 @@ def test_calibration_by_stitch_gives_fresh_paths_the_training_leverage_across_th
     assert back.stitch_asym == a_s
     np.testing.assert_array_equal(back.decode_generated(np.concatenate([u_c, u2], axis=1), var_c, sampler="ddim",
                                                         steps=10), x_c)
-    meta = json.loads((tmp_path / "m10" / "model.json").read_text())
-    for bad in (f.asym_bound + 0.1, -1.5, "0.5", True):
-        (tmp_path / "m10" / "model.json").write_text(json.dumps({**meta, "stitch_asym": bad}))
-        with pytest.raises(ModelFileError, match="stitch_asym"):
-            load(tmp_path / "m10")
-    del meta["stitch_asym"]  # a file written before eq. (10)
-    (tmp_path / "m10" / "model.json").write_text(json.dumps(meta))
-    assert load(tmp_path / "m10").stitch_asym is None
+    _assert_field_checked(tmp_path / "m10", "stitch_asym", (f.asym_bound + 0.1, -1.5, "0.5", True))
