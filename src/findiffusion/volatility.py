@@ -185,7 +185,7 @@ class VolatilityFilter:
         """The variance after the last day of returns r by recursion (3) with the asymmetry a replaced by ``asym``
         (default: the filter's own; any value in [-1, :attr:`asym_bound`], beyond the [-1, 1] of a fitted filter):
         how a filter that reacts more (or less) to falls than to rises would see the same days (eq. (10) of
-        :mod:`findiffusion.calibration`). Shape: r (..., T) -> (...).
+        :mod:`findiffusion.stitching`). Shape: r (..., T) -> (...).
 
         Raises:
             InputError: ``asym`` outside [-1, asym_bound]."""
