@@ -374,14 +374,22 @@ def fit_leverage_asym(model: DiffusionModel, z: np.ndarray, var0: np.ndarray, g:
     def leverage(a: float) -> float:  # the leverage part of the L-day sums decoded with asymmetry a
         return skew_parts(dataclasses.replace(f, asym=a).unfilter(z, var0, g))["leverage"]
 
-    lo, hi = -1.0, 1.0  # leverage(lo) > leverage(hi) for a market whose falls raise volatility
-    if leverage(hi) >= target:
-        return hi
-    if leverage(lo) <= target:
+    # leverage(-1) > leverage(1) for a market whose falls raise volatility
+    return bisect(leverage, -1.0, 1.0, target, increasing=False, steps=LEVERAGE_BISECTIONS)
+
+
+def bisect(fn: Callable[[float], float], lo: float, hi: float, target: float, *, increasing: bool,
+           steps: int) -> float:
+    """x in [lo, hi] with fn(x) = target for a monotone fn, by ``steps`` halvings (the nearer end when the target is
+    beyond both): k and k_s of eqs. (4), (6), a_g of (9), a_s and k_s of (10)."""
+    sign = 1.0 if increasing else -1.0
+    if sign * (fn(lo) - target) >= 0:
         return lo
-    for _ in range(LEVERAGE_BISECTIONS):
+    if sign * (fn(hi) - target) <= 0:
+        return hi
+    for _ in range(steps):
         mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if leverage(mid) > target else (lo, mid)
+        lo, hi = (mid, hi) if sign * (fn(mid) - target) < 0 else (lo, mid)
     return 0.5 * (lo + hi)
 
 
@@ -534,14 +542,8 @@ def estimate_scale(model: DiffusionModel, u: np.ndarray, var0: np.ndarray, g: np
         z = z if post is None else post(z)
         return f.reaction_moment(*f.filter(f.unfilter(z, var0, g), var0))
 
-    if moment(lo) >= f.reaction:  # a barely trained network can fall outside the range
-        return lo
-    if moment(hi) <= f.reaction:
-        return hi
-    for _ in range(40):  # bisection to ~1e-12 relative
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if moment(mid) < f.reaction else (lo, mid)
-    return 0.5 * (lo + hi)
+    # to ~1e-12 relative; a barely trained network can fall outside the range (an end is returned then)
+    return bisect(moment, lo, hi, f.reaction, increasing=True, steps=40)
 
 
 def fit_state_factors(model: DiffusionModel, z: np.ndarray, var0: np.ndarray,

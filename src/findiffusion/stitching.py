@@ -30,7 +30,6 @@ with the fitted filter (their windows see those days as context).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -199,33 +198,22 @@ def fit_stitch_view(model: DiffusionModel, first: np.ndarray, var0: np.ndarray, 
     bisection on [-1, asym_bound] with k_s held (more reaction to falls, more negative leverage across the stitch;
     a target beyond the range gives the end that comes closest), then k_s by bisection on the stitched days' variance
     in ``calibration.STITCH_RANGE``. Shape: first (n, L), var0 (n,), u2 (n, D)."""
-    f = model.vol_filter
+    f, L = model.vol_filter, first.shape[1]
     lev_target, var_target = targets
-
-    def stitched(a: float, k: float) -> np.ndarray:  # the chunk's returns from a_s's view, scale k_s: (n, D)
-        return f.unfilter(model.transform.inverse(k * u2), f.view_variance(first, var0, a), g)
-
-    def leverage(a: float) -> float:
-        return straddle_leverage(np.concatenate([first, stitched(a, ks)], axis=1), first.shape[1])
-
-    def variance(k: float) -> float:
-        return float(stitched(a_s, k).var(0).mean())
-
-    a_s = f.asym
     for _ in range(STITCH_PASSES):
-        a_s = _bisect(leverage, -1.0, min(f.asym_bound, 10.0), lev_target, increasing=False)
-        ks = _bisect(variance, *calibration.STITCH_RANGE, var_target, increasing=True)
+        z2 = model.transform.inverse(ks * u2)  # (n, D): the chunk's residuals at the k_s held
+
+        def leverage(a: float, z2: np.ndarray = z2) -> float:  # across the stitch, the chunk from a's view
+            return straddle_leverage(np.concatenate([first, f.unfilter(z2, f.view_variance(first, var0, a), g)],
+                                                    axis=1), L)
+
+        a_s = calibration.bisect(leverage, -1.0, min(f.asym_bound, 10.0), lev_target, increasing=False,
+                                 steps=STITCH_BISECTIONS)
+        s2 = f.view_variance(first, var0, a_s)  # (n,): the variance the chunk starts from, a_s held
+
+        def variance(k: float, s2: np.ndarray = s2) -> float:  # the stitched days' mean variance at scale k
+            return float(f.unfilter(model.transform.inverse(k * u2), s2, g).var(0).mean())
+
+        ks = calibration.bisect(variance, *calibration.STITCH_RANGE, var_target, increasing=True,
+                                steps=STITCH_BISECTIONS)
     return a_s, ks
-
-
-def _bisect(fn: Callable[[float], float], lo: float, hi: float, target: float, increasing: bool) -> float:
-    """x in [lo, hi] with fn(x) = target for a monotone fn (the nearer end when the target is beyond both)."""
-    sign = 1.0 if increasing else -1.0
-    if sign * (fn(lo) - target) >= 0:
-        return lo
-    if sign * (fn(hi) - target) <= 0:
-        return hi
-    for _ in range(STITCH_BISECTIONS):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if sign * (fn(mid) - target) < 0 else (lo, mid)
-    return 0.5 * (lo + hi)
