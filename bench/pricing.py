@@ -370,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--importance", action="store_true",
                     help="the model's prices by importance sampling (findiffusion.importance: horizons = the "
                          "maturities, shift 2); the references stay plain")
+    ap.add_argument("--importance-pilot", type=int, default=0, metavar="N",
+                    help="with --importance: choose each maturity's shifts on an N-path pilot (eq. (4) of "
+                         "findiffusion.importance); default 0 (shift 2)")
     ap.add_argument("--no-antithetic", action="store_true", help="skip the antithetic variance-reduction part")
     ap.add_argument("--correction", default="conditional", choices=["conditional", "ems"],
                     help="martingale correction (default conditional, the library default; ems: plain EMS)")
@@ -407,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.time()
         res = price_with_model(model, s0=s0, strikes=strikes, maturities_days=mats, rate=rate, n_paths=n,
                                sampler=a.sampler, steps=steps, seed=a.seed, greeks=False, correction=a.correction,
-                               importance=a.importance, progress=not a.quick)
+                               importance=a.importance, importance_pilot=a.importance_pilot if a.importance else 0,
+                               progress=not a.quick)
         for note in res.notes:
             if note.startswith("importance"):
                 print("   ", note)

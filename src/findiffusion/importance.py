@@ -28,13 +28,25 @@ noise (the pair covers both signs). The defensive part bounds every weight by 1/
 variance of the weighted (self-normalised) estimate of a mean can grow by at most about that factor over
 plain sampling (Hesterberg 1995). E_q[w] = 1; the effective sample size
 (\sum w)^2 / \sum w^2 says how many plain paths the weighted ones are worth for the average payoff.
+
+A pilot can choose the two means of each horizon instead (the cross-entropy method, Rubinstein & Kroese
+2004, one step, with the pilot's own weights): among mean shifts along the days before D, the one closest to the zero-variance proposal (density \propto f p) in
+Kullback–Leibler divergence has the f-weighted mean noise sum as its mean,
+
+(4) a_D^{\pm} = E_p[f^{\pm} s_D] / E_p[f^{\pm}] = \sum_i w_i f_i^{\pm} s_{D,i} / \sum_i w_i f_i^{\pm},
+
+with f^+ the payoff of a call at the highest strike and f^- of a put at the lowest, maturity D, on the
+pilot's paths (:func:`tune_shifts`). Where the map G turns a noise sum into a return sum of about the same
+standard deviation, a^{\pm} lands near the strike's distance in standard deviations; where volatile start
+states (or fat tails) reach the strike, it lands nearer the centre. Any means keep (1) exact; (4) only
+decides how small the error is.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -56,12 +68,15 @@ class ImportanceConfig:
         start_power: γ of the start quantile's density (1 + γ) u^γ under the shifted components
             (0: none).
         defensive: \\pi_0, the probability of the model's own law; the rest is shared equally.
+        shifts: optional means (a_D^+, a_D^-) of s_D under the two components of each horizon, signed (e.g.
+            from :func:`tune_shifts`, eq. (4)); default (+shift, -shift) for every horizon.
     """
 
     horizons: tuple[int, ...]
     shift: float = 2.0
     start_power: float = 1.0
     defensive: float = 0.3
+    shifts: tuple[tuple[float, float], ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.horizons or not all(isinstance(d, int | np.integer) and d > 0 for d in self.horizons):
@@ -73,11 +88,23 @@ class ImportanceConfig:
         if not 0 < self.defensive <= 1:
             raise InputError(f"importance defensive probability must be in (0, 1], got {self.defensive}; "
                              "0.3 bounds every weight by 3.3")
+        if self.shifts is not None:
+            pairs = [tuple(p) for p in self.shifts]
+            if len(pairs) != len(self.horizons) or any(len(p) != 2 for p in pairs):
+                raise InputError(f"importance shifts must be one (up, down) pair per horizon ({len(self.horizons)}), "
+                                 f"got {self.shifts}")
+            if not all(math.isfinite(v) and abs(v) <= 6 for p in pairs for v in p):
+                raise InputError(f"importance shifts must be between -6 and 6 (standard deviations), got {self.shifts}")
+            object.__setattr__(self, "shifts", tuple((float(u), float(d)) for u, d in pairs))
+
+    def means(self) -> tuple[tuple[float, float], ...]:
+        """(a_D^+, a_D^-) of every horizon: ``shifts``, else (+shift, -shift)."""
+        return self.shifts if self.shifts is not None else tuple((self.shift, -self.shift) for _ in self.horizons)
 
     def components(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(D_m, a_m, \\pi_m) of the shifted components, eq. (2). Each Shape: (M,)."""
         d = np.repeat(np.asarray(self.horizons, dtype=int), 2)
-        a = np.tile([self.shift, -self.shift], len(self.horizons))
+        a = np.asarray(self.means(), dtype=float).reshape(-1)  # (a_1^+, a_1^-, a_2^+, ...), as d
         pi = np.full(len(d), (1 - self.defensive) / len(d))
         return d, a, pi
 
@@ -156,11 +183,68 @@ def sample_importance(model: DiffusionModel, n_paths: int, length: int, config: 
         raise InputError("importance sampling takes one context: a 1-D array of log returns (oldest first)")
     if not (isinstance(n_paths, int | np.integer) and n_paths > 0):
         raise InputError(f"n_paths must be a positive whole number, got {n_paths}")
+    r, tilt = _sample_tilted(model, n_paths, length, config, sampler=sampler, steps=steps, seed=seed, context=context,
+                             batch_size=batch_size, progress=progress)
+    return r, tilt.weights()
+
+
+def _sample_tilted(model: DiffusionModel, n_paths: int, length: int, config: ImportanceConfig, *, seed: int,
+                   **kwargs: Any) -> tuple[np.ndarray, MixtureTilt]:
+    """Paths from the proposal and the proposal's record (noise sums, weights). Shape of paths: (N, T)."""
     gen = torch.Generator().manual_seed(int(seed))
     tilt = MixtureTilt(config, int(n_paths), int(length), gen)
-    r = model.sample(n_paths, length, sampler=sampler, steps=steps, generator=gen, context=context,
-                     batch_size=batch_size, progress=progress, tilt=tilt)
-    return r, tilt.weights()
+    r = model.sample(n_paths, length, generator=gen, tilt=tilt, **kwargs)
+    return r, tilt
+
+
+def cross_entropy_shifts(log_returns: np.ndarray, noise_sums: np.ndarray, weights: np.ndarray,
+                         horizons: tuple[int, ...], moneyness: tuple[float, float],
+                         fallback: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+    """Eq. (4): the means (a_D^+, a_D^-) of each horizon from weighted pilot paths.
+
+    Args:
+        log_returns: the pilot's paths. Shape: (N, T).
+        noise_sums: s_D of every path and horizon. Shape: (N, len(horizons)).
+        weights: the pilot's weights p / q. Shape: (N,).
+        horizons: the days D.
+        moneyness: (K_high / S_0, K_low / S_0): f^+ = (e^{R_D} - K_high/S_0)^+, f^- = (K_low/S_0 - e^{R_D})^+
+            with R_D the path's D-day log return.
+        fallback: the means to keep where no pilot path pays (f = 0 on every path), per horizon.
+
+    Returns:
+        One (a_D^+, a_D^-) per horizon, clipped to [-6, 6].
+    """
+    r, s, w = np.asarray(log_returns, float), np.asarray(noise_sums, float), np.asarray(weights, float)
+    hi, lo = moneyness
+    out = []
+    for j, d in enumerate(horizons):
+        growth = np.exp(r[:, :d].sum(axis=1))  # S_D / S_0, (N,)
+        pair = []
+        for k, f in enumerate((np.maximum(growth - hi, 0.0), np.maximum(lo - growth, 0.0))):
+            wf = w * f  # (N,)
+            pair.append(float(np.clip((wf * s[:, j]).sum() / wf.sum(), -6, 6)) if wf.sum() > 0 else fallback[j][k])
+        out.append((pair[0], pair[1]))
+    return tuple(out)
+
+
+def tune_shifts(model: DiffusionModel, config: ImportanceConfig, strikes: list[float], *, s0: float, n_pilot: int,
+                seed: int = 0, **kwargs: Any) -> ImportanceConfig:
+    """``config`` with each horizon's means chosen by eq. (4) on ``n_pilot`` paths drawn from ``config`` itself.
+
+    The pilot has its own seed (derived from ``seed``), so the paths priced afterwards are independent of the
+    choice; like any proposal, the tuned one keeps the weighted prices exact (eq. (1)). ``kwargs`` go to
+    :meth:`DiffusionModel.sample` (sampler, steps, context, batch_size).
+    """
+    if not (isinstance(n_pilot, int | np.integer) and n_pilot >= 100):
+        raise InputError(f"the importance pilot needs at least 100 paths, got {n_pilot}")
+    if not strikes or min(strikes) <= 0:
+        raise InputError(f"tune_shifts needs positive strikes, got {strikes}")
+    pilot_seed = int(np.random.SeedSequence([int(seed), 4_711]).generate_state(1)[0])
+    r, tilt = _sample_tilted(model, int(n_pilot), max(config.horizons), config, seed=pilot_seed, **kwargs)
+    sums = tilt.s[:, ::2]  # one column per horizon: components are (D_1, +), (D_1, -), (D_2, +), ...  (N, H)
+    shifts = cross_entropy_shifts(r, sums, tilt.weights(), config.horizons, (max(strikes) / s0, min(strikes) / s0),
+                                  fallback=config.means())
+    return replace(config, shifts=shifts)
 
 
 def effective_sample_size(weights: np.ndarray) -> float:

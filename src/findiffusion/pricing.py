@@ -70,7 +70,7 @@ from findiffusion.black_scholes import (  # noqa: F401  (re-exported: the public
     implied_volatility,
 )
 from findiffusion.errors import InputError
-from findiffusion.importance import ImportanceConfig, effective_sample_size, sample_importance
+from findiffusion.importance import ImportanceConfig, effective_sample_size, sample_importance, tune_shifts
 
 DAYS_PER_YEAR = 252
 #: option types; aliases: "asian" = "asian-call", "up-and-out" = "up-and-out-call", "down-and-in" = "down-and-in-put"
@@ -533,6 +533,7 @@ def price_with_model(
     steps: int | None = None,
     antithetic: bool = False,
     importance: bool | ImportanceConfig = False,
+    importance_pilot: int = 0,
     context: np.ndarray | None = None,
     batch_size: int | None = None,
     progress: bool = False,
@@ -544,6 +545,9 @@ def price_with_model(
     ``antithetic`` needs a deterministic sampler (ddim/ode/dpm) and is switched off otherwise (noted).
     ``importance``: True (the maturities as horizons, :class:`~findiffusion.importance.ImportanceConfig`'s
     defaults) or a config: importance sampling, eq. (9); needs a deterministic sampler (an error otherwise).
+    ``importance_pilot``: with ``importance``, first draw this many pilot paths (own seed) and choose each
+    maturity's two noise shifts by the cross-entropy rule, eq. (4) of :mod:`findiffusion.importance`, for the
+    highest-strike call and the lowest-strike put (0: the config's shifts).
     ``context``: recent real log returns (oldest first) to price conditionally on today's regime.
     Other keyword arguments go to :func:`price_paths`.
     """
@@ -565,14 +569,24 @@ def price_with_model(
         if antithetic:
             raise InputError("importance sampling and antithetic noise cannot be combined: choose one")
         config = importance if isinstance(importance, ImportanceConfig) else ImportanceConfig(tuple(maturities))
+        if importance_pilot:
+            config = tune_shifts(model, config, strikes, s0=s0, n_pilot=importance_pilot, seed=seed, sampler=sampler,
+                                 steps=steps, context=context, batch_size=batch_size)
         r, weights = sample_importance(model, n_paths, T, config, sampler=sampler, steps=steps, seed=seed,
                                        context=context, batch_size=batch_size, progress=progress)
         ess = effective_sample_size(weights)
-        notes.append(f"importance sampling (horizons {','.join(map(str, config.horizons))} days, shift "
-                     f"{config.shift:g}): effective sample size {ess:.0f} of {len(weights)}")
+        pairs = zip(config.horizons, config.means(), strict=True)
+        shifts = (f"shift {config.shift:g}" if config.shifts is None
+                  else "shifts " + ", ".join(f"{d}d {u:+.2f}/{v:+.2f}" for d, (u, v) in pairs)
+                  + (f" from a {importance_pilot}-path pilot" if importance_pilot else ""))
+        notes.append(f"importance sampling (horizons {','.join(map(str, config.horizons))} days, {shifts}): "
+                     f"effective sample size {ess:.0f} of {len(weights)}")
         info = {"importance_horizons": list(config.horizons), "importance_shift": config.shift,
+                "importance_shifts": [list(p) for p in config.means()], "importance_pilot": int(importance_pilot),
                 "importance_start_power": config.start_power, "importance_defensive": config.defensive,
                 "effective_sample_size": ess}
+    elif importance_pilot:
+        raise InputError("importance_pilot needs importance sampling (importance=True or a config)")
     elif antithetic:
         r = sample_antithetic(model, n_paths, T, sampler=sampler, steps=steps, seed=seed, context=context,
                               batch_size=batch_size, progress=progress)

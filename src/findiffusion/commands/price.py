@@ -55,6 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "exact weights; cuts the error of deep out-of-the-money prices (findiffusion.importance)")
     p.add_argument("--importance-shift", type=float, default=None,
                    help="standard deviations the tilted noise sums sit out (default 2; with --importance)")
+    p.add_argument("--importance-pilot", type=positive_int("--importance-pilot"), default=None, metavar="N",
+                   help="draw N pilot paths first and choose each maturity's two shifts by the cross-entropy rule "
+                        "for the highest-strike call and lowest-strike put (eq. (4) of findiffusion.importance; "
+                        "e.g. 5000; with --importance)")
     p.add_argument("--correction", default="conditional", choices=["conditional", "ems", "none"],
                    help="martingale correction: conditional (default: EMS within volatility states, eq. (4b) of "
                         "findiffusion.pricing), ems (Duan & Simonato 1998) or none (paths used as generated)")
@@ -85,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
     importance: bool | ImportanceConfig = False
     if args.importance_shift is not None and not args.importance:
         raise InputError("--importance-shift needs --importance")
+    if args.importance_pilot is not None and not args.importance:
+        raise InputError("--importance-pilot needs --importance")
+    if args.importance_pilot is not None and args.importance_pilot < 100:
+        raise InputError(f"--importance-pilot {args.importance_pilot} is too few paths; use 100 or more (e.g. 5000)")
     if args.importance:
         from findiffusion.sampling import check_deterministic
 
@@ -105,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     res = price_with_model(model, s0=args.s0, strikes=args.strike, maturities_days=args.maturity_days,
                            rate=args.rate, options=types, barriers=args.barrier, n_paths=args.n, seed=args.seed,
                            sampler=args.sampler, steps=args.steps, antithetic=args.antithetic,
-                           importance=importance,
+                           importance=importance, importance_pilot=args.importance_pilot or 0,
                            correction=args.correction, batches=args.batches, greeks=not args.no_greeks,
                            progress=not args.quiet)
     text = res.summary()
