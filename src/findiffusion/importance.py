@@ -15,11 +15,11 @@ components m = 1..M, each a mean shift of the noise along the days before a hori
 start quantile towards volatile states:
 
 (2) component m: \xi \sim N(\mu_m, I),  \mu_{m,d} = a_m / \sqrt{D_m} for path days d < D_m, else 0;
-    u \sim density (1 + \gamma) u^\gamma on [0, 1) (u = U^{1/(1+\gamma)}; \gamma = 0: uniform).
+    u \sim density (1 + \gamma_m) u^{\gamma_m} on [0, 1) (u = U^{1/(1+\gamma_m)}; \gamma_m = 0: uniform).
 
 With s_m = \sum_{d < D_m} \xi_d / \sqrt{D_m} (the standardised noise sum, N(a_m, 1) under component m),
 
-(3) q / p = \pi_0 + \sum_m \pi_m (1 + \gamma) u^\gamma \exp(a_m s_m - a_m^2 / 2),  w = 1 / (q / p) \le 1 / \pi_0,
+(3) q / p = \pi_0 + \sum_m \pi_m (1 + \gamma_m) u^{\gamma_m} \exp(a_m s_m - a_m^2 / 2),  w = 1 / (q / p) \le 1 / \pi_0,
 
 exact for any model: the weights need only the noise, not the map G. The defaults put one component at
 a = +2 and one at a = -2 for every horizon (the option maturities): under the tilted components the noise
@@ -38,8 +38,13 @@ Kullback–Leibler divergence has the f-weighted mean noise sum as its mean,
 with f^+ the payoff of a call at the highest strike and f^- of a put at the lowest, maturity D, on the
 pilot's paths (:func:`tune_shifts`). Where the map G turns a noise sum into a return sum of about the same
 standard deviation, a^{\pm} lands near the strike's distance in standard deviations; where volatile start
-states (or fat tails) reach the strike, it lands nearer the centre. Any means keep (1) exact; (4) only
-decides how small the error is.
+states (or fat tails) reach the strike, it lands nearer the centre. The same rule for the start quantile's
+power family (maximise E_p[f log((1 + \gamma) u^\gamma)] over \gamma) gives
+
+(5) \gamma_D^{\pm} = -1 / E_f[log u] - 1,  E_f[log u] = \sum_i w_i f_i^{\pm} log u_i / \sum_i w_i f_i^{\pm}
+
+(uniform u: E log u = -1, \gamma = 0; the more the payoff comes from volatile starts, u near 1, the larger
+\gamma). Any means and powers keep (1) exact; (4)-(5) only decide how small the error is.
 """
 
 from __future__ import annotations
@@ -70,6 +75,8 @@ class ImportanceConfig:
         defensive: \\pi_0, the probability of the model's own law; the rest is shared equally.
         shifts: optional means (a_D^+, a_D^-) of s_D under the two components of each horizon, signed (e.g.
             from :func:`tune_shifts`, eq. (4)); default (+shift, -shift) for every horizon.
+        start_powers: optional (γ_D^+, γ_D^-) of the two components of each horizon (eq. (5)); default
+            start_power for every component.
     """
 
     horizons: tuple[int, ...]
@@ -77,6 +84,7 @@ class ImportanceConfig:
     start_power: float = 1.0
     defensive: float = 0.3
     shifts: tuple[tuple[float, float], ...] | None = None
+    start_powers: tuple[tuple[float, float], ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.horizons or not all(isinstance(d, int | np.integer) and d > 0 for d in self.horizons):
@@ -96,10 +104,24 @@ class ImportanceConfig:
             if not all(math.isfinite(v) and abs(v) <= 6 for p in pairs for v in p):
                 raise InputError(f"importance shifts must be between -6 and 6 (standard deviations), got {self.shifts}")
             object.__setattr__(self, "shifts", tuple((float(u), float(d)) for u, d in pairs))
+        if self.start_powers is not None:
+            pairs = [tuple(p) for p in self.start_powers]
+            if len(pairs) != len(self.horizons) or any(len(p) != 2 for p in pairs):
+                raise InputError(f"importance start_powers must be one (up, down) pair per horizon "
+                                 f"({len(self.horizons)}), got {self.start_powers}")
+            if not all(math.isfinite(v) and 0 <= v <= 10 for p in pairs for v in p):
+                raise InputError(f"importance start_powers must be between 0 and 10, got {self.start_powers}")
+            object.__setattr__(self, "start_powers", tuple((float(u), float(d)) for u, d in pairs))
 
     def means(self) -> tuple[tuple[float, float], ...]:
         """(a_D^+, a_D^-) of every horizon: ``shifts``, else (+shift, -shift)."""
         return self.shifts if self.shifts is not None else tuple((self.shift, -self.shift) for _ in self.horizons)
+
+    def powers(self) -> tuple[tuple[float, float], ...]:
+        """(γ_D^+, γ_D^-) of every horizon: ``start_powers``, else start_power for both."""
+        if self.start_powers is not None:
+            return self.start_powers
+        return tuple((self.start_power, self.start_power) for _ in self.horizons)
 
     def components(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(D_m, a_m, \\pi_m) of the shifted components, eq. (2). Each Shape: (M,)."""
@@ -117,6 +139,7 @@ class MixtureTilt:
     def __init__(self, config: ImportanceConfig, n: int, length: int, generator: torch.Generator) -> None:
         self.config, self.n, self.length = config, n, length
         self.days, self.a, self.pi = config.components()
+        self.gamma = np.asarray(config.powers(), dtype=float).reshape(-1)  # γ_m, ordered as the components, (M,)
         if self.days.max() > length:
             raise InputError(f"importance horizon {int(self.days.max())} days is longer than the paths ({length} "
                              f"days): use horizons of at most {length} days or longer paths")
@@ -129,7 +152,7 @@ class MixtureTilt:
         """Start quantiles u: uniform for the defensive rows, density (1 + γ) u^γ for the others.
         Shape: (n,)."""
         v = torch.rand(self.n, generator=generator, dtype=torch.float64).numpy()
-        gamma = self.config.start_power
+        gamma = self.gamma[np.maximum(self.comp, 0)]  # each row's component's γ (unused for own-law rows), (n,)
         self.u = np.where(self.comp >= 0, v ** (1.0 / (1.0 + gamma)), v)
         return self.u
 
@@ -154,8 +177,7 @@ class MixtureTilt:
                                "never recorded)")
         ratio = np.exp(self.a[None, :] * self.s - self.a[None, :] ** 2 / 2)  # (n, M)
         if self.u is not None:
-            gamma = self.config.start_power
-            ratio = ratio * ((1 + gamma) * self.u**gamma)[:, None]
+            ratio = ratio * (1 + self.gamma[None, :]) * self.u[:, None] ** self.gamma[None, :]  # (n, M)
         return 1.0 / (self.config.defensive + ratio @ self.pi)
 
 
@@ -197,6 +219,16 @@ def _sample_tilted(model: DiffusionModel, n_paths: int, length: int, config: Imp
     return r, tilt
 
 
+def _tail_payoffs(log_returns: np.ndarray, horizons: tuple[int, ...], moneyness: tuple[float, float]):
+    """(j, side, f) for every horizon j and side (0: the call at K_high, 1: the put at K_low) of eqs. (4)-(5):
+    f the payoff per unit of S_0 on each path. Shape of f: (N,)."""
+    hi, lo = moneyness
+    for j, d in enumerate(horizons):
+        growth = np.exp(np.asarray(log_returns, float)[:, :d].sum(axis=1))  # S_D / S_0, (N,)
+        yield j, 0, np.maximum(growth - hi, 0.0)
+        yield j, 1, np.maximum(lo - growth, 0.0)
+
+
 def cross_entropy_shifts(log_returns: np.ndarray, noise_sums: np.ndarray, weights: np.ndarray,
                          horizons: tuple[int, ...], moneyness: tuple[float, float],
                          fallback: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
@@ -214,22 +246,35 @@ def cross_entropy_shifts(log_returns: np.ndarray, noise_sums: np.ndarray, weight
     Returns:
         One (a_D^+, a_D^-) per horizon, clipped to [-6, 6].
     """
-    r, s, w = np.asarray(log_returns, float), np.asarray(noise_sums, float), np.asarray(weights, float)
-    hi, lo = moneyness
-    out = []
-    for j, d in enumerate(horizons):
-        growth = np.exp(r[:, :d].sum(axis=1))  # S_D / S_0, (N,)
-        pair = []
-        for k, f in enumerate((np.maximum(growth - hi, 0.0), np.maximum(lo - growth, 0.0))):
-            wf = w * f  # (N,)
-            pair.append(float(np.clip((wf * s[:, j]).sum() / wf.sum(), -6, 6)) if wf.sum() > 0 else fallback[j][k])
-        out.append((pair[0], pair[1]))
-    return tuple(out)
+    s, w = np.asarray(noise_sums, float), np.asarray(weights, float)
+    out = [list(p) for p in fallback]
+    for j, side, f in _tail_payoffs(log_returns, horizons, moneyness):
+        wf = w * f  # (N,)
+        if wf.sum() > 0:
+            out[j][side] = float(np.clip((wf * s[:, j]).sum() / wf.sum(), -6, 6))
+    return tuple((a, b) for a, b in out)
+
+
+def cross_entropy_powers(log_returns: np.ndarray, start_uniforms: np.ndarray, weights: np.ndarray,
+                         horizons: tuple[int, ...], moneyness: tuple[float, float],
+                         fallback: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+    """Eq. (5): the start powers (γ_D^+, γ_D^-) of each horizon from weighted pilot paths; arguments as
+    :func:`cross_entropy_shifts`, with the paths' start quantiles u (Shape: (N,)) for the noise sums.
+    Returns one pair per horizon, clipped to [0, 10]."""
+    log_u, w = np.log(np.clip(np.asarray(start_uniforms, float), 1e-300, 1.0)), np.asarray(weights, float)
+    out = [list(p) for p in fallback]
+    for j, side, f in _tail_payoffs(log_returns, horizons, moneyness):
+        wf = w * f  # (N,)
+        if wf.sum() > 0:
+            mean_log_u = (wf * log_u).sum() / wf.sum()  # E_f[log u] <= 0
+            out[j][side] = float(np.clip(-1.0 / min(mean_log_u, -0.09) - 1.0, 0.0, 10.0))
+    return tuple((a, b) for a, b in out)
 
 
 def tune_shifts(model: DiffusionModel, config: ImportanceConfig, strikes: list[float], *, s0: float, n_pilot: int,
                 seed: int = 0, **kwargs: Any) -> ImportanceConfig:
-    """``config`` with each horizon's means chosen by eq. (4) on ``n_pilot`` paths drawn from ``config`` itself.
+    """``config`` with each horizon's means (eq. (4)) and, where the model draws start states, start powers
+    (eq. (5)) chosen on ``n_pilot`` paths drawn from ``config`` itself.
 
     The pilot has its own seed (derived from ``seed``), so the paths priced afterwards are independent of the
     choice; like any proposal, the tuned one keeps the weighted prices exact (eq. (1)). ``kwargs`` go to
@@ -242,9 +287,12 @@ def tune_shifts(model: DiffusionModel, config: ImportanceConfig, strikes: list[f
     pilot_seed = int(np.random.SeedSequence([int(seed), 4_711]).generate_state(1)[0])
     r, tilt = _sample_tilted(model, int(n_pilot), max(config.horizons), config, seed=pilot_seed, **kwargs)
     sums = tilt.s[:, ::2]  # one column per horizon: components are (D_1, +), (D_1, -), (D_2, +), ...  (N, H)
-    shifts = cross_entropy_shifts(r, sums, tilt.weights(), config.horizons, (max(strikes) / s0, min(strikes) / s0),
-                                  fallback=config.means())
-    return replace(config, shifts=shifts)
+    w, money = tilt.weights(), (max(strikes) / s0, min(strikes) / s0)
+    shifts = cross_entropy_shifts(r, sums, w, config.horizons, money, fallback=config.means())
+    powers = config.start_powers
+    if tilt.u is not None:  # the model drew start states from the tilted quantiles
+        powers = cross_entropy_powers(r, tilt.u, w, config.horizons, money, fallback=config.powers())
+    return replace(config, shifts=shifts, start_powers=powers)
 
 
 def effective_sample_size(weights: np.ndarray) -> float:

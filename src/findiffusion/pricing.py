@@ -575,14 +575,16 @@ def price_with_model(
         r, weights = sample_importance(model, n_paths, T, config, sampler=sampler, steps=steps, seed=seed,
                                        context=context, batch_size=batch_size, progress=progress)
         ess = effective_sample_size(weights)
-        pairs = zip(config.horizons, config.means(), strict=True)
-        shifts = (f"shift {config.shift:g}" if config.shifts is None
-                  else "shifts " + ", ".join(f"{d}d {u:+.2f}/{v:+.2f}" for d, (u, v) in pairs)
+        pairs = zip(config.horizons, config.means(), config.powers(), strict=True)
+        shifts = (f"shift {config.shift:g}" if config.shifts is None and config.start_powers is None
+                  else "shifts " + ", ".join(f"{d}d {u:+.2f}/{v:+.2f} (start powers {gu:.1f}/{gv:.1f})"
+                                             for d, (u, v), (gu, gv) in pairs)
                   + (f" from a {importance_pilot}-path pilot" if importance_pilot else ""))
         notes.append(f"importance sampling (horizons {','.join(map(str, config.horizons))} days, {shifts}): "
                      f"effective sample size {ess:.0f} of {len(weights)}")
         info = {"importance_horizons": list(config.horizons), "importance_shift": config.shift,
-                "importance_shifts": [list(p) for p in config.means()], "importance_pilot": int(importance_pilot),
+                "importance_shifts": [list(p) for p in config.means()],
+                "importance_start_powers": [list(p) for p in config.powers()], "importance_pilot": int(importance_pilot),
                 "importance_start_power": config.start_power, "importance_defensive": config.defensive,
                 "effective_sample_size": ess}
     elif importance_pilot:
