@@ -546,8 +546,8 @@ def price_with_model(
     ``importance``: True (the maturities as horizons, :class:`~findiffusion.importance.ImportanceConfig`'s
     defaults) or a config: importance sampling, eq. (9); needs a deterministic sampler (an error otherwise).
     ``importance_pilot``: with ``importance``, first draw this many pilot paths (own seed) and choose each
-    maturity's two noise shifts by the cross-entropy rule, eq. (4) of :mod:`findiffusion.importance`, for the
-    highest-strike call and the lowest-strike put (0: the config's shifts).
+    maturity's two noise shifts and start powers by the cross-entropy rule, eqs. (4)-(5) of
+    :mod:`findiffusion.importance`, for the highest-strike call and the lowest-strike put (0: the config's own).
     ``context``: recent real log returns (oldest first) to price conditionally on today's regime.
     Other keyword arguments go to :func:`price_paths`.
     """

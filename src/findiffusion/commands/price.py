@@ -56,9 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--importance-shift", type=float, default=None,
                    help="standard deviations the tilted noise sums sit out (default 2; with --importance)")
     p.add_argument("--importance-pilot", type=positive_int("--importance-pilot"), default=None, metavar="N",
-                   help="draw N pilot paths first and choose each maturity's two shifts by the cross-entropy rule "
-                        "for the highest-strike call and lowest-strike put (eq. (4) of findiffusion.importance; "
-                        "e.g. 5000; with --importance)")
+                   help="draw N pilot paths first and choose each maturity's two noise shifts and start powers by "
+                        "the cross-entropy rule for the highest-strike call and lowest-strike put (eqs. (4)-(5) of "
+                        "findiffusion.importance; e.g. 5000; with --importance)")
     p.add_argument("--correction", default="conditional", choices=["conditional", "ems", "none"],
                    help="martingale correction: conditional (default: EMS within volatility states, eq. (4b) of "
                         "findiffusion.pricing), ems (Duan & Simonato 1998) or none (paths used as generated)")
