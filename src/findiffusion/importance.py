@@ -30,8 +30,9 @@ plain sampling (Hesterberg 1995). E_q[w] = 1; the effective sample size
 (\sum w)^2 / \sum w^2 says how many plain paths the weighted ones are worth for the average payoff.
 
 A pilot can choose the two means of each horizon instead (the cross-entropy method, Rubinstein & Kroese
-2004, one step, with the pilot's own weights): among mean shifts along the days before D, the one closest to the zero-variance proposal (density \propto f p) in
-Kullback–Leibler divergence has the f-weighted mean noise sum as its mean,
+2004, one step, with the pilot's own weights): among mean shifts along the days before D, the one closest
+to the zero-variance proposal (density \propto f p) in Kullback–Leibler divergence has the f-weighted mean
+noise sum as its mean,
 
 (4) a_D^{\pm} = E_p[f^{\pm} s_D] / E_p[f^{\pm}] = \sum_i w_i f_i^{\pm} s_{D,i} / \sum_i w_i f_i^{\pm},
 
@@ -50,6 +51,7 @@ power family (maximise E_p[f log((1 + \gamma) u^\gamma)] over \gamma) gives
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -219,7 +221,8 @@ def _sample_tilted(model: DiffusionModel, n_paths: int, length: int, config: Imp
     return r, tilt
 
 
-def _tail_payoffs(log_returns: np.ndarray, horizons: tuple[int, ...], moneyness: tuple[float, float]):
+def _tail_payoffs(log_returns: np.ndarray, horizons: tuple[int, ...], moneyness: tuple[float, float]
+                  ) -> Iterator[tuple[int, int, np.ndarray]]:
     """(j, side, f) for every horizon j and side (0: the call at K_high, 1: the put at K_low) of eqs. (4)-(5):
     f the payoff per unit of S_0 on each path. Shape of f: (N,)."""
     hi, lo = moneyness
@@ -267,7 +270,7 @@ def cross_entropy_powers(log_returns: np.ndarray, start_uniforms: np.ndarray, we
         wf = w * f  # (N,)
         if wf.sum() > 0:
             mean_log_u = (wf * log_u).sum() / wf.sum()  # E_f[log u] <= 0
-            out[j][side] = float(np.clip(-1.0 / min(mean_log_u, -0.09) - 1.0, 0.0, 10.0))
+            out[j][side] = float(np.clip(-1.0 / min(mean_log_u, -0.09) - 1.0, 0.0, 10.0))  # -0.09: γ <= 10
     return tuple((a, b) for a, b in out)
 
 
