@@ -371,8 +371,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="the model's prices by importance sampling (findiffusion.importance: horizons = the "
                          "maturities, shift 2); the references stay plain")
     ap.add_argument("--importance-pilot", type=int, default=0, metavar="N",
-                    help="with --importance: choose each maturity's shifts and start powers on an N-path pilot (eqs. (4)-(5) of "
-                         "findiffusion.importance); default 0 (shift 2)")
+                    help="with --importance: choose each maturity's shifts and start powers on an N-path pilot "
+                         "(eqs. (4)-(5) of findiffusion.importance); default 0 (shift 2)")
     ap.add_argument("--no-antithetic", action="store_true", help="skip the antithetic variance-reduction part")
     ap.add_argument("--correction", default="conditional", choices=["conditional", "ems"],
                     help="martingale correction (default conditional, the library default; ems: plain EMS)")

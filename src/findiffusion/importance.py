@@ -51,7 +51,7 @@ power family (maximise E_p[f log((1 + \gamma) u^\gamma)] over \gamma) gives
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -99,21 +99,19 @@ class ImportanceConfig:
             raise InputError(f"importance defensive probability must be in (0, 1], got {self.defensive}; "
                              "0.3 bounds every weight by 3.3")
         if self.shifts is not None:
-            pairs = [tuple(p) for p in self.shifts]
-            if len(pairs) != len(self.horizons) or any(len(p) != 2 for p in pairs):
-                raise InputError(f"importance shifts must be one (up, down) pair per horizon ({len(self.horizons)}), "
-                                 f"got {self.shifts}")
-            if not all(math.isfinite(v) and abs(v) <= 6 for p in pairs for v in p):
-                raise InputError(f"importance shifts must be between -6 and 6 (standard deviations), got {self.shifts}")
-            object.__setattr__(self, "shifts", tuple((float(u), float(d)) for u, d in pairs))
+            object.__setattr__(self, "shifts", self._pairs("shifts", self.shifts, -6, 6, "(standard deviations)"))
         if self.start_powers is not None:
-            pairs = [tuple(p) for p in self.start_powers]
-            if len(pairs) != len(self.horizons) or any(len(p) != 2 for p in pairs):
-                raise InputError(f"importance start_powers must be one (up, down) pair per horizon "
-                                 f"({len(self.horizons)}), got {self.start_powers}")
-            if not all(math.isfinite(v) and 0 <= v <= 10 for p in pairs for v in p):
-                raise InputError(f"importance start_powers must be between 0 and 10, got {self.start_powers}")
-            object.__setattr__(self, "start_powers", tuple((float(u), float(d)) for u, d in pairs))
+            object.__setattr__(self, "start_powers", self._pairs("start_powers", self.start_powers, 0, 10, ""))
+
+    def _pairs(self, name: str, value: tuple, lo: float, hi: float, unit: str) -> tuple[tuple[float, float], ...]:
+        """``value`` checked as one (up, down) pair per horizon, each in [lo, hi], and returned as float pairs."""
+        pairs = [tuple(p) for p in value]
+        if len(pairs) != len(self.horizons) or any(len(p) != 2 for p in pairs):
+            raise InputError(f"importance {name} must be one (up, down) pair per horizon ({len(self.horizons)}), "
+                             f"got {value}")
+        if not all(math.isfinite(v) and lo <= v <= hi for p in pairs for v in p):
+            raise InputError(f"importance {name} must be between {lo} and {hi}{' ' + unit if unit else ''}, got {value}")
+        return tuple((float(u), float(d)) for u, d in pairs)
 
     def means(self) -> tuple[tuple[float, float], ...]:
         """(a_D^+, a_D^-) of every horizon: ``shifts``, else (+shift, -shift)."""
@@ -221,15 +219,21 @@ def _sample_tilted(model: DiffusionModel, n_paths: int, length: int, config: Imp
     return r, tilt
 
 
-def _tail_payoffs(log_returns: np.ndarray, horizons: tuple[int, ...], moneyness: tuple[float, float]
-                  ) -> Iterator[tuple[int, int, np.ndarray]]:
-    """(j, side, f) for every horizon j and side (0: the call at K_high, 1: the put at K_low) of eqs. (4)-(5):
-    f the payoff per unit of S_0 on each path. Shape of f: (N,)."""
+def _cross_entropy(log_returns: np.ndarray, weights: np.ndarray, horizons: tuple[int, ...],
+                   moneyness: tuple[float, float], fallback: tuple[tuple[float, float], ...],
+                   rule: Callable[[np.ndarray, int], float]) -> tuple[tuple[float, float], ...]:
+    """``rule(w f, j)`` for every horizon j and side (the call at K_high, the put at K_low) of eqs. (4)-(5), with f
+    the payoff per unit of S_0 on each pilot path (Shape: (N,)); the fallback where no path pays."""
+    r, w = np.asarray(log_returns, float), np.asarray(weights, float)
     hi, lo = moneyness
+    out = [list(p) for p in fallback]
     for j, d in enumerate(horizons):
-        growth = np.exp(np.asarray(log_returns, float)[:, :d].sum(axis=1))  # S_D / S_0, (N,)
-        yield j, 0, np.maximum(growth - hi, 0.0)
-        yield j, 1, np.maximum(lo - growth, 0.0)
+        growth = np.exp(r[:, :d].sum(axis=1))  # S_D / S_0, (N,)
+        for side, f in enumerate((np.maximum(growth - hi, 0.0), np.maximum(lo - growth, 0.0))):
+            wf = w * f  # (N,)
+            if wf.sum() > 0:
+                out[j][side] = rule(wf, j)
+    return tuple((a, b) for a, b in out)
 
 
 def cross_entropy_shifts(log_returns: np.ndarray, noise_sums: np.ndarray, weights: np.ndarray,
@@ -249,13 +253,12 @@ def cross_entropy_shifts(log_returns: np.ndarray, noise_sums: np.ndarray, weight
     Returns:
         One (a_D^+, a_D^-) per horizon, clipped to [-6, 6].
     """
-    s, w = np.asarray(noise_sums, float), np.asarray(weights, float)
-    out = [list(p) for p in fallback]
-    for j, side, f in _tail_payoffs(log_returns, horizons, moneyness):
-        wf = w * f  # (N,)
-        if wf.sum() > 0:
-            out[j][side] = float(np.clip((wf * s[:, j]).sum() / wf.sum(), -6, 6))
-    return tuple((a, b) for a, b in out)
+    s = np.asarray(noise_sums, float)  # (N, H)
+
+    def mean_sum(wf: np.ndarray, j: int) -> float:
+        return float(np.clip((wf * s[:, j]).sum() / wf.sum(), -6, 6))
+
+    return _cross_entropy(log_returns, weights, horizons, moneyness, fallback, mean_sum)
 
 
 def cross_entropy_powers(log_returns: np.ndarray, start_uniforms: np.ndarray, weights: np.ndarray,
@@ -264,14 +267,13 @@ def cross_entropy_powers(log_returns: np.ndarray, start_uniforms: np.ndarray, we
     """Eq. (5): the start powers (γ_D^+, γ_D^-) of each horizon from weighted pilot paths; arguments as
     :func:`cross_entropy_shifts`, with the paths' start quantiles u (Shape: (N,)) for the noise sums.
     Returns one pair per horizon, clipped to [0, 10]."""
-    log_u, w = np.log(np.clip(np.asarray(start_uniforms, float), 1e-300, 1.0)), np.asarray(weights, float)
-    out = [list(p) for p in fallback]
-    for j, side, f in _tail_payoffs(log_returns, horizons, moneyness):
-        wf = w * f  # (N,)
-        if wf.sum() > 0:
-            mean_log_u = (wf * log_u).sum() / wf.sum()  # E_f[log u] <= 0
-            out[j][side] = float(np.clip(-1.0 / min(mean_log_u, -0.09) - 1.0, 0.0, 10.0))  # -0.09: γ <= 10
-    return tuple((a, b) for a, b in out)
+    log_u = np.log(np.clip(np.asarray(start_uniforms, float), 1e-300, 1.0))  # (N,)
+
+    def power(wf: np.ndarray, j: int) -> float:
+        mean_log_u = (wf * log_u).sum() / wf.sum()  # E_f[log u] <= 0
+        return float(np.clip(-1.0 / min(mean_log_u, -0.09) - 1.0, 0.0, 10.0))  # -0.09: γ <= 10
+
+    return _cross_entropy(log_returns, weights, horizons, moneyness, fallback, power)
 
 
 def tune_shifts(model: DiffusionModel, config: ImportanceConfig, strikes: list[float], *, s0: float, n_pilot: int,
