@@ -66,11 +66,13 @@ def _with_stitch_scale(model, cache: Path, cfg: Any, progress: bool):
 
 def recalibrate(model: Any, *, by_position: bool = False, by_start: bool = False, returns: Any = None,
                 progress: bool = False, by_correlation: bool = False, n_windows: int | None = None,
-                cache: Path | None = None, by_leverage: bool = False, by_stitch: bool = False) -> tuple[int, float]:
+                cache: Path | None = None, by_leverage: bool = False, by_stitch: bool = False,
+                sampler: str | None = None, steps: int | None = None) -> tuple[int, float]:
     """Recalibrate ``model`` in place (:meth:`DiffusionModel.calibrate`) on ``n_windows`` windows (default as many as
     it was calibrated on, the fit's count if it never was), with its fit seed; ``returns`` are the training returns
     (the targets of eq. (7) for ``by_start``, of eq. (8) for ``by_correlation``, of eq. (9) for ``by_leverage``, of
-    eq. (10) for ``by_stitch``).
+    eq. (10) for ``by_stitch``); ``sampler``/``steps`` the draws it calibrates (default the model's own: a bench that
+    samples with another sampler must pass it, or its draws decode uncalibrated).
     Returns (windows, seconds).
 
     ``cache``: a folder for recalibrated models, each under a key of everything the result depends on (the network's
@@ -82,14 +84,16 @@ def recalibrate(model: Any, *, by_position: bool = False, by_start: bool = False
     t0, n_cal = time.time(), n_windows or model.calibration_windows or model.config.calibration_windows
     kw = {"by_position": by_position, "by_start": by_start, "by_correlation": by_correlation,
           "by_leverage": by_leverage, "by_stitch": by_stitch}
-    path = None if cache is None else cache / f"recalibrated-{_recalibration_key(model, kw, n_cal, returns)}"
+    drawn = {} if sampler is None else {"sampler": sampler, "steps": steps}  # keys of the default stay as they were
+    path = None if cache is None else cache / f"recalibrated-{_recalibration_key(model, kw | drawn, n_cal, returns)}"
     if path is not None and (path / "model.json").exists():
         done = findiffusion.load(path, device=str(model.device))
         for name in CALIBRATION_ATTRS:
             setattr(model, name, getattr(done, name))
         model.history["calibration"] = done.history.get("calibration")
         return n_cal, 0.0
-    model.calibrate(n_cal, seed=model.config.seed, returns=returns, progress=progress, **kw)
+    model.calibrate(n_cal, seed=model.config.seed, returns=returns, progress=progress, sampler=sampler, steps=steps,
+                    **kw)
     if path is not None:
         model.save(path)
     return n_cal, time.time() - t0

@@ -428,7 +428,8 @@ def main(argv: list[str] | None = None) -> int:
         n_cal, secs = recalibrate(model, by_position=a.calibrate_by_position, by_start=a.calibrate_by_start,
                                   returns=returns, progress=not a.quick, by_correlation=a.calibrate_by_correlation,
                                   n_windows=a.calibration_windows, cache=None if a.quick else out,
-                                  by_leverage=a.calibrate_by_leverage, by_stitch=a.calibrate_by_stitch)
+                                  by_leverage=a.calibrate_by_leverage, by_stitch=a.calibrate_by_stitch,
+                                  sampler=a.sampler, steps=steps)  # the draws it prices
         fmt = lambda g: "/".join(f"{v:.3f}" for v in g or ())  # noqa: E731
         ways = " and ".join(w for w, on in (("position", a.calibrate_by_position), ("start state", a.calibrate_by_start),
                                             ("shock correlation", a.calibrate_by_correlation),

@@ -86,7 +86,8 @@ def run_data(data: str, args: argparse.Namespace) -> None:
         model, where = get_model(data, train, seed, args.quick, mdir, args.device, args.vol_asym, args.vol_ito)
         if args.calibrate:  # in memory: the cached model on disk keeps its own calibration
             n_cal, secs = recalibrate(model, by_position=args.calibrate == "by-position",
-                                      by_start=args.calibrate == "by-start", returns=train.to_numpy())
+                                      by_start=args.calibrate == "by-start", returns=train.to_numpy(),
+                                      sampler=args.sampler, steps=args.steps)  # the draws it compares
             print(f"  recalibrated {Path(where).name} {args.calibrate} on {n_cal} windows in {secs:.0f} s",
                   file=sys.stderr, flush=True)
         name = f"findiffusion s{seed}" if not args.model else f"findiffusion {Path(where).name}"

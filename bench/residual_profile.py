@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--years", type=int, default=1000, help="years of the training series (as bench/pricing.py)")
     p.add_argument("--n", type=int, default=20_000, help="windows drawn from the model and from the training series")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sampler", default=None, help="sampler of the drawn windows (default: the model's own); "
+                   "the recalibrations below are for it (without one, another sampler's draws decode uncalibrated)")
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's own for its sampler)")
     p.add_argument("--price", action="store_true", help="price 21/63-day Europeans with the model's g and refitted g")
     p.add_argument("--first-days", default="21,64", help="P of the refitted g (days from the window start)")
     p.add_argument("--calibrate-by-position", action="store_true",
@@ -109,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.price and (a.calibrate_by_start or a.calibrate_by_correlation):
         p.error("--price decodes its what-if rows without c or the map: use it without --calibrate-by-start/-correlation "
                 "(bench/pricing.py --calibrate-by-start prices the calibrated model)")
+    if a.price and a.sampler is not None:
+        p.error("--price decodes its what-if rows with the k and g of the model's own sampler: use it without --sampler")
     if a.price and a.market != "heston":
         p.error("--price compares with the Heston price: use it with --market heston")
     torch.set_num_threads(2)
@@ -119,23 +124,28 @@ def main(argv: list[str] | None = None) -> int:
     if a.calibrate_by_start:
         n_cal, secs = recalibrate(model, by_start=True, by_position=a.calibrate_by_position,
                                   returns=training_returns(a.market, a.years), progress=True,
-                                  n_windows=a.calibration_windows, cache=CACHE)
+                                  n_windows=a.calibration_windows, cache=CACHE,
+                                  sampler=a.sampler, steps=a.steps)
         also = " and position" if a.calibrate_by_position else ""
         print(f"recalibrated by start state{also} on {n_cal} windows in {secs:.0f} s: c "
               + "; ".join("/".join(f"{v:.3f}" for v in row) for row in model.start_factors))
     if a.calibrate_by_position and not (a.calibrate_by_start or a.calibrate_by_correlation):
-        n_cal, secs = recalibrate(model, by_position=True, progress=True, n_windows=a.calibration_windows, cache=CACHE)
+        n_cal, secs = recalibrate(model, by_position=True, progress=True, n_windows=a.calibration_windows, cache=CACHE,
+                                  sampler=a.sampler, steps=a.steps)
         print(f"recalibrated by position on {n_cal} windows in {secs:.0f} s")
     if a.calibrate_by_correlation:
         n_cal, secs = recalibrate(model, by_position=True, by_correlation=True,
                                   returns=training_returns(a.market, a.years), progress=True,
-                                  n_windows=a.calibration_windows, cache=CACHE)
+                                  n_windows=a.calibration_windows, cache=CACHE,
+                                  sampler=a.sampler, steps=a.steps)
         print(f"recalibrated by position and shock correlation on {n_cal} windows in {secs:.0f} s")
     t0 = time.time()
     gen = torch.Generator().manual_seed(a.seed)
     var0 = model.start_variance(a.n, gen)  # (n,)
-    u = model.sample_model_space(a.n, L, var=var0, generator=gen, progress=True)  # (n, L)
-    r_model = model.decode_generated(u, var0)  # (n, L), with k and g as sample() applies them
+    u = model.sample_model_space(a.n, L, var=var0, generator=gen, progress=True, sampler=a.sampler,
+                                 steps=a.steps)  # (n, L)
+    r_model = model.decode_generated(u, var0, sampler=a.sampler, steps=a.steps)  # (n, L), k and g as sample() applies
+    sampler_name = "{} {} steps".format(*model.resolve_sampler(a.sampler, a.steps))
     t_s = time.time() - t0
     r = training_returns(a.market, a.years)
     _, s2 = f.filter(r)  # (T + 1,): s2[t] is day t's variance
@@ -143,8 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     r_train = np.lib.stride_tricks.sliding_window_view(r, L)[starts]  # (n, L)
     z_m, s_m = f.filter(r_model, var0)  # (n, L), (n, L + 1)
     z_t, s_t = f.filter(r_train, s2[starts])
-    print(f"{a.market}, {a.years} years; {a.n} windows of {L} days from the model (drawn in {t_s:.0f} s, seed "
-          f"{a.seed}; k {model.residual_scale:.4f}, g {np.round(model.state_factors or [], 3).tolist()}) and from the "
+    print(f"{a.market}, {a.years} years; {a.n} windows of {L} days from the model ({sampler_name}, drawn in {t_s:.0f} s, "
+          f"seed {a.seed}; k {model.scale_for(a.sampler, a.steps):.4f}, g "
+          f"{np.round(model.factors_for(a.sampler, a.steps) or [], 3).tolist()}) and from the "
           "training series\n")
     segs = segments(L)
     head = " | ".join(f"days {x + 1}–{y}" for x, y in segs)

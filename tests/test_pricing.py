@@ -513,6 +513,12 @@ def test_bench_model_cache_recalibrates_instead_of_refitting(tmp_path):
                                            ref.stitch_scale, 200)
     recalibrate(other, n_windows=200, cache=cache)  # other options, another key: recalibrated, not loaded
     assert len(list(cache.iterdir())) == 2 and other.state_factors_late is None
+    # another sampler: calibrated for the draws it names (else they would decode uncalibrated), under its own key
+    ddim = fd.load(new_dir)
+    assert recalibrate(ddim, by_position=True, n_windows=200, cache=cache, sampler="ddim", steps=5)[1] > 0
+    ref.calibrate(200, seed=new_cfg.seed, by_position=True, sampler="ddim", steps=5)
+    assert ddim.calibrated_for == ("ddim", 5) and ddim.scale_for("ddim", 5) == ref.residual_scale
+    assert ddim.state_factors == ref.state_factors and len(list(cache.iterdir())) == 3
 
 
 def test_bench_sample_limit_prices_every_stretch_like_the_law():
