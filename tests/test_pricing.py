@@ -519,6 +519,11 @@ def test_bench_model_cache_recalibrates_instead_of_refitting(tmp_path):
     ref.calibrate(200, seed=new_cfg.seed, by_position=True, sampler="ddim", steps=5)
     assert ddim.calibrated_for == ("ddim", 5) and ddim.scale_for("ddim", 5) == ref.residual_scale
     assert ddim.state_factors == ref.state_factors and len(list(cache.iterdir())) == 3
+    steps_only = fd.load(new_dir)  # the model's own sampler with other steps: its own key too, not the default's
+    assert recalibrate(steps_only, by_position=True, n_windows=200, cache=cache, steps=3)[1] > 0
+    assert steps_only.calibrated_for == (steps_only.default_sampler[0], 3) and len(list(cache.iterdir())) == 4
+    same = fd.load(new_dir)  # the default named: the default's key
+    assert recalibrate(same, by_position=True, n_windows=200, cache=cache, sampler=same.default_sampler[0])[1] == 0
 
 
 def test_bench_sample_limit_prices_every_stretch_like_the_law():
