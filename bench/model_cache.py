@@ -84,8 +84,8 @@ def recalibrate(model: Any, *, by_position: bool = False, by_start: bool = False
     t0, n_cal = time.time(), n_windows or model.calibration_windows or model.config.calibration_windows
     kw = {"by_position": by_position, "by_start": by_start, "by_correlation": by_correlation,
           "by_leverage": by_leverage, "by_stitch": by_stitch}
-    drawn = model.resolve_sampler(sampler, steps)  # the key names a sampler other than the model's own (so the keys
-    drawn = {} if drawn == model.default_sampler else {"sampler": drawn[0], "steps": drawn[1]}  # of default runs stay)
+    used = model.resolve_sampler(sampler, steps)  # named in the key only when not the model's own: default keys stay
+    drawn = {} if used == model.default_sampler else {"sampler": used[0], "steps": used[1]}
     path = None if cache is None else cache / f"recalibrated-{_recalibration_key(model, kw | drawn, n_cal, returns)}"
     if path is not None and (path / "model.json").exists():
         done = findiffusion.load(path, device=str(model.device))

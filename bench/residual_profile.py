@@ -121,23 +121,20 @@ def main(argv: list[str] | None = None) -> int:
     f, L = model.vol_filter, model.window
     if not f.active:
         p.error(f"{a.model} has no volatility filter: its residual width does not depend on a state")
+    common = {"progress": True, "n_windows": a.calibration_windows, "cache": CACHE, "sampler": a.sampler,
+              "steps": a.steps}  # every recalibration below: for the sampler the windows are drawn with
     if a.calibrate_by_start:
         n_cal, secs = recalibrate(model, by_start=True, by_position=a.calibrate_by_position,
-                                  returns=training_returns(a.market, a.years), progress=True,
-                                  n_windows=a.calibration_windows, cache=CACHE,
-                                  sampler=a.sampler, steps=a.steps)
+                                  returns=training_returns(a.market, a.years), **common)
         also = " and position" if a.calibrate_by_position else ""
         print(f"recalibrated by start state{also} on {n_cal} windows in {secs:.0f} s: c "
               + "; ".join("/".join(f"{v:.3f}" for v in row) for row in model.start_factors))
     if a.calibrate_by_position and not (a.calibrate_by_start or a.calibrate_by_correlation):
-        n_cal, secs = recalibrate(model, by_position=True, progress=True, n_windows=a.calibration_windows, cache=CACHE,
-                                  sampler=a.sampler, steps=a.steps)
+        n_cal, secs = recalibrate(model, by_position=True, **common)
         print(f"recalibrated by position on {n_cal} windows in {secs:.0f} s")
     if a.calibrate_by_correlation:
         n_cal, secs = recalibrate(model, by_position=True, by_correlation=True,
-                                  returns=training_returns(a.market, a.years), progress=True,
-                                  n_windows=a.calibration_windows, cache=CACHE,
-                                  sampler=a.sampler, steps=a.steps)
+                                  returns=training_returns(a.market, a.years), **common)
         print(f"recalibrated by position and shock correlation on {n_cal} windows in {secs:.0f} s")
     t0 = time.time()
     gen = torch.Generator().manual_seed(a.seed)
@@ -145,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     u = model.sample_model_space(a.n, L, var=var0, generator=gen, progress=True, sampler=a.sampler,
                                  steps=a.steps)  # (n, L)
     r_model = model.decode_generated(u, var0, sampler=a.sampler, steps=a.steps)  # (n, L), k and g as sample() applies
-    sampler_name = "{} {} steps".format(*model.resolve_sampler(a.sampler, a.steps))
     t_s = time.time() - t0
+    sampler_name = "{} {} steps".format(*model.resolve_sampler(a.sampler, a.steps))
     r = training_returns(a.market, a.years)
     _, s2 = f.filter(r)  # (T + 1,): s2[t] is day t's variance
     starts = np.random.default_rng(a.seed).integers(0, len(r) - L + 1, a.n)
