@@ -159,8 +159,10 @@ def asian_price_tw(s0: float, strike: float, days: int, rate: float, sigma: floa
 CHAIN_YEARS = 1000  # the longest single Heston path of a training series
 
 
-def training_returns(kind: str, years: int) -> np.ndarray:
+def training_returns(kind: str, years: int, data_seed: int = 0) -> np.ndarray:
     """The simulated training series of the bench's models (fixed seeds), read-only. Shape: (years * 252,).
+    ``data_seed`` 0 is the series of every run before session 37 (simulation seeds 11 for GBM, 12 for Heston);
+    another value n simulates another series of the same law (seeds 11 + 100 n, 12 + 100 n).
 
     Memoised per (kind, years, CHAIN_YEARS): a Heston run uses the series three times (fit, bootstrap and
     sample references) and 10 000 years take about 20 s to simulate.
@@ -168,34 +170,35 @@ def training_returns(kind: str, years: int) -> np.ndarray:
     Heston: one stationary path up to CHAIN_YEARS; longer series are independent stationary paths of equal
     length joined end to end (simulated in parallel: a single path of 10 000 years would take minutes in the
     day-by-day loop), so 1000 years is the same series as before and a window rarely straddles a join."""
-    return _training_returns(kind, years, CHAIN_YEARS)
+    return _training_returns(kind, years, CHAIN_YEARS, data_seed)
 
 
 @functools.lru_cache(maxsize=4)
-def _training_returns(kind: str, years: int, chain_years: int) -> np.ndarray:
+def _training_returns(kind: str, years: int, chain_years: int, data_seed: int = 0) -> np.ndarray:
     if kind == "gbm":
-        r = simulate_gbm(1, years * DAYS, seed=11)[0]
+        r = simulate_gbm(1, years * DAYS, seed=11 + 100 * data_seed)[0]
     else:  # stationary paths of at most chain_years each (one path up to that length), simulated side by side
         # and joined end to end; risk-neutral drift (mu = r) so no change of measure touches v
         chains = -(-years // chain_years)
-        r = simulate_heston(chains, -(-years * DAYS // chains), mu=0.03, seed=12).ravel()[: years * DAYS]
+        r = simulate_heston(chains, -(-years * DAYS // chains), mu=0.03, seed=12 + 100 * data_seed)
+        r = r.ravel()[: years * DAYS]
     r.flags.writeable = False  # shared by every caller
     return r
 
 
-def bootstrap_reference(kind: str, years: int, n: int, days: int, seed: int) -> np.ndarray:
+def bootstrap_reference(kind: str, years: int, n: int, days: int, seed: int, data_seed: int = 0) -> np.ndarray:
     """Stationary block bootstrap (mean block 20 days) of the training series: what its finite sample
     supports, priced with the same correction as the model. Shape: (n, days)."""
     from findiffusion.baselines import StationaryBootstrap
 
-    return StationaryBootstrap(training_returns(kind, years)).sample(n, days, seed=seed)
+    return StationaryBootstrap(training_returns(kind, years, data_seed)).sample(n, days, seed=seed)
 
 
-def segment_reference(kind: str, years: int, n: int, days: int, seed: int) -> np.ndarray:
+def segment_reference(kind: str, years: int, n: int, days: int, seed: int, data_seed: int = 0) -> np.ndarray:
     """Contiguous ``days``-day stretches of the training series at uniform random starts: the training sample's own
     paths, what a generator that learned that sample perfectly would give (its own sampling error included:
     1000 Heston years hold 3.3 % less variance than the Heston law). Shape: (n, days)."""
-    r = training_returns(kind, years)
+    r = training_returns(kind, years, data_seed)
     starts = np.random.default_rng(20_000 + seed).integers(0, len(r) - days + 1, n)
     return np.lib.stride_tricks.sliding_window_view(r, days)[starts]  # (n, days), a copy
 
@@ -228,9 +231,9 @@ def window_dilations(window: int) -> tuple[int, ...]:
 def bench_config(quick: bool = False, prediction: str = "eps", train_steps: int | None = None, vol_asym: float = 0.0,
                  vol_beta: float | None = None, vol_alpha: float | None = None, window: int | None = None,
                  batch_size: int | None = None, channels: int | None = None, vol_ito: bool = False,
-                 state_oversample: float = 0.0):
+                 state_oversample: float = 0.0, fit_seed: int = 0):
     """The FitConfig of the bench's models: the library default (``quick``: a tiny one) with the flags' overrides
-    (``None`` / 0: keep the default)."""
+    (``None`` / 0: keep the default; ``fit_seed``: FitConfig.seed, training's and the calibration's draws)."""
     from findiffusion.networks import NetworkConfig
     from findiffusion.training import FitConfig, TrainConfig
 
@@ -244,25 +247,27 @@ def bench_config(quick: bool = False, prediction: str = "eps", train_steps: int 
                                   network=dataclasses.replace(cfg.network, dilations=window_dilations(window)))
     if channels:
         cfg = dataclasses.replace(cfg, network=dataclasses.replace(cfg.network, channels=channels))
-    return cfg
+    return dataclasses.replace(cfg, seed=fit_seed)
 
 
 def _label(quick: bool, prediction: str = "eps", train_steps: int | None = None, vol_asym: float = 0.0,
            vol_beta: float | None = None, vol_alpha: float | None = None, window: int | None = None,
            batch_size: int | None = None, channels: int | None = None, vol_ito: bool = False,
-           state_oversample: float = 0.0) -> str:
+           state_oversample: float = 0.0, fit_seed: int = 0) -> str:
     """The readable part of a cached model's directory name (the config tag makes it unique)."""
     return (("quick" if quick else "default") + ("" if prediction == "eps" else f"-{prediction}")
             + (f"-steps{train_steps}" if train_steps else "") + (f"-asym{vol_asym:g}" if vol_asym else "")
             + (f"-beta{vol_beta:g}" if vol_beta is not None else "")
             + (f"-alpha{vol_alpha:g}" if vol_alpha is not None else "") + (f"-window{window}" if window else "")
             + (f"-batch{batch_size}" if batch_size else "") + (f"-ch{channels}" if channels else "")
-            + ("-ito" if vol_ito else "") + (f"-oversample{state_oversample:g}" if state_oversample else ""))
+            + ("-ito" if vol_ito else "") + (f"-oversample{state_oversample:g}" if state_oversample else "")
+            + (f"-fitseed{fit_seed}" if fit_seed else ""))
 
 
-def _model(kind: str, path: str | None, quick: bool, out: Path, years: int, device: str = "cpu", **settings):
+def _model(kind: str, path: str | None, quick: bool, out: Path, years: int, device: str = "cpu", data_seed: int = 0,
+           **settings):
     """A model fitted (or loaded from ``path``, or from the cache in ``out``) with :func:`bench_config`'s
-    ``settings``."""
+    ``settings`` on the training series of ``data_seed``."""
     import findiffusion
     from findiffusion.config import config_tag
 
@@ -273,11 +278,12 @@ def _model(kind: str, path: str | None, quick: bool, out: Path, years: int, devi
     if path:
         return findiffusion.load(path, device=device), f"loaded {path}"
     cfg = bench_config(quick, **settings)
-    cache = out / f"model-{kind}-{_label(quick, **settings)}-{years}y-{config_tag(cfg)}"  # a new default, a new cache
+    data = f"-data{data_seed}" if data_seed else ""  # another training series, another cache
+    cache = out / f"model-{kind}-{_label(quick, **settings)}-{years}y{data}-{config_tag(cfg)}"  # new default, new cache
     model = cached_model(cache, cfg, device)  # None: fit (or refit: bench/model_cache.py)
     if model is not None:
         return model, f"cached {cache}"
-    r = training_returns(kind, years)
+    r = training_returns(kind, years, data_seed)
     t0 = time.time()
     model = findiffusion.fit(r, cfg, progress=not quick, device=device)
     model.save(cache)
@@ -291,14 +297,14 @@ def _table(rows: list[dict], cols: list[str]) -> str:
 
 
 def _boot_table(kind: str, years: int, seed: int, n: int, mats: list[int], s0: float, strikes: list[float],
-                rate: float, correction: str, process: bool = False, segments: bool = False):
+                rate: float, correction: str, process: bool = False, segments: bool = False, data_seed: int = 0):
     """Prices on the bootstrap reference paths, with ``process`` on fresh paths of the process itself, with
     ``segments`` on stretches of the training series (rows in the order of price_with_model's table)."""
     from findiffusion.pricing import price_paths
 
     paths = (process_reference(kind, n, max(mats), seed) if process
-             else segment_reference(kind, years, n, max(mats), seed) if segments
-             else bootstrap_reference(kind, years, n, max(mats), seed))
+             else segment_reference(kind, years, n, max(mats), seed, data_seed) if segments
+             else bootstrap_reference(kind, years, n, max(mats), seed, data_seed))
     return price_paths(paths, s0=s0, strikes=strikes, maturities_days=mats, rate=rate, greeks=False,
                        correction=correction).table
 
@@ -318,7 +324,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="years of simulated training data (default 1000; the fit takes the same number of steps at "
                          "any length; at 40 years the sample's own 21-day variance was 6 %% above sigma^2 on GBM; "
                          "Heston needs about 10000: see the sample reference)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the sampled paths and the references (default 0)")
+    ap.add_argument("--fit-seed", type=int, default=0,
+                    help="seed of the fitted models' training and calibration draws (FitConfig.seed; default 0, the "
+                         "cached models of earlier runs); another seed fits and caches another model")
+    ap.add_argument("--data-seed", type=int, default=0,
+                    help="which simulated training series (default 0: the series of every earlier run); another value "
+                         "simulates another series of the same law, fits and caches a model on it, and prices the "
+                         "bootstrap and sample references on it")
     ap.add_argument("--only", choices=["gbm", "heston"], help="run one part")
     ap.add_argument("--prediction", default="eps", choices=["eps", "v"],
                     help="the fitted models' parameterization (default eps, the library default)")
@@ -391,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"{flag} must be a positive integer, got {v}")
     settings = {"prediction": a.prediction, "train_steps": a.train_steps, "vol_asym": a.vol_asym, "vol_beta": a.vol_beta,
                 "vol_alpha": a.vol_alpha, "window": a.window, "batch_size": a.batch_size, "channels": a.channels,
-                "vol_ito": a.vol_ito, "state_oversample": a.state_oversample}
+                "vol_ito": a.vol_ito, "state_oversample": a.state_oversample, "fit_seed": a.fit_seed}
     import torch
 
     from findiffusion.pricing import black_scholes_price, price_with_model
@@ -403,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     steps = a.steps
     mats = [int(x) for x in (a.maturities or "21,63,252").split(",")]
     rate, s0, strikes = 0.03, 100.0, [80.0, 90.0, 100.0, 110.0, 120.0]
-    print(f"bench/pricing.py  quick={a.quick}  n={n}  sampler={a.sampler or 'model default'} steps={steps or 'model default'}  maturities={mats}  seed={a.seed}  r={rate}  correction={a.correction}")
+    print(f"bench/pricing.py  quick={a.quick}  n={n}  sampler={a.sampler or 'model default'} steps={steps or 'model default'}  maturities={mats}  seed={a.seed}  r={rate}  correction={a.correction}"
+          + (f"  fit_seed={a.fit_seed}" if a.fit_seed else "") + (f"  data_seed={a.data_seed}" if a.data_seed else ""))
     ok = True
 
     def priced(model):  # the model's prices of every contract, and the seconds sampling and pricing took
@@ -423,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
             return how
         from model_cache import recalibrate  # importable once _model has put bench/ on sys.path
 
-        returns = (training_returns(kind, a.years) if a.calibrate_by_start or a.calibrate_by_correlation
+        returns = (training_returns(kind, a.years, a.data_seed) if a.calibrate_by_start or a.calibrate_by_correlation
                    or a.calibrate_by_leverage or a.calibrate_by_stitch else None)  # the targets of eqs. (7)-(10)
         n_cal, secs = recalibrate(model, by_position=a.calibrate_by_position, by_start=a.calibrate_by_start,
                                   returns=returns, progress=not a.quick, by_correlation=a.calibrate_by_correlation,
@@ -444,13 +458,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"k_s {model.stitch_scale or 1:.4f}{c})")
 
     if a.only in (None, "gbm"):
-        model, how = _model("gbm", a.gbm_model, a.quick, out, a.years, a.device, **settings)
+        model, how = _model("gbm", a.gbm_model, a.quick, out, a.years, a.device, a.data_seed, **settings)
         how = recalibrated(model, how, "gbm")
         print(f"\n(a) GBM sigma=20 %: model {how}; sampler", *model.resolve_sampler(a.sampler, steps))
         res, t_s = priced(model)
         res.plot(out / "smile-gbm.png")
-        boot = _boot_table("gbm", a.years, a.seed, n, mats, s0, strikes, rate, a.correction)
-        proc = _boot_table("gbm", a.years, a.seed, n, mats, s0, strikes, rate, a.correction, process=True)
+        boot = _boot_table("gbm", a.years, a.seed, n, mats, s0, strikes, rate, a.correction,
+                           data_seed=a.data_seed)
+        proc = _boot_table("gbm", a.years, a.seed, n, mats, s0, strikes, rate, a.correction, process=True,
+                           data_seed=a.data_seed)
         rows = []
         for (_, row), b, q in zip(res.table.iterrows(), boot.itertuples(), proc.itertuples(), strict=True):
             bs = float(black_scholes_price(s0, row.strike, row.maturity_days / DAYS, rate, 0.2, row.option))
@@ -491,16 +507,19 @@ def main(argv: list[str] | None = None) -> int:
             print("antithetic noise, calls (var_ratio = plain variance / antithetic variance; > 1 is a gain):")
             print(_table(vr, ["correction", "K", "days", "se_plain", "se_antithetic", "var_ratio"]))
     if a.only in (None, "heston"):
-        model, how = _model("heston", a.heston_model, a.quick, out, a.years, a.device, **settings)
+        model, how = _model("heston", a.heston_model, a.quick, out, a.years, a.device, a.data_seed, **settings)
         how = recalibrated(model, how, "heston")
         p = HESTON
         print(f"\n(b) Heston kappa={p['kappa']} theta={p['theta']} xi={p['xi']} rho={p['rho']}: model {how}; "
               "sampler", *model.resolve_sampler(a.sampler, steps))
         res, t_s = priced(model)
         res.plot(out / "smile-heston.png")
-        boot = _boot_table("heston", a.years, a.seed, n, mats, s0, strikes, rate, a.correction)
-        proc = _boot_table("heston", a.years, a.seed, n, mats, s0, strikes, rate, a.correction, process=True)
-        seg = _boot_table("heston", a.years, a.seed, n, mats, s0, strikes, rate, a.correction, segments=True)
+        boot = _boot_table("heston", a.years, a.seed, n, mats, s0, strikes, rate, a.correction,
+                           data_seed=a.data_seed)
+        proc = _boot_table("heston", a.years, a.seed, n, mats, s0, strikes, rate, a.correction, process=True,
+                           data_seed=a.data_seed)
+        seg = _boot_table("heston", a.years, a.seed, n, mats, s0, strikes, rate, a.correction, segments=True,
+                          data_seed=a.data_seed)
         rows = []
         for (_, row), b, q, g in zip(res.table.iterrows(), boot.itertuples(), proc.itertuples(), seg.itertuples(),
                                      strict=True):

@@ -4,6 +4,7 @@ fitted model end to end, then the CLI."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 from pathlib import Path
@@ -402,6 +403,9 @@ def test_bench_config_overrides_reach_the_fit_config(capsys):
     assert config_tag(cfg) != config_tag(base)
     assert base.train.batch_size == FitConfig().train.batch_size and base.network.channels == FitConfig().network.channels
     assert bp._label(False, batch_size=512, channels=96) == "default-batch512-ch96"
+    seeded = bp.bench_config(window=128, train_steps=9000, fit_seed=3)  # --fit-seed: FitConfig.seed alone
+    assert seeded == dataclasses.replace(base, seed=3) and config_tag(seeded) != config_tag(base)
+    assert bp._label(False, window=128, fit_seed=3) == "default-window128-fitseed3"
     for flag in ("--batch-size", "--channels"):
         with pytest.raises(SystemExit) as exc:
             bp.main(["--quick", "--only", "heston", flag, "0"])
@@ -423,17 +427,22 @@ def test_bench_heston_training_series_joins_independent_chains(monkeypatch):
     np.testing.assert_array_equal(three, bp.simulate_heston(2, 378, mu=0.03, seed=12).ravel())
     assert not np.array_equal(four[:504], four[504:])  # the chains are not copies of one another
     assert bp.training_returns("heston", 4) is four and not four.flags.writeable  # memoised, shared read-only
+    other = bp.training_returns("heston", 2, data_seed=1)  # --data-seed 1: another series of the same law
+    np.testing.assert_array_equal(other, bp.simulate_heston(1, 2 * 252, mu=0.03, seed=112)[0])
+    assert not np.array_equal(other, one) and bp.training_returns("heston", 2, 0) is one
+    np.testing.assert_array_equal(bp.training_returns("gbm", 2, data_seed=2), bp.simulate_gbm(1, 2 * 252, seed=211)[0])
 
 
 def test_bench_segment_reference_takes_contiguous_stretches(monkeypatch):
     """The sample reference is the training series' own stretches: consecutive days from starts that cover the
     whole series (the last possible start included), reproducible by seed."""
-    monkeypatch.setattr(bp, "training_returns", lambda kind, years: np.arange(300.0))
+    monkeypatch.setattr(bp, "training_returns", lambda kind, years, data_seed=0: np.arange(300.0) + 1000 * data_seed)
     seg = bp.segment_reference("heston", 1, 4000, 252, seed=0)
     assert seg.shape == (4000, 252)
     np.testing.assert_array_equal(np.diff(seg, axis=1), 1.0)
     assert seg[:, 0].min() == 0 and seg[:, 0].max() == 300 - 252
     np.testing.assert_array_equal(seg, bp.segment_reference("heston", 1, 4000, 252, seed=0))
+    np.testing.assert_array_equal(bp.segment_reference("heston", 1, 4000, 252, seed=0, data_seed=1), seg + 1000)
 
 
 def test_bench_heston_tails_rejects_bad_arguments(capsys):
