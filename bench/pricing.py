@@ -164,7 +164,7 @@ def training_returns(kind: str, years: int, data_seed: int = 0) -> np.ndarray:
     ``data_seed`` 0 is the series of every run before session 37 (simulation seeds 11 for GBM, 12 for Heston);
     another value n simulates another series of the same law (seeds 11 + 100 n, 12 + 100 n).
 
-    Memoised per (kind, years, CHAIN_YEARS): a Heston run uses the series three times (fit, bootstrap and
+    Memoised per (kind, years, CHAIN_YEARS, data_seed): a Heston run uses the series three times (fit, bootstrap and
     sample references) and 10 000 years take about 20 s to simulate.
 
     Heston: one stationary path up to CHAIN_YEARS; longer series are independent stationary paths of equal
@@ -402,6 +402,9 @@ def main(argv: list[str] | None = None) -> int:
     for flag, v in (("--batch-size", a.batch_size), ("--channels", a.channels)):
         if v is not None and v < 1:
             ap.error(f"{flag} must be a positive integer, got {v}")
+    for flag, v in (("--fit-seed", a.fit_seed), ("--data-seed", a.data_seed)):
+        if v < 0:
+            ap.error(f"{flag} must be 0 or a positive integer, got {v}")
     settings = {"prediction": a.prediction, "train_steps": a.train_steps, "vol_asym": a.vol_asym, "vol_beta": a.vol_beta,
                 "vol_alpha": a.vol_alpha, "window": a.window, "batch_size": a.batch_size, "channels": a.channels,
                 "vol_ito": a.vol_ito, "state_oversample": a.state_oversample, "fit_seed": a.fit_seed}

@@ -412,6 +412,12 @@ def test_bench_config_overrides_reach_the_fit_config(capsys):
         assert exc.value.code == 2
         err = capsys.readouterr().err
         assert f"{flag} must be a positive integer" in err and "Traceback" not in err
+    for flag in ("--fit-seed", "--data-seed"):
+        with pytest.raises(SystemExit) as exc:
+            bp.main(["--quick", "--only", "heston", flag, "-1"])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert f"{flag} must be 0 or a positive integer" in err and "Traceback" not in err
 
 
 def test_bench_heston_training_series_joins_independent_chains(monkeypatch):
