@@ -390,8 +390,8 @@ def test_bench_window_network_spans_the_window(window):
 
 def test_bench_config_overrides_reach_the_fit_config(capsys):
     """bench/pricing.py's flags set exactly their own fields: no flags is the library default, --batch-size and
-    --channels change only the batch and the width (and the cache label), and a non-positive value is one line,
-    exit 2."""
+    --channels change only the batch and the width (and the cache label), --fit-seed only FitConfig.seed, and a
+    non-positive width or batch or a negative seed is one line, exit 2."""
     from findiffusion.config import config_tag
     from findiffusion.training import FitConfig
 
@@ -406,18 +406,15 @@ def test_bench_config_overrides_reach_the_fit_config(capsys):
     seeded = bp.bench_config(window=128, train_steps=9000, fit_seed=3)  # --fit-seed: FitConfig.seed alone
     assert seeded == dataclasses.replace(base, seed=3) and config_tag(seeded) != config_tag(base)
     assert bp._label(False, window=128, fit_seed=3) == "default-window128-fitseed3"
-    for flag in ("--batch-size", "--channels"):
+    for flag, bad, says in (("--batch-size", "0", "must be a positive integer"),
+                            ("--channels", "0", "must be a positive integer"),
+                            ("--fit-seed", "-1", "must be 0 or a positive integer"),
+                            ("--data-seed", "-1", "must be 0 or a positive integer")):
         with pytest.raises(SystemExit) as exc:
-            bp.main(["--quick", "--only", "heston", flag, "0"])
+            bp.main(["--quick", "--only", "heston", flag, bad])
         assert exc.value.code == 2
         err = capsys.readouterr().err
-        assert f"{flag} must be a positive integer" in err and "Traceback" not in err
-    for flag in ("--fit-seed", "--data-seed"):
-        with pytest.raises(SystemExit) as exc:
-            bp.main(["--quick", "--only", "heston", flag, "-1"])
-        assert exc.value.code == 2
-        err = capsys.readouterr().err
-        assert f"{flag} must be 0 or a positive integer" in err and "Traceback" not in err
+        assert f"{flag} {says}" in err and "Traceback" not in err
 
 
 def test_bench_heston_training_series_joins_independent_chains(monkeypatch):
