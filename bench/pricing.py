@@ -399,12 +399,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(exc))
     if a.window is not None and a.window < 8:
         ap.error(f"--window must be at least 8 days, got {a.window}")
-    for flag, v in (("--batch-size", a.batch_size), ("--channels", a.channels)):
-        if v is not None and v < 1:
-            ap.error(f"{flag} must be a positive integer, got {v}")
-    for flag, v in (("--fit-seed", a.fit_seed), ("--data-seed", a.data_seed)):
-        if v < 0:
-            ap.error(f"{flag} must be 0 or a positive integer, got {v}")
+    for flag, v, least in (("--batch-size", a.batch_size, 1), ("--channels", a.channels, 1),
+                           ("--fit-seed", a.fit_seed, 0), ("--data-seed", a.data_seed, 0)):
+        if v is not None and v < least:
+            ap.error(f"{flag} must be {'a positive integer' if least else '0 or a positive integer'}, got {v}")
     settings = {"prediction": a.prediction, "train_steps": a.train_steps, "vol_asym": a.vol_asym, "vol_beta": a.vol_beta,
                 "vol_alpha": a.vol_alpha, "window": a.window, "batch_size": a.batch_size, "channels": a.channels,
                 "vol_ito": a.vol_ito, "state_oversample": a.state_oversample, "fit_seed": a.fit_seed}
