@@ -191,6 +191,19 @@ def main(argv: list[str] | None = None) -> int:
     a_m, a_t = np.sqrt(s_m[:, :-1]) * z_m, np.sqrt(s_t[:, :-1]) * z_t  # (n, L): the shock parts
     for name, (xm, xt) in (("returns", (r_model, r_train)), ("shock parts", (a_m, a_t))):
         print(f"| {name} | " + " | ".join(f"{sum_ratio(xm[:, :h]):.4f} / {sum_ratio(xt[:, :h]):.4f}" for h in hs) + " |")
+    print("\nhow much the windows' realized variance varies around its start state: sd of log of the mean of z² and of "
+          "r² over the first h days, by start-state group, model / training (a network that shrinks each window "
+          "towards the typical window of its start state has too little of it, and thin tails of h-day sums)\n\n"
+          "| start state | " + " | ".join(f"sd log mean z², {h} days | sd log mean r², {h} days" for h in hs) + " |")
+    print("|---" * (2 * len(hs) + 1) + "|")
+    for j, name in [*enumerate(names), (-1, "all")]:
+        mm, mt = (gm == j) if j >= 0 else np.ones_like(gm, bool), (gt == j) if j >= 0 else np.ones_like(gt, bool)
+        cells = []
+        for h in hs:
+            for xm, xt in ((z_m, z_t), (r_model, r_train)):
+                dm, dt = np.log(np.mean(xm[mm, :h] ** 2, 1)).std(), np.log(np.mean(xt[mt, :h] ** 2, 1)).std()
+                cells.append(f"{dm:.3f} / {dt:.3f} ({dm / dt:.3f})")
+        print(f"| {name} | " + " | ".join(cells) + " |")
     qs = (0.01, 0.05, 0.95, 0.99)
     print("\nquantiles of the centred h-day sums (%; each group's mean removed, as the martingale correction "
           "re-centres), model / training: the two tails a put and a call wing see\n\n| start state | "
@@ -218,7 +231,46 @@ def main(argv: list[str] | None = None) -> int:
                           f"{sum_ratio(fresh[False][:, :h]):.3f} without" for h in hs))
     if a.price:
         _price_table(model, u, var0, [int(x) for x in a.first_days.split(",")], r_model, gm=gm, gt=gt, z_m=z_m, z_t=z_t)
+        _wings_by_start(r_model, r_train, gm, gt, names, L)
     return 0
+
+
+def _wings_by_start(r_model: np.ndarray, r_train: np.ndarray, gm: np.ndarray, gt: np.ndarray, names: list[str],
+                    window: int) -> None:
+    """Where a wing's price comes from: each start-state group's share of the 21/63-day wing prices, model / training.
+
+    Both sets of windows are corrected together (conditional EMS on all paths, as the bench prices them), and the
+    discounted payoffs are then split by start-state group: share_j = mean_i(payoff_i 1{group(i) = j}), so the
+    shares add up to the price. Printed as % of the stationary Heston price, with the model's minus the training
+    windows' share and its SE (the two samples independent; the training windows, overlapping stretches of one
+    series, are taken as independent, so their SE is a lower bound). Shape: r_model, r_train (n, L), gm, gt (n,)."""
+    from findiffusion.pricing import conditional_martingale_correction
+
+    rate, s0 = 0.03, 100.0
+    contracts = [(o, k, h) for h in (21, 63) if h <= window for o, k in (("put", 80.0), ("put", 90.0),
+                                                                          ("call", 110.0), ("call", 120.0))]
+    print("\nshare of each start-state group in the wing prices (% of the stationary Heston price), model / training "
+          "(model − training, SE)\n\n| start state | " + " | ".join(f"{o[0]}{k:.0f}/{h}" for o, k, h in contracts) + " |")
+    print("|---" * (len(contracts) + 1) + "|")
+    pay = {}
+    for tag, r in (("m", r_model), ("t", r_train)):
+        h_max = max(c[2] for c in contracts)
+        paths = s0 * np.exp(np.concatenate([np.zeros((len(r), 1)), np.cumsum(r[:, :h_max], axis=1)], axis=1))
+        paths = conditional_martingale_correction(paths, rate)  # (n, h_max + 1)
+        for o, k, h in contracts:
+            st = paths[:, h]
+            payoff = np.maximum(k - st, 0.0) if o == "put" else np.maximum(st - k, 0.0)
+            pay[tag, (o, k, h)] = np.exp(-rate * h / 252) * payoff  # (n,)
+    oracle = {c: heston_stationary_price(s0, c[1], c[2], rate, c[0]) for c in contracts}
+    for j, name in [*enumerate(names), (-1, "all")]:
+        cells = []
+        for c in contracts:
+            xm = pay["m", c] * ((gm == j) if j >= 0 else 1.0)
+            xt = pay["t", c] * ((gt == j) if j >= 0 else 1.0)
+            se = np.sqrt(xm.var() / len(xm) + xt.var() / len(xt))
+            cells.append(f"{100 * xm.mean() / oracle[c]:.1f} / {100 * xt.mean() / oracle[c]:.1f} "
+                         f"({100 * (xm.mean() - xt.mean()) / oracle[c]:+.1f}, {100 * se / oracle[c]:.1f})")
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 def _start_factors(z_m: np.ndarray, z_t: np.ndarray, gm: np.ndarray, gt: np.ndarray,
