@@ -561,3 +561,39 @@ def test_bench_sample_limit_prices_every_stretch_like_the_law():
     for (opt, k, d), e in zip(keys, el, strict=True):
         exact = sigma * float(black_scholes_vega(S0, k, d / 252, R, sigma)) / _bs(k, d, opt, sigma)
         assert e == pytest.approx(exact, rel=0.1), (opt, k, e, exact)
+
+
+def test_bench_pricing_offset_weights_later_days_exactly():
+    """bench/pricing_offset.py: with the shifted noise moved to days d+1..d+D, the proposal still weights back exactly.
+    On the exactly Gaussian model (a linear denoiser: every day has the same law, so every offset prices alike) a
+    deep 21-day put on days d+1..d+21 matches the lognormal closed form within 3 SE + 1 % for d = 0 and for d = 40
+    (a stitched chunk), with a smaller SE than plain paths; only those days' noise is shifted; d = 0 is
+    findiffusion.importance's own proposal, to the bit."""
+    from findiffusion.importance import ImportanceConfig, sample_importance
+    from tests.test_anomaly import iid_gaussian_model
+
+    spec = importlib.util.spec_from_file_location("pricing_offset",
+                                                  Path(__file__).parents[1] / "bench" / "pricing_offset.py")
+    po = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(po)
+    torch.set_num_threads(1)
+    model = iid_gaussian_model(scale=0.2 / np.sqrt(252))  # window 32, context 16
+    n, cfg = 8000, ImportanceConfig((21,))
+    plain = model.sample(n, 61, seed=3)  # (n, 61)
+    sd_day = float(np.sqrt((plain**2).mean()))
+    kw = {"s0": 100.0, "rate": 0.0, "correction": "none", "control_variate": False, "greeks": False, "batches": 20,
+          "strikes": [85.0], "maturities_days": [21], "options": ["put"]}
+    exact = float(black_scholes_price(100 * np.exp(21 * sd_day**2 / 2), 85.0, 1.0, 0.0, sd_day * np.sqrt(21), "put"))
+    for off in (0, 40):
+        r, tilt = po.draw(model, cfg, n, 2, off)  # (n, 21): days off+1..off+21
+        assert r.shape == (n, 21)
+        shifted = tilt.shift(slice(0, n), off + 21)  # (n, off + 21)
+        assert not shifted[:, :off].any() and np.abs(shifted[:, off:]).max() > 0
+        a = price_paths(r, weights=tilt.weights(), **kw).table.iloc[0]
+        b = price_paths(plain[:, off:off + 21], **kw).table.iloc[0]
+        assert abs(a.price - exact) < 3 * a.se + 0.01 * exact, (off, a.price, a.se, exact)
+        assert a.se < b.se, (off, a.se, b.se)
+    r0, t0 = po.draw(model, cfg, 300, 5, 0)
+    r1, w1 = sample_importance(model, 300, 21, cfg, seed=5)
+    np.testing.assert_array_equal(r0, r1)
+    np.testing.assert_array_equal(t0.weights(), w1)
