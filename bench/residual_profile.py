@@ -16,6 +16,9 @@ variances from the training filter, k and g applied) and as many training window
   Heston paths with and without that term is printed with ``--market heston``);
 * pooled, var(sum) / sum of the days' variances of the returns and of their shock parts sigma_t z_t at 21 and 63
   days: how the days move together, which the shock correlation map of eq. (8) matches to the training windows;
+* the sd of the log of each window's mean z² and mean r² over its first 21 and 63 days, by start-state group: how
+  much the windows' realized variance varies around their start state (a network that shrank each window towards the
+  typical window of its start state would have too little of it, and thin tails of multi-day sums);
 * quantiles 1 / 5 / 95 / 99 % of the centred 21- and 63-day sums by start-state group and pooled: whether the
   width a wing misses is on the down or the up side;
 * the skewness of the 21- and 63-day sums split into the days' own skewness, leverage (an earlier shock with a
@@ -27,7 +30,9 @@ variances from the training filter, k and g applied) and as many training window
   calibration by day of the window would change at short maturities (k kept); and with the model's g times one
   factor per start-state group that matches E z^2 over the first 63 days to the training windows': what a
   calibration by start state would change; and with one such factor per start-state group and day range (the
-  ranges of the tables).
+  ranges of the tables); then each start-state group's share of the 21- and 63-day wing prices, model / training
+  windows (both corrected as the bench prices them, payoffs split by group): which start states a wing's error
+  comes from.
 
     .venv/bin/python bench/residual_profile.py --market heston --years 10000 \
         --model bench/out/pricing/model-heston-default-steps16000-asym1-window128-10000y-9c596694
