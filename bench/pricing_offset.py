@@ -52,17 +52,13 @@ class OffsetTilt(MixtureTilt):
         self.offset = offset
 
     def shift(self, rows: slice, days: int) -> np.ndarray:
-        comp = self.comp[rows]
-        out = np.zeros((len(comp), days))
-        on = comp >= 0
-        d_m, a_m = self.days[comp[on]], self.a[comp[on]]  # (k,)
-        d = np.arange(days)[None, :]  # (1, days)
-        out[on] = ((d >= self.offset) & (d < self.offset + d_m[:, None])) * (a_m / np.sqrt(d_m))[:, None]
-        return out
+        """The library's shifts of the days from the offset on, zeros before. Shape: (rows, days)."""
+        later = super().shift(rows, days - self.offset)  # (rows, days - offset)
+        return np.concatenate([np.zeros((later.shape[0], self.offset)), later], axis=1)
 
     def record(self, rows: slice, xi: np.ndarray) -> None:
-        csum = np.cumsum(xi[:, self.offset:], axis=1)  # (rows, days - offset)
-        self.s[rows] = csum[:, self.days - 1] / np.sqrt(self.days)
+        """The library's noise sums of the days from the offset on. xi: Shape (rows, days)."""
+        super().record(rows, xi[:, self.offset:])
 
 
 def draw(model, config: ImportanceConfig, n: int, seed: int, offset: int) -> tuple[np.ndarray, OffsetTilt]:

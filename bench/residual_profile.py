@@ -249,7 +249,8 @@ def _wings_by_start(r_model: np.ndarray, r_train: np.ndarray, gm: np.ndarray, gt
     shares add up to the price. Printed as % of the stationary Heston price, with the model's minus the training
     windows' share and its SE (the two samples independent; the training windows, overlapping stretches of one
     series, are taken as independent, so their SE is a lower bound). Shape: r_model, r_train (n, L), gm, gt (n,)."""
-    from findiffusion.pricing import conditional_martingale_correction
+    from findiffusion import returns_to_prices
+    from findiffusion.pricing import conditional_martingale_correction, payoff
 
     rate, s0 = 0.03, 100.0
     contracts = [(o, k, h) for h in (21, 63) if h <= window for o, k in (("put", 80.0), ("put", 90.0),
@@ -257,15 +258,11 @@ def _wings_by_start(r_model: np.ndarray, r_train: np.ndarray, gm: np.ndarray, gt
     print("\nshare of each start-state group in the wing prices (% of the stationary Heston price), model / training "
           "(model − training, SE)\n\n| start state | " + " | ".join(f"{o[0]}{k:.0f}/{h}" for o, k, h in contracts) + " |")
     print("|---" * (len(contracts) + 1) + "|")
-    pay = {}
+    pay, h_max = {}, max(c[2] for c in contracts)
     for tag, r in (("m", r_model), ("t", r_train)):
-        h_max = max(c[2] for c in contracts)
-        paths = s0 * np.exp(np.concatenate([np.zeros((len(r), 1)), np.cumsum(r[:, :h_max], axis=1)], axis=1))
-        paths = conditional_martingale_correction(paths, rate)  # (n, h_max + 1)
+        paths = conditional_martingale_correction(returns_to_prices(r[:, :h_max], s0), rate)  # (n, h_max + 1)
         for o, k, h in contracts:
-            st = paths[:, h]
-            payoff = np.maximum(k - st, 0.0) if o == "put" else np.maximum(st - k, 0.0)
-            pay[tag, (o, k, h)] = np.exp(-rate * h / 252) * payoff  # (n,)
+            pay[tag, (o, k, h)] = np.exp(-rate * h / 252) * payoff(paths[:, :h + 1], k, o)  # (n,)
     oracle = {c: heston_stationary_price(s0, c[1], c[2], rate, c[0]) for c in contracts}
     for j, name in [*enumerate(names), (-1, "all")]:
         cells = []
