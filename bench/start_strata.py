@@ -7,12 +7,13 @@ start-quantile group (start uniforms drawn inside the group's quantile range, as
 them) and compares them with every training window whose filter start variance ranks in the same range. Per group,
 model / training:
 
-* E r^2 summed over each day range of the window (days 1-5, 6-21, 22-63, 64-L), as model / training - 1: how the
+* E r^2 over each day range of the window (days 1-5, 6-21, 22-63, 64-L), as model / training - 1: how the
   variance the network generates after such a start evolves along the window;
 * var(sum) / sum of the days' variances of the 21- and 63-day sums: what the days' co-movement adds to the width;
 * European wing payoffs on S = 100 exp(sum) at 21 and 63 days, each group's paths scaled so that E S_h = 100 e^{rh}
-  (a martingale normalisation per group, r = 3 %), model against training in % (SE), and stratified over the groups
-  with their probabilities as weights.
+  (a martingale normalisation per group, r = 3 %), model against training in % (SE; the training windows overlap and
+  are taken as independent, so their part of it is a lower bound), and stratified over the groups with their
+  probabilities as weights.
 
 With ``--what-if-r2 DIR`` the bench also fits a what-if on top of the model's calibration and saves it to DIR for
 ``bench/pricing.py --heston-model DIR``: one factor per start-state group (``--r2-quantiles``) and day range applied to
@@ -160,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         var0 = model.start_variance(a.n, gen, u=uu)  # (n,)
         x_m = model.decode_generated(model.sample_model_space(a.n, L, var=var0, generator=gen), var0)  # (n, L)
         x_t = windows[starts[(rank >= lo) & (rank < hi)]]  # (m_j, L)
-        e_m = r2_table(x_m, np.zeros(a.n, int), 1, rng_days)[0] * np.diff(bounds)
-        e_t = r2_table(x_t, np.zeros(len(x_t), int), 1, rng_days)[0] * np.diff(bounds)
+        e_m = r2_table(x_m, np.zeros(a.n, int), 1, rng_days)[0]  # mean r^2 per day range, (ranges,)
+        e_t = r2_table(x_t, np.zeros(len(x_t), int), 1, rng_days)[0]
         cells = [f"{100 * (m / t - 1):+.1f}" for m, t in zip(e_m, e_t, strict=True)]
         for h in (21, 63):
             if h <= H:
