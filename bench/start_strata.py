@@ -41,6 +41,7 @@ import torch
 
 import findiffusion
 from findiffusion.calibration import START_CUTS, StartTargets
+from findiffusion.errors import InputError, ModelFileError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pricing import training_returns  # noqa: E402
@@ -53,9 +54,9 @@ def _floats(text: str, flag: str) -> tuple[float, ...]:
     try:
         v = tuple(float(x) for x in text.split(","))
     except ValueError:
-        raise SystemExit(f"error: {flag} takes comma-separated probabilities, e.g. 0.8,0.95, got {text!r}") from None
+        raise ValueError(f"{flag} takes comma-separated probabilities, e.g. 0.8,0.95, got {text!r}") from None
     if not v or list(v) != sorted(set(v)) or not all(0 < x < 1 for x in v):
-        raise SystemExit(f"error: {flag} must be increasing probabilities strictly between 0 and 1, got {text!r}")
+        raise ValueError(f"{flag} must be increasing probabilities strictly between 0 and 1, got {text!r}")
     return v
 
 
@@ -130,9 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     if a.n < 100 or a.calibration_windows < 1000:
         p.error(f"--n must be at least 100 and --calibration-windows at least 1000, got {a.n} and "
                 f"{a.calibration_windows}")
-    edges = (0.0, *_floats(a.edges, "--edges"), 1.0)
+    try:
+        edges, r2_quantiles = (0.0, *_floats(a.edges, "--edges"), 1.0), _floats(a.r2_quantiles, "--r2-quantiles")
+    except ValueError as e:
+        p.error(str(e))  # exit 2
     torch.set_num_threads(2)
-    model = findiffusion.load(a.model)
+    try:
+        model = findiffusion.load(a.model)
+    except (InputError, ModelFileError) as e:
+        p.error(str(e))  # exit 2
     f, L = model.vol_filter, model.window
     if not f.active or not f.start_quantiles:
         p.error(f"{a.model} has no volatility filter with a start law: its windows have no start state to group by")
@@ -178,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| stratified" + pad + " | ".join(f"{100 * (m / t - 1):+.1f} ({100 * np.sqrt(v) / t:.1f})"
                                            for m, t, v in total.values()) + " |")
     if a.what_if_r2:
-        t, target = r2_targets(r, s2 / f.var, L, _floats(a.r2_quantiles, "--r2-quantiles"))
+        t, target = r2_targets(r, s2 / f.var, L, r2_quantiles)
         t0 = time.time()
         g2 = torch.Generator().manual_seed(11)
         var0 = model.start_variance(a.calibration_windows, g2)

@@ -66,3 +66,14 @@ def test_what_if_gives_fresh_draws_the_training_r2_by_start_group_and_day_range(
     assert model.start_factors is not None and model.start_targets is t
     after = table(*draws(4))
     np.testing.assert_allclose(after, 1.0, atol=0.06)
+
+
+def test_bad_flags_and_a_missing_model_exit_2_with_one_line(tmp_path, capsys):
+    ss = _bench()
+    for argv, msg in [(["--model", str(tmp_path), "--edges", "0.9,0.5"], "--edges must be increasing"),
+                      (["--model", str(tmp_path), "--r2-quantiles", "a"], "--r2-quantiles takes comma-separated"),
+                      (["--model", str(tmp_path), "--n", "10"], "--n must be at least 100"),
+                      (["--model", str(tmp_path / "none")], "does not exist")]:
+        with pytest.raises(SystemExit) as e:
+            ss.main(argv)
+        assert e.value.code == 2 and msg in capsys.readouterr().err, argv
