@@ -21,7 +21,8 @@ the first window's residuals (as c of eq. (7) of findiffusion/calibration.py is)
 have the training windows' E r^2 in every group and range (eq. (7) matches E z^2 of the residuals instead), by damped
 fixed-point iteration on ``--calibration-windows`` draws; k, g, a_g and the stitch view are kept as they are, so only
 the first window's prices (21/63 days on a 128-day window) are meaningful for it. The saved model's ``start_targets``
-carry the what-if's groups with placeholder z2 (history["what_if"] says so): do not recalibrate it by start.
+carry the what-if's groups with the training E r^2 as z2, not E z^2 (history["what_if"] says so): do not recalibrate
+it by start.
 
     .venv/bin/python bench/start_strata.py --market heston --years 10000 \
         --model bench/out/pricing/recalibrated-c97fc414c7ec8a90 [--what-if-r2 bench/out/pricing/what-if-r2]
@@ -40,7 +41,7 @@ import numpy as np
 import torch
 
 import findiffusion
-from findiffusion.calibration import START_CUTS, StartTargets
+from findiffusion.calibration import START_CUTS, StartTargets, start_targets_from
 from findiffusion.errors import InputError, ModelFileError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -80,21 +81,13 @@ def r2_table(r: np.ndarray, groups: np.ndarray, n_groups: int, ranges: np.ndarra
 
 
 def r2_targets(returns: np.ndarray, s2_over_v: np.ndarray, window: int, quantiles: tuple[float, ...],
-               cuts: tuple[int, ...] = START_CUTS, stride: int = 1) -> tuple[StartTargets, np.ndarray]:
+               cuts: tuple[int, ...] = START_CUTS) -> tuple[StartTargets, np.ndarray]:
     """Groups (at ``quantiles`` of the training windows' start variances, units of v) and day ranges of the what-if,
-    and the training windows' E r^2 per group and range (every ``stride``-th window start). The StartTargets carries
-    the edges and cuts only (its z2 are placeholders). Shape: returns (T,), s2_over_v (T + 1,) -> (groups, ranges)."""
-    starts = np.arange(0, len(returns) - window + 1, stride)
-    v0 = s2_over_v[starts]
-    edges = tuple(float(e) for e in np.unique(np.quantile(v0, quantiles)))
-    bounds = [0, *[c for c in cuts if c < window], window]
-    ones = tuple(tuple(1.0 for _ in bounds[1:]) for _ in range(len(edges) + 1))
-    t = StartTargets(edges, tuple(bounds[1:-1]), ones)
-    cum = np.concatenate([[0.0], np.cumsum(np.asarray(returns, dtype=float) ** 2)])
-    grp = t.group(v0)
-    target = np.array([[(cum[starts[grp == j] + b] - cum[starts[grp == j] + a]).sum() / ((grp == j).sum() * (b - a))
-                        for a, b in zip(bounds[:-1], bounds[1:], strict=True)] for j in range(len(edges) + 1)])
-    return t, target
+    and the training windows' E r^2 per group and range: :func:`findiffusion.calibration.start_targets_from` with the
+    returns in place of the residuals (every window start; its z2 then hold E r^2). Shape: returns (T,),
+    s2_over_v (T + 1,) -> (groups, ranges)."""
+    t = start_targets_from(np.asarray(returns, dtype=float), s2_over_v, window, quantiles, cuts)
+    return t, np.asarray(t.z2)
 
 
 def fit_r2_factors(model, u: np.ndarray, var0: np.ndarray, t: StartTargets, target: np.ndarray, *,
@@ -194,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         c = fit_r2_factors(model, u, var0, t, target)
         after = r2_table(model.decode_generated(u, var0), t.group(var0 / f.var), t.shape[0], t.day_range(L))
         model.history["what_if"] = ("bench/start_strata.py --what-if-r2: start_factors fitted to the training windows' "
-                                    "E r^2 per start group and day range; start_targets carry its groups, their z2 are placeholders")
+                                    "E r^2 per start group and day range; start_targets carry its groups, with E r^2 as z2")
         out = model.save(a.what_if_r2)
         print(f"\nwhat-if (E r^2 by start group and day range, {a.calibration_windows} windows, {time.time() - t0:.0f} "
               f"s), saved to {out}: group edges (units of v) {np.round(t.edges, 3).tolist()}\n"
