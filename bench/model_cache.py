@@ -67,23 +67,24 @@ def _with_stitch_scale(model, cache: Path, cfg: Any, progress: bool):
 def recalibrate(model: Any, *, by_position: bool = False, by_start: bool = False, returns: Any = None,
                 progress: bool = False, by_correlation: bool = False, n_windows: int | None = None,
                 cache: Path | None = None, by_leverage: bool = False, by_stitch: bool = False,
-                sampler: str | None = None, steps: int | None = None) -> tuple[int, float]:
+                sampler: str | None = None, steps: int | None = None, start_moment: str = "z2") -> tuple[int, float]:
     """Recalibrate ``model`` in place (:meth:`DiffusionModel.calibrate`) on ``n_windows`` windows (default as many as
     it was calibrated on, the fit's count if it never was), with its fit seed; ``returns`` are the training returns
     (the targets of eq. (7) for ``by_start``, of eq. (8) for ``by_correlation``, of eq. (9) for ``by_leverage``, of
-    eq. (10) for ``by_stitch``); ``sampler``/``steps`` the draws it calibrates (default the model's own: a bench that
+    eq. (10) for ``by_stitch``); ``start_moment``: what eq. (7) matches ("z2" or "r2"); ``sampler``/``steps`` the draws it calibrates (default the model's own: a bench that
     samples with another sampler must pass it, or its draws decode uncalibrated).
     Returns (windows, seconds).
 
     ``cache``: a folder for recalibrated models, each under a key of everything the result depends on (the network's
     weights and filter, the options, the windows, the returns and the source of
-    findiffusion/calibration.py, and stitching.py with ``by_stitch``): a second run with the same key loads it
+    findiffusion/calibration.py, with ``by_start`` startstate.py, with ``by_stitch`` stitching.py): a second run with the same key loads it
     (seconds 0) instead of recalibrating."""
     import findiffusion
 
     t0, n_cal = time.time(), n_windows or model.calibration_windows or model.config.calibration_windows
     kw = {"by_position": by_position, "by_start": by_start, "by_correlation": by_correlation,
           "by_leverage": by_leverage, "by_stitch": by_stitch}
+    kw |= {"start_moment": start_moment} if start_moment != "z2" else {}  # named only when not the default
     used = model.resolve_sampler(sampler, steps)  # named in the key only when not the model's own: default keys stay
     drawn = {} if used == model.default_sampler else {"sampler": used[0], "steps": used[1]}
     path = None if cache is None else cache / f"recalibrated-{_recalibration_key(model, kw | drawn, n_cal, returns)}"
@@ -108,8 +109,8 @@ CALIBRATION_ATTRS = ("residual_scale", "calibrated_for", "state_factors", "state
 
 def _recalibration_key(model: Any, options: dict, n_windows: int, returns: Any) -> str:
     """A 16-hex-digit digest of the network's weights and volatility filter, the model's calibration seed, ``options``,
-    ``n_windows``, ``returns`` and the source of findiffusion/calibration.py (and of stitching.py with
-    ``by_stitch``)."""
+    ``n_windows``, ``returns`` and the source of findiffusion/calibration.py (and of startstate.py with ``by_start``,
+    of stitching.py with ``by_stitch``)."""
     import hashlib
     import json
 
@@ -124,6 +125,8 @@ def _recalibration_key(model: Any, options: dict, n_windows: int, returns: Any) 
     h.update(json.dumps([repr(model.vol_filter), model.config.seed, options, int(n_windows)], sort_keys=True).encode())
     h.update(b"" if returns is None else np.ascontiguousarray(returns, dtype=float).tobytes())
     h.update(Path(cal.__file__).read_bytes())
+    if options.get("by_start"):  # eq. (7) lives in findiffusion/startstate.py
+        h.update(Path(cal.fit_start_factors.__code__.co_filename).read_bytes())
     if options.get("by_stitch"):  # eq. (10) lives in findiffusion/stitching.py
         h.update(Path(cal.stitching.__file__).read_bytes())
     return h.hexdigest()[:16]

@@ -358,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="re-estimate the models' residual calibration with the factors c of eq. (7) by start state "
                          "and day range of a window, targets from the training series "
                          "(DiffusionModel.calibrate(by_start=True); in memory, the cached model is not changed)")
+    ap.add_argument("--calibrate-start-moment", choices=("z2", "r2"), default="z2",
+                    help="with --calibrate-by-start: what c of eq. (7) matches, the residuals' E z^2 (z2, default) or "
+                         "the decoded returns' E r^2 (r2; calibrate(start_moment=...), findiffusion/startstate.py)")
     ap.add_argument("--calibration-windows", type=int, default=None, metavar="N",
                     help="windows of the --calibrate-by-* recalibration (default: as many as the model was calibrated "
                          "on); the recalibrated model is cached in the output folder under a key of everything it "
@@ -399,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(exc))
     if a.window is not None and a.window < 8:
         ap.error(f"--window must be at least 8 days, got {a.window}")
+    if a.calibrate_start_moment != "z2" and not a.calibrate_by_start:
+        ap.error("--calibrate-start-moment is what --calibrate-by-start matches: add --calibrate-by-start")
     for flag, v, least in (("--batch-size", a.batch_size, 1), ("--channels", a.channels, 1),
                            ("--fit-seed", a.fit_seed, 0), ("--data-seed", a.data_seed, 0)):
         if v is not None and v < least:
@@ -444,9 +449,11 @@ def main(argv: list[str] | None = None) -> int:
                                   returns=returns, progress=not a.quick, by_correlation=a.calibrate_by_correlation,
                                   n_windows=a.calibration_windows, cache=None if a.quick else out,
                                   by_leverage=a.calibrate_by_leverage, by_stitch=a.calibrate_by_stitch,
-                                  sampler=a.sampler, steps=steps)  # the draws it prices
+                                  sampler=a.sampler, steps=steps,  # the draws it prices
+                                  start_moment=a.calibrate_start_moment)
         fmt = lambda g: "/".join(f"{v:.3f}" for v in g or ())  # noqa: E731
-        ways = " and ".join(w for w, on in (("position", a.calibrate_by_position), ("start state", a.calibrate_by_start),
+        start = f"start state ({a.calibrate_start_moment})"
+        ways = " and ".join(w for w, on in (("position", a.calibrate_by_position), (start, a.calibrate_by_start),
                                             ("shock correlation", a.calibrate_by_correlation),
                                             ("leverage", a.calibrate_by_leverage),
                                             ("stitch view", a.calibrate_by_stitch)) if on)

@@ -216,40 +216,6 @@ def test_calibration_by_position_fits_a_window_s_first_days_and_the_rest_apart(t
         fit_state_factors(model, z, var0, split=L)
 
 
-def test_start_targets_are_the_training_windows_e_z2_by_start_group_and_day_range(tmp_path):
-    """start_targets (eq. (7)) by cumulative sums = a brute-force loop over every window of a GARCH series (each
-    window filtered from its own start variance, grouped by it); a filter whose variance does not move has one
-    group; too short a series is refused."""
-    from findiffusion.calibration import START_QUANTILES, start_targets
-
-    model = _filter_model(tmp_path)
-    f, L = model.vol_filter, model.window
-    rng, r, v = np.random.default_rng(4), [], 1e-4
-    for _ in range(3000):  # GARCH(1,1) with t(5) shocks: clustering, so the start groups differ
-        x = np.sqrt(v) * rng.standard_t(5) / np.sqrt(5 / 3)
-        r.append(x)
-        v = 1e-6 + 0.1 * x ** 2 + 0.88 * v
-    r = np.asarray(r)
-    t = start_targets(model, r)
-    _, s2 = f.filter(r)
-    v0 = s2[: len(r) - L + 1] / f.var
-    np.testing.assert_allclose(t.edges, np.quantile(v0, START_QUANTILES))
-    assert t.cuts == (5, 21) and t.shape == (6, 3)  # 32-day windows: days 1-5, 6-21, 22-32
-    sums, counts = np.zeros(t.shape), np.zeros(t.shape)
-    for s in range(len(r) - L + 1):
-        z, _ = f.filter(r[s:s + L], s2[s])  # the window's residuals from its own start variance
-        j = np.sum(v0[s] >= np.asarray(t.edges))
-        for i, (a, b) in enumerate([(0, 5), (5, 21), (21, L)]):
-            sums[j, i] += np.sum(z[a:b] ** 2)
-            counts[j, i] += b - a
-    np.testing.assert_allclose(t.z2, sums / counts, rtol=1e-9)
-    assert np.ptp(np.asarray(t.z2)[:, 0]) > 0.1  # the test data makes the groups differ
-    flat = _with_alpha(model, 0.0)
-    assert start_targets(flat, r).shape == (1, 3)  # constant variance: every start in one group
-    with pytest.raises(InputError, match="two windows"):
-        start_targets(model, r[: 2 * L - 1])
-
-
 def _assert_contexts_ignore(model, **off) -> None:
     """Draws from a real context are the same with the model's attributes ``off`` set as given (restored after):
     what is named there applies to unconditional draws only."""
@@ -400,7 +366,7 @@ def test_fit_can_calibrate_by_start_and_stores_the_targets(tmp_path):
     import dataclasses
 
     import findiffusion as fd
-    from findiffusion.calibration import start_targets
+    from findiffusion.startstate import start_targets
     from tests.conftest import tiny_config
 
     cfg = tiny_config(steps=5)

@@ -250,6 +250,16 @@ def test_calibrate_re_estimates_k_and_g_in_place(tmp_path, capsys):
                         "--data", "sp500", "--end", str(r.index[1499].date()), "--quiet")
     assert code == 0 and json.loads((d / "model.json").read_text())["start_targets"] == stored
     assert fd.load(d).start_factors == got.start_factors
+    # --start-moment r2: c matches the decoded returns' E r^2, targets from --data; without --by-start, or without
+    # --data on a model that holds E z^2 targets, one line
+    _one_line_error(*_run(capsys, "calibrate", "--model", str(d), "--start-moment", "r2")[::2], "--by-start")
+    _one_line_error(*_run(capsys, "calibrate", "--model", str(d), "--by-start", "--start-moment", "r2")[::2], "--data")
+    code, out, _ = _run(capsys, "calibrate", "--model", str(d), "--windows", "300", "--seed", "5", "--by-start",
+                        "--start-moment", "r2", "--data", "sp500", "--end", str(r.index[1499].date()), "--quiet")
+    got, ref = fd.load(d), fd.load(d)
+    ref.calibrate(300, seed=5, by_start=True, start_moment="r2", returns=r.iloc[:1500].to_numpy())
+    assert code == 0 and got.start_targets.moment == "r2" and "  c (r2) " in out.splitlines()[1]
+    np.testing.assert_allclose(got.start_factors, ref.start_factors, rtol=1e-12)
     # --by-correlation, --by-leverage, --by-stitch: the map of eq. (8), the asymmetries of eqs. (9) and (10), their
     # targets from --data (required); each run replaces the last one's option (the one before comes back None)
     before = "start_factors"

@@ -59,9 +59,13 @@ training start variances) and day range i (days 1-5, 6-21, 22-63, 64-L: ``START_
 (7)  z_t -> c_{j(sigma^2_0), i(t)} z_t,   c such that E[z_t^2 | j, i] = E_train[z_t^2 | j, i],
 
 by fixed-point iteration with k and g held (each pass re-runs (3)). The targets are the training residuals of every
-window of the training series, grouped by the filter variance on its first day (:func:`start_targets`: fitted with
-the model, or computed from the training returns passed to :func:`calibrate`). Stitched chunks and draws from a real
-context get no c; k_s (6) is then estimated on chunks that follow c-scaled windows.
+window of the training series, grouped by the filter variance on its first day (:func:`~findiffusion.startstate.
+start_targets`: fitted with the model, or computed from the training returns passed to :func:`calibrate`). With
+``start_moment="r2"`` c matches the decoded *returns'* E r^2 instead (the filter carries a wider day into the later
+days' variance, so residuals of the right width can still give returns that are not; findiffusion/startstate.py),
+fitted after a_g of eq. (9) with a_g and g held, then k again (fitted before a_g and again in each of its passes, it
+moved a_g from 0.926 to 0.953 on the 128-day Heston model and the one-year calls 0.3-1 point richer; session 40). Stitched chunks and draws from a
+real context get no c; k_s (6) is then estimated on chunks that follow c-scaled windows.
 
 **Shock correlation** (``by_correlation``, off by default). Matching each day's width leaves how the days move
 together to the network, and it misses a small but priced part of it: on the 128-day Heston model the shock parts
@@ -123,7 +127,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -131,6 +134,7 @@ import torch
 
 from findiffusion import stitching
 from findiffusion.errors import InputError
+from findiffusion.startstate import MOMENTS, filtered_training, fit_start_factors, start_rows, start_targets
 from findiffusion.stylized_facts import skew_parts
 
 if TYPE_CHECKING:
@@ -141,115 +145,6 @@ if TYPE_CHECKING:
 STATE_ITERS, STATE_MIN_DAYS, STATE_RANGE = 12, 100, (0.5, 2.0)
 #: the range k of eq. (4) is searched in (a barely trained network can fall outside it), and that of k_s (6)
 SCALE_RANGE, STITCH_RANGE = (0.25, 4.0), (0.5, 2.0)
-#: start-state groups (quantiles of the training start variances) and day-range cuts of eq. (7)
-START_QUANTILES, START_CUTS = (0.2, 0.4, 0.6, 0.8, 0.95), (5, 21, 63)
-
-
-@dataclass(frozen=True)
-class StartTargets:
-    """Training E z^2 by start-state group and day range of a window, the targets of eq. (7).
-
-    Attributes:
-        edges: interior edges of the start-state groups, start variance sigma^2_0 in units of the filter's long-run
-            variance v (group j holds edges[j-1] <= sigma^2_0 / v < edges[j]).
-        cuts: interior day cuts of the ranges (range i holds days cuts[i-1] <= t < cuts[i], 0-based).
-        z2: E z^2 of the training residuals per group and range. Shape: (groups, ranges).
-    """
-
-    edges: tuple[float, ...]
-    cuts: tuple[int, ...]
-    z2: tuple[tuple[float, ...], ...]
-
-    def __post_init__(self) -> None:
-        ok = (all(math.isfinite(e) and e > 0 for e in self.edges) and list(self.edges) == sorted(set(self.edges))
-              and all(isinstance(c, int) and c > 0 for c in self.cuts) and list(self.cuts) == sorted(set(self.cuts))
-              and len(self.z2) == len(self.edges) + 1
-              and all(len(row) == len(self.cuts) + 1 and all(math.isfinite(v) and v > 0 for v in row)
-                      for row in self.z2))
-        if not ok:
-            raise InputError("start targets need increasing positive edges and cuts and one positive E z^2 per "
-                             f"group and range, got edges {self.edges}, cuts {self.cuts}, z2 {self.z2}")
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(groups, ranges)."""
-        return len(self.edges) + 1, len(self.cuts) + 1
-
-    def group(self, var0_over_v: np.ndarray) -> np.ndarray:
-        """Start-state group of start variances in units of v. Shape: any -> the same (ints)."""
-        return np.searchsorted(np.asarray(self.edges, dtype=float), np.asarray(var0_over_v, dtype=float), side="right")
-
-    def day_range(self, days: int) -> np.ndarray:
-        """Day range of each day 0 .. days - 1. Shape: (days,)."""
-        return np.searchsorted(np.asarray(self.cuts), np.arange(days), side="right")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"edges": list(self.edges), "cuts": list(self.cuts), "z2": [list(row) for row in self.z2]}
-
-    @classmethod
-    def from_dict(cls, d: Any) -> StartTargets:
-        """From :meth:`to_dict`'s form. Raises InputError on anything else."""
-        try:
-            return cls(tuple(float(v) for v in d["edges"]), tuple(int(v) for v in d["cuts"]),
-                       tuple(tuple(float(v) for v in row) for row in d["z2"]))
-        except (KeyError, TypeError, ValueError):
-            raise InputError(f"start targets must be {{'edges', 'cuts', 'z2'}} lists, got {d!r}") from None
-
-
-def start_targets(model: DiffusionModel, returns: np.ndarray, quantiles: tuple[float, ...] = START_QUANTILES,
-                  cuts: tuple[int, ...] = START_CUTS) -> StartTargets:
-    """The targets of eq. (7) from the training returns: the model's filter run over the whole series gives the
-    residuals z_t and variances sigma^2_t, then :func:`start_targets_from`.
-
-    Raises:
-        InputError: no active filter, or a series shorter than two windows. Shape: returns (T,).
-    """
-    z, s2 = _filtered_training(model, returns, "start-state targets need")  # (T,), (T + 1,)
-    return start_targets_from(z, s2 / model.vol_filter.var, model.window, quantiles, cuts)
-
-
-def _filtered_training(model: DiffusionModel, returns: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """The model's filter run over the whole training series: (z, sigma^2), as :meth:`VolatilityFilter.filter`
-    returns them; ``what`` starts the error message. Raises InputError without an active filter or with fewer
-    than two windows of finite returns. Shape: returns (T,) -> (T,), (T + 1,)."""
-    f, L = model.vol_filter, model.window
-    if not f.active:
-        raise InputError(f"{what} a model with a volatility filter")
-    r = np.asarray(returns, dtype=float).ravel()
-    if len(r) < 2 * L or not np.isfinite(r).all():
-        raise InputError(f"{what} at least {2 * L} finite training returns (two windows), got {len(r)}; pass the "
-                         "series the model was fitted on")
-    return f.filter(r)
-
-
-def start_targets_from(z: np.ndarray, h: np.ndarray, window: int, quantiles: tuple[float, ...] = START_QUANTILES,
-                       cuts: tuple[int, ...] = START_CUTS) -> StartTargets:
-    """The targets of eq. (7) from the filter residuals z_t and variances h_t = sigma^2_t / v of the training series
-    (as :meth:`VolatilityFilter.filter` returns them, the variances divided by v): every window start s
-    (s = 0 .. T - L, as in training) is grouped by h_s at ``quantiles`` of those start variances (tied or empty groups
-    merged: one group when the variance does not move), and E z^2 is averaged over the days s + a .. s + b - 1 of each
-    range [a, b) (cuts beyond the window dropped) of the group's windows (exact, by cumulative sums).
-    Shape: z (T,), h (T + 1,)."""
-    L = window
-    n = len(z) - L + 1  # window starts
-    v0 = h[:n]  # (n,) start variance of every window, units of v
-    edges = list(np.unique(np.quantile(v0, quantiles)))  # tied quantiles (a variance that barely moves) merge
-    while True:
-        grp = np.searchsorted(np.asarray(edges), v0, side="right")  # (n,) group of every start
-        empty = [j for j in range(len(edges) + 1) if not np.any(grp == j)]  # e.g. below the lowest edge
-        if not empty:
-            break
-        edges.pop(min(empty[0], len(edges) - 1))  # merge the empty group into a neighbour
-    bounds = [0, *[c for c in cuts if c < L], L]
-    cum = np.concatenate([[0.0], np.cumsum(z ** 2)])  # (T + 1,)
-    s = np.arange(n)
-    z2 = []
-    for j in range(len(edges) + 1):
-        sj = s[grp == j]
-        z2.append(tuple(float((cum[sj + b] - cum[sj + a]).sum() / (len(sj) * (b - a)))
-                        for a, b in zip(bounds[:-1], bounds[1:], strict=True)))
-    return StartTargets(tuple(float(e) for e in edges), tuple(bounds[1:-1]), tuple(z2))
-
 
 #: training windows :func:`shock_correlation` averages over at most (evenly spaced starts), and per chunk
 SHOCK_MAX_WINDOWS, SHOCK_CHUNK = 200_000, 20_000
@@ -272,7 +167,7 @@ def shock_correlation(model: DiffusionModel, returns: np.ndarray, max_windows: i
         InputError: no active filter, or a series shorter than two windows. Shape: returns (T,) -> (L, L).
     """
     L = model.window
-    z, s2 = _filtered_training(model, returns, "the shock correlation of eq. (8) needs")  # (T,), (T + 1,)
+    z, s2 = filtered_training(model, returns, "the shock correlation of eq. (8) needs")  # (T,), (T + 1,)
     a = np.sqrt(s2[:-1]) * z  # (T,) the shock part of every day
     starts = _window_starts(len(a) - L + 1, max_windows)
     wins = np.lib.stride_tricks.sliding_window_view(a, L)  # (n, L), a view
@@ -393,22 +288,10 @@ def bisect(fn: Callable[[float], float], lo: float, hi: float, target: float, *,
     return 0.5 * (lo + hi)
 
 
-def start_rows(c: np.ndarray | tuple[tuple[float, ...], ...], targets: StartTargets, var0_over_v: np.ndarray,
-               days: int, window: int) -> np.ndarray:
-    """The factor of eq. (7) of every day of unconditional paths with start variances ``var0_over_v`` (units of v):
-    c of the path's start group and the day's range on days 0 .. window - 1, 1 after (stitched chunks).
-    Shape: var0_over_v (n,) -> (n, days)."""
-    c = np.asarray(c, dtype=float)
-    m = np.ones((np.size(var0_over_v), days))  # (n, days)
-    w = min(days, window)
-    m[:, :w] = c[targets.group(np.ravel(var0_over_v))][:, targets.day_range(w)]  # (n, groups->ranges) -> (n, w)
-    return m
-
-
 def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, sampler: str | None = None,
               steps: int | None = None, progress: bool = False, by_position: bool = False, by_start: bool = False,
               returns: np.ndarray | None = None, by_correlation: bool = False, by_leverage: bool = False,
-              by_stitch: bool = False) -> float:
+              by_stitch: bool = False, start_moment: str = "z2") -> float:
     """Set the model's state factors g (eq. (5)), residual scale k (eq. (4)) and stitched-chunk scale k_s
     (eq. (6)) from ``n_windows`` unconditional windows; returns k.
 
@@ -423,20 +306,31 @@ def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, s
     the first ``stitch_context`` days of a window and ``state_factors_late`` for the rest and for stitched chunks.
     ``by_start``: then the factors c of eq. (7) (``start_factors``) by start state and day range of a window, with
     the targets ``model.start_targets`` (:func:`start_targets`); ``returns``: the training returns to compute
-    those targets from first (models fitted before they were stored with the fit). ``by_leverage``: then the
+    those targets from first (models fitted before they were stored with the fit); ``start_moment``: what c matches,
+    the residuals' E z^2 ("z2", the targets stored with a fit) or the decoded returns' E r^2 ("r2", needs ``returns``
+    or targets of that moment; c is then fitted after a_g of eq. (9) and g, and followed by k, so that k comes
+    last). ``by_leverage``: then the
     decoding asymmetry of eq. (9) (``leverage_asym``), its target from ``returns`` (required). ``by_correlation``:
     then the map of eq. (8) (``shock_map``, ``shock_mean``), its target from ``returns`` (required). ``by_stitch``:
     last, the view asymmetry a_s and k_s of eq. (10) (``stitch_asym``), their targets from ``returns`` (required).
 
     Raises:
-        InputError: ``n_windows`` is not a positive integer, ``by_start`` without targets or ``returns``, or
-            ``by_correlation``, ``by_leverage`` or ``by_stitch`` without ``returns``.
+        InputError: ``n_windows`` is not a positive integer, an unknown ``start_moment``, ``by_start`` without
+            targets of that moment or ``returns``, or ``by_correlation``, ``by_leverage`` or ``by_stitch`` without
+            ``returns``.
     """
+    if start_moment not in MOMENTS:
+        raise InputError(f"start_moment is one of {', '.join(MOMENTS)} (eq. (7) matches the residuals' E z^2 or the "
+                         f"decoded returns' E r^2), got {start_moment!r}")
     if returns is not None:
-        model.start_targets = start_targets(model, returns)
+        model.start_targets = start_targets(model, returns, start_moment)
     if by_start and model.start_targets is None:
         raise InputError("this model holds no start-state targets (fitted before they were stored): pass the training "
                          "returns (calibrate(..., returns=r); findiffusion calibrate --by-start --data ...)")
+    if by_start and model.start_targets.moment != start_moment:
+        raise InputError(f"this model's start-state targets are of {model.start_targets.moment}, not {start_moment}: "
+                         "pass the training returns (calibrate(..., returns=r); findiffusion calibrate --by-start "
+                         f"--start-moment {start_moment} --data ...)")
     if by_correlation and returns is None:
         raise InputError("the shock correlation map of eq. (8) needs the training returns: calibrate(..., returns=r, "
                          "by_correlation=True); findiffusion calibrate --by-correlation --data ...")
@@ -464,9 +358,17 @@ def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, s
     k = estimate_scale(model, u, var0, rows)
     z = model.transform.inverse(k * u)  # (n, L), the residuals before state factors
     c, m = None, 1.0
-    if by_start:  # eq. (7), with k and g held
-        c = fit_start_factors(model, z, var0, rows)  # (groups, ranges)
+    returns_moment = by_start and start_moment == "r2"
+
+    def start_pass(k: float, rows: Any) -> tuple[np.ndarray, np.ndarray, float]:  # eq. (7) with k and g held
+        c = fit_start_factors(model.start_targets, decoding_filter(model), model.transform.inverse(k * u), var0, rows)
         m = start_rows(c, model.start_targets, var0 / f.var, model.window, model.window)  # (n, L)
+        if returns_moment:  # then k again, so that the windows keep the training M of eq. (4)
+            k = estimate_scale(model, u, var0, rows, post=lambda x: x * m)
+        return c, m, k
+
+    if by_start and not returns_moment:  # eq. (7) on E z^2, with k and g held
+        c, m, k = start_pass(k, rows)  # (groups, ranges), (n, L)
         z = z * m
     if by_leverage:  # LEVERAGE_PASSES times: eq. (9) with k, g and c held, then g and k again at a_g (c held)
         target = leverage_target(model, returns)
@@ -475,6 +377,9 @@ def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, s
             g, g_late, rows = _state_factors(model, model.transform.inverse(k * u) * m, var0, by_position)
             k = estimate_scale(model, u, var0, rows, post=lambda x: x * m)
             z = model.transform.inverse(k * u) * m  # (n, L)
+    if returns_moment:  # eq. (7) on E r^2, on the windows as a_g, g and k decode them; then k again
+        c, m, k = start_pass(k, rows)
+        z = model.transform.inverse(k * u) * m
     shock = None
     if by_correlation:  # SHOCK_PASSES times: eq. (8) with k, g and c held, then g and k again with the map (c held)
         target = shock_correlation(model, returns)
@@ -571,30 +476,6 @@ def fit_state_factors(model: DiffusionModel, z: np.ndarray, var0: np.ndarray,
                     g[i, j] *= math.sqrt(target[j] / np.mean(zi[bi == j] ** 2))
         g = np.clip(g, *STATE_RANGE)
     return g[0] if split is None else g
-
-
-def fit_start_factors(model: DiffusionModel, z: np.ndarray, var0: np.ndarray,
-                      g: np.ndarray | tuple[float, ...] | None) -> np.ndarray:
-    """c of eq. (7) for generated residual windows z (k applied) with start variances var0 and state factors g
-    (Shape (bins,) or (L, bins)), by fixed-point iteration: c_ji <- c_ji sqrt(target_ji / E[z^2 | group j, range i])
-    on the residuals decoded with g and c (each pass re-runs (3), since c moves the states and so g's bins).
-    Shape: z (n, L), var0 (n,) -> (groups, ranges)."""
-    f, t = decoding_filter(model), model.start_targets
-    if t is None:
-        raise InputError("eq. (7) needs start-state targets: calibrate(..., returns=training returns)")
-    target = np.asarray(t.z2)  # (groups, ranges)
-    grp, rng = t.group(np.asarray(var0) / f.var), t.day_range(z.shape[-1])  # (n,), (L,)
-    c = np.ones(t.shape)
-    for _ in range(STATE_ITERS):
-        zz, _ = f.filter(f.unfilter(z * c[grp][:, rng], var0, g), var0)  # the decoded residuals, (n, L)
-        for j in range(t.shape[0]):
-            zj = zz[grp == j]  # (n_j, L)
-            for i in range(t.shape[1]):
-                cell = zj[:, rng == i]
-                if cell.size >= STATE_MIN_DAYS:
-                    c[j, i] *= math.sqrt(target[j, i] / np.mean(cell ** 2))
-        c = np.clip(c, *STATE_RANGE)
-    return c
 
 
 def factor_rows(g: tuple[float, ...] | None, g_late: tuple[float, ...] | None, days: int,

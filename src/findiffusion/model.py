@@ -19,6 +19,7 @@ from findiffusion.errors import InputError
 from findiffusion.importance import MixtureTilt
 from findiffusion.progress import progress_bar as _progress
 from findiffusion.sampling import SIGMA_GRID_SAMPLERS, SIGMA_MAX, SIGMA_MIN, get_sampler
+from findiffusion.startstate import StartTargets, start_rows
 from findiffusion.volatility import VolatilityFilter
 
 #: guard on the clean estimate in model space (u is ~N(0, 1); 10 sd is far beyond any day seen)
@@ -57,7 +58,8 @@ class DiffusionModel:
             when :meth:`calibrate` ran ``by_position`` (``None``: ``state_factors`` for every day).
         stitch_scale: k_s of eq. (6), a further scale of the stitched chunks of unconditional paths (days
             from the window on) of ``calibrated_for`` (``None``: files written before it, taken as 1).
-        start_targets: training E z^2 by start-state group and day range (:class:`~findiffusion.calibration.StartTargets`,
+        start_targets: training E z^2 (or E r^2) by start-state group and day range
+            (:class:`~findiffusion.startstate.StartTargets`,
             the targets of eq. (7); ``None``: models fitted before they were stored).
         start_factors: c of eq. (7), one factor per start-state group and day range of ``start_targets``, applied with
             k and g to the first window of unconditional draws of ``calibrated_for`` (``None``: none; set by
@@ -87,7 +89,7 @@ class DiffusionModel:
                  calibrated_for: tuple[str, int | None] | None = None,
                  state_factors: tuple[float, ...] | None = None, stitch_scale: float | None = None,
                  state_factors_late: tuple[float, ...] | None = None,
-                 start_targets: calibration.StartTargets | None = None,
+                 start_targets: StartTargets | None = None,
                  start_factors: tuple[tuple[float, ...], ...] | None = None,
                  shock_map: np.ndarray | None = None, shock_mean: np.ndarray | None = None,
                  leverage_asym: float | None = None, stitch_asym: float | None = None) -> None:
@@ -232,12 +234,12 @@ class DiffusionModel:
     def start_rows(self, var0: np.ndarray | None, days: int, sampler: str | None = None, steps: int | None = None, *,
                    conditional: bool = False) -> np.ndarray | None:
         """c of eq. (7) for each day of unconditional ``days``-day paths that start from variances ``var0``
-        (:func:`findiffusion.calibration.start_rows`); ``None`` without start factors, for draws from a real
+        (:func:`findiffusion.startstate.start_rows`); ``None`` without start factors, for draws from a real
         context and for other samplers than ``calibrated_for``. Shape: var0 (n,) -> (n, days)."""
         if (conditional or self.start_factors is None or var0 is None or not self.vol_filter.active
                 or not self._calibrated(sampler, steps)):
             return None
-        return calibration.start_rows(self.start_factors, self.start_targets, np.asarray(var0) / self.vol_filter.var,
+        return start_rows(self.start_factors, self.start_targets, np.asarray(var0) / self.vol_filter.var,
                                       days, self.window)
 
     def shock_for(self, sampler: str | None = None, steps: int | None = None, *,
@@ -297,8 +299,8 @@ class DiffusionModel:
     def calibrate(self, n_windows: int = 20000, *, seed: int = 0, sampler: str | None = None,
                   steps: int | None = None, progress: bool = False, by_position: bool = False, by_start: bool = False,
                   returns: np.ndarray | None = None, by_correlation: bool = False, by_leverage: bool = False,
-                  by_stitch: bool = False) -> float:
-        """Set k, g and k_s (eqs. (4)-(6)), with ``by_start`` c (eq. (7)), with ``by_leverage`` the decoding asymmetry
+                  by_stitch: bool = False, start_moment: str = "z2") -> float:
+        """Set k, g and k_s (eqs. (4)-(6)), with ``by_start`` c (eq. (7), matching ``start_moment``), with ``by_leverage`` the decoding asymmetry
         (eq. (9)), with ``by_correlation`` the shock map (eq. (8)) and with ``by_stitch`` the view at the stitch and k_s
         (eq. (10)), the targets of (8)-(10) from ``returns``,
         from ``n_windows`` unconditional windows
@@ -306,7 +308,8 @@ class DiffusionModel:
         :func:`findiffusion.calibration.calibrate`."""
         return calibration.calibrate(self, n_windows, seed=seed, sampler=sampler, steps=steps, progress=progress,
                                      by_position=by_position, by_start=by_start, returns=returns,
-                                     by_correlation=by_correlation, by_leverage=by_leverage, by_stitch=by_stitch)
+                                     by_correlation=by_correlation, by_leverage=by_leverage, by_stitch=by_stitch,
+                                     start_moment=start_moment)
 
     def estimate_calibration(self, u: np.ndarray, var0: np.ndarray) -> tuple[float, tuple[float, ...] | None]:
         """(k, g) of eqs. (4), (5) from generated windows u with start variances var0, without setting them

@@ -26,12 +26,12 @@ import numpy as np
 from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 
-from findiffusion.calibration import StartTargets
 from findiffusion.config import to_dict
 from findiffusion.data import ReturnTransform, SeriesInfo
 from findiffusion.errors import InputError, ModelFileError
 from findiffusion.files import atomic_write, atomic_write_text
 from findiffusion.sampling import SAMPLERS
+from findiffusion.startstate import StartTargets
 from findiffusion.volatility import VolatilityFilter
 
 if TYPE_CHECKING:

@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from findiffusion.calibration import start_targets_from
 from findiffusion.conditioning import MaskConfig, random_masks
 from findiffusion.config import from_dict, to_dict
 from findiffusion.data import ReturnTransform, SeriesInfo, as_returns, make_windows
@@ -34,6 +33,7 @@ from findiffusion.files import atomic_write, atomic_write_text
 from findiffusion.networks import DilatedResNet, NetworkConfig
 from findiffusion.progress import progress_bar
 from findiffusion.schedules import NoiseSchedule, ScheduleConfig
+from findiffusion.startstate import start_targets_from
 from findiffusion.volatility import VolatilityFilter
 
 

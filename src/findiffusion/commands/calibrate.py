@@ -36,6 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="then one factor per start-state group and day range of a window (eq. (7), docs/pricing.md): "
                         "short-dated option prices see a window's first days, where the network's width error depends "
                         "on the start state; models fitted before 2026-12-05 need --data with their training series")
+    p.add_argument("--start-moment", choices=("z2", "r2"), default="z2",
+                   help="with --by-start: what the factors match in every start group and day range, the residuals' "
+                        "E z^2 (z2, default) or the decoded returns' E r^2 (r2: the filter carries a wider day into "
+                        "the later days' variance, so matching z^2 can leave the returns' width wrong after volatile "
+                        "starts; docs/pricing.md); r2 needs --data unless the model holds r2 targets")
     p.add_argument("--by-correlation", action="store_true",
                    help="then recolour a window's days so that their shocks sigma_t z_t correlate as the training "
                         "windows' do (eq. (8), docs/pricing.md): the network misses the small co-movement of the days "
@@ -63,7 +68,8 @@ def _describe(model) -> str:
     if model.state_factors_late is not None:
         g += "  g_late " + " / ".join(f"{v:.3f}" for v in model.state_factors_late)
     if model.start_factors is not None:
-        g += "  c " + " ; ".join(" / ".join(f"{v:.3f}" for v in row) for row in model.start_factors)
+        g += f"  c ({model.start_targets.moment}) " + " ; ".join(" / ".join(f"{v:.3f}" for v in row)
+                                                                for row in model.start_factors)
     if model.shock_map is not None:
         g += f"  shock map (eq. (8); diagonal {model.shock_map.diagonal().min():.3f}-{model.shock_map.diagonal().max():.3f})"
     if model.leverage_asym is not None:
@@ -91,6 +97,11 @@ def run(args: argparse.Namespace) -> int:
     require(not args.by_start or args.data is not None or model.start_targets is not None,
             f"the model in {args.model!r} holds no start-state targets (fitted before they were stored): pass its "
             "training series with --data (and the fit's --start/--end/--column)")
+    require(args.start_moment == "z2" or args.by_start, "--start-moment is what --by-start matches: add --by-start")
+    held = None if model.start_targets is None else model.start_targets.moment
+    require(not args.by_start or args.data is not None or held == args.start_moment,
+            f"the model in {args.model!r} holds start-state targets of {held}, not {args.start_moment}: pass its "
+            "training series with --data (and the fit's --start/--end/--column)")
     returns = load_data(args)[0].to_numpy() if args.data is not None else None
     before = _describe(model)
     sampler, steps = model.resolve_sampler(args.sampler, args.steps)
@@ -99,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.time()
     model.calibrate(args.windows, seed=seed, sampler=sampler, steps=steps, progress=not args.quiet,
                     by_position=args.by_position, by_start=args.by_start, returns=returns,
-                    by_correlation=args.by_correlation, by_leverage=args.by_leverage, by_stitch=args.by_stitch)
+                    by_correlation=args.by_correlation, by_leverage=args.by_leverage, by_stitch=args.by_stitch,
+                    start_moment=args.start_moment)
     model.save(args.model)
     print(f"before: {before}\nafter:  {_describe(model)}\nsaved {args.model}  ({time.time() - t0:.1f} s)")
     return 0
