@@ -17,12 +17,12 @@ model / training:
 
 With ``--what-if-r2 DIR`` the bench also fits a what-if on top of the model's calibration and saves it to DIR for
 ``bench/pricing.py --heston-model DIR``: one factor per start-state group (``--r2-quantiles``) and day range applied to
-the first window's residuals (as c of eq. (7) of findiffusion/calibration.py is), chosen so that the *decoded returns*
-have the training windows' E r^2 in every group and range (eq. (7) matches E z^2 of the residuals instead), by damped
-fixed-point iteration on ``--calibration-windows`` draws; k, g, a_g and the stitch view are kept as they are, so only
-the first window's prices (21/63 days on a 128-day window) are meaningful for it. The saved model's ``start_targets``
-carry the what-if's groups with the training E r^2 as z2, not E z^2 (history["what_if"] says so): do not recalibrate
-it by start.
+the first window's residuals (as c of eq. (7) of findiffusion/startstate.py is), chosen so that the *decoded returns*
+have the training windows' E r^2 in every group and range, by damped fixed-point iteration on
+``--calibration-windows`` draws; k, g, a_g and the stitch view are kept as they are, so only the first window's prices
+(21/63 days on a 128-day window) are meaningful for it. The saved model's ``start_targets`` carry the what-if's groups
+with the training E r^2 (moment "r2"). The library's ``calibrate --by-start --start-moment r2`` (session 40) is this
+what-if made a calibration: c fitted after a_g with the targets of its own groups, then k and the stitch view again.
 
     .venv/bin/python bench/start_strata.py --market heston --years 10000 \
         --model bench/out/pricing/recalibrated-c97fc414c7ec8a90 [--what-if-r2 bench/out/pricing/what-if-r2]
@@ -41,8 +41,8 @@ import numpy as np
 import torch
 
 import findiffusion
-from findiffusion.calibration import START_CUTS, StartTargets, start_targets_from
 from findiffusion.errors import InputError, ModelFileError
+from findiffusion.startstate import START_CUTS, StartTargets, start_targets_from
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pricing import training_returns  # noqa: E402
@@ -83,10 +83,10 @@ def r2_table(r: np.ndarray, groups: np.ndarray, n_groups: int, ranges: np.ndarra
 def r2_targets(returns: np.ndarray, s2_over_v: np.ndarray, window: int, quantiles: tuple[float, ...],
                cuts: tuple[int, ...] = START_CUTS) -> tuple[StartTargets, np.ndarray]:
     """Groups (at ``quantiles`` of the training windows' start variances, units of v) and day ranges of the what-if,
-    and the training windows' E r^2 per group and range: :func:`findiffusion.calibration.start_targets_from` with the
-    returns in place of the residuals (every window start; its z2 then hold E r^2). Shape: returns (T,),
+    and the training windows' E r^2 per group and range: :func:`findiffusion.startstate.start_targets_from` with the
+    returns in place of the residuals (every window start; moment "r2", its z2 hold E r^2). Shape: returns (T,),
     s2_over_v (T + 1,) -> (groups, ranges)."""
-    t = start_targets_from(np.asarray(returns, dtype=float), s2_over_v, window, quantiles, cuts)
+    t = start_targets_from(np.asarray(returns, dtype=float), s2_over_v, window, quantiles, cuts, moment="r2")
     return t, np.asarray(t.z2)
 
 
@@ -187,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         c = fit_r2_factors(model, u, var0, t, target)
         after = r2_table(model.decode_generated(u, var0), t.group(var0 / f.var), t.shape[0], t.day_range(L))
         model.history["what_if"] = ("bench/start_strata.py --what-if-r2: start_factors fitted to the training windows' "
-                                    "E r^2 per start group and day range; start_targets carry its groups, with E r^2 as z2")
+                                    "E r^2 per start group and day range on top of the model's calibration (k, g, a_g, "
+                                    "a_s kept)")
         out = model.save(a.what_if_r2)
         print(f"\nwhat-if (E r^2 by start group and day range, {a.calibration_windows} windows, {time.time() - t0:.0f} "
               f"s), saved to {out}: group edges (units of v) {np.round(t.edges, 3).tolist()}\n"
