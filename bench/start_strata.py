@@ -15,6 +15,10 @@ model / training:
   are taken as independent, so their part of it is a lower bound), and stratified over the groups with their
   probabilities as weights.
 
+A second table gives the shape of each group's 21-day sums, model / training: sd, skewness, its leverage part
+(:func:`findiffusion.stylized_facts.skew_parts`), excess kurtosis and the 1 % quantile of the standardised sum (the
+lower tail the 21-day 80 put sees).
+
 With ``--what-if-r2 DIR`` the bench also fits a what-if on top of the model's calibration and saves it to DIR for
 ``bench/pricing.py --heston-model DIR``: one factor per start-state group (``--r2-quantiles``) and day range applied to
 the first window's residuals (as c of eq. (7) of findiffusion/startstate.py is), chosen so that the *decoded returns*
@@ -43,6 +47,7 @@ import torch
 import findiffusion
 from findiffusion.errors import InputError, ModelFileError
 from findiffusion.startstate import START_CUTS, StartTargets, start_targets_from
+from findiffusion.stylized_facts import skew_parts
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pricing import training_returns  # noqa: E402
@@ -67,6 +72,19 @@ def normalised_payoffs(x: np.ndarray, h: int, option: str, strike: float) -> np.
     s = np.exp(x[:, :h].sum(axis=1))
     s = 100 * s * np.exp(RATE * h / 252) / s.mean()
     return np.maximum(strike - s, 0) if option == "put" else np.maximum(s - strike, 0)
+
+
+#: the horizon of the second table, the shape of the sums the short-dated deep wings see
+H_SHAPE = 21
+
+
+def sum_shape(x: np.ndarray) -> tuple[float, float, float, float, float]:
+    """(sd in %, skewness, its leverage part, excess kurtosis, 1 % quantile of the standardised sum) of the row sums.
+    Shape: x (n, h)."""
+    s = x.sum(axis=1)
+    z = (s - s.mean()) / s.std()
+    parts = skew_parts(x)
+    return 100 * s.std(), parts["skew"], parts["leverage"], float(np.mean(z ** 4) - 3), float(np.quantile(z, 0.01))
 
 
 def r2_table(r: np.ndarray, groups: np.ndarray, n_groups: int, ranges: np.ndarray) -> np.ndarray:
@@ -155,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     head += [f"ratio {h}" for h in (21, 63) if h <= H] + [f"{o[0]}{k:.0f}/{h}" for h, o, k in contracts]
     print("| start quantiles | " + " | ".join(head) + " |\n" + "|---" * (len(head) + 1) + "|")
     total = {c: np.zeros(3) for c in contracts}  # weighted model mean, training mean, model variance
+    shapes = []  # the second table's rows
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         t0 = time.time()
         uu = lo + (hi - lo) * torch.rand(a.n, generator=gen, dtype=torch.float64).numpy()
@@ -174,9 +193,15 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(f"{100 * (pm.mean() / pt.mean() - 1):+.1f} ({100 * se:.1f})")
             total[c] += (hi - lo) * np.array([pm.mean(), pt.mean(), 0.0]) + [0, 0, (hi - lo) ** 2 * pm.var() / a.n]
         print(f"| {lo:g}-{hi:g} | " + " | ".join(cells) + f" |  ({time.time() - t0:.0f} s)", flush=True)
+        shapes.append(f"| {lo:g}-{hi:g} | " + " | ".join(f"{m:.3f} / {t:.3f}" for m, t in
+                                                          zip(sum_shape(x_m[:, :H_SHAPE]), sum_shape(x_t[:, :H_SHAPE]),
+                                                              strict=True)) + " |")
     pad = " | " * (len(head) - len(contracts) + 1)
     print("| stratified" + pad + " | ".join(f"{100 * (m / t - 1):+.1f} ({100 * np.sqrt(v) / t:.1f})"
                                            for m, t, v in total.values()) + " |")
+    print(f"\nShape of the {H_SHAPE}-day sums (model / training): sd (%), skewness, its leverage part (stylized_facts."
+          "skew_parts), excess kurtosis, 1 % quantile of the standardised sum\n\n| start quantiles | sd % | skew | "
+          "leverage | excess kurtosis | q 1 % |\n|---|---|---|---|---|---|\n" + "\n".join(shapes))
     if a.what_if_r2:
         t, target = r2_targets(r, s2 / f.var, L, r2_quantiles)
         t0 = time.time()

@@ -77,3 +77,19 @@ def test_bad_flags_and_a_missing_model_exit_2_with_one_line(tmp_path, capsys):
         with pytest.raises(SystemExit) as e:
             ss.main(argv)
         assert e.value.code == 2 and msg in capsys.readouterr().err, argv
+
+
+def test_sum_shape_is_exact_on_known_laws():
+    """The second table's shape of h-day sums: i.i.d. Gaussian days give sd sqrt(h) sigma, no skewness, no leverage,
+    no excess kurtosis and the Gaussian 1 % quantile; days whose variance follows an earlier fall (x_t = e_t (1 +
+    b 1{e_{t-1} < 0})) have a negative leverage part, which a sign flip of the days turns positive."""
+    ss = _bench()
+    rng = np.random.default_rng(0)
+    x = 0.01 * rng.standard_normal((400_000, 21))
+    sd, skew, lev, kurt, q1 = ss.sum_shape(x)
+    assert sd == pytest.approx(100 * 0.01 * np.sqrt(21), rel=0.005)
+    assert abs(skew) < 0.01 and abs(lev) < 0.01 and abs(kurt) < 0.02 and q1 == pytest.approx(-2.326, abs=0.02)
+    e = rng.standard_normal((100_000, 22))
+    y = e[:, 1:] * (1 + 0.5 * (e[:, :-1] < 0))  # a fall widens the next day
+    lev_y = ss.sum_shape(y)[2]
+    assert lev_y < -0.1 and ss.sum_shape(-y)[2] == pytest.approx(-lev_y, rel=1e-9)
