@@ -59,13 +59,14 @@ training start variances) and day range i (days 1-5, 6-21, 22-63, 64-L: ``START_
 (7)  z_t -> c_{j(sigma^2_0), i(t)} z_t,   c such that E[z_t^2 | j, i] = E_train[z_t^2 | j, i],
 
 by fixed-point iteration with k and g held (each pass re-runs (3)). The targets are the training residuals of every
-window of the training series, grouped by the filter variance on its first day (:func:`~findiffusion.startstate.
-start_targets`: fitted with the model, or computed from the training returns passed to :func:`calibrate`). With
-``start_moment="r2"`` c matches the decoded *returns'* E r^2 instead (the filter carries a wider day into the later
-days' variance, so residuals of the right width can still give returns that are not; findiffusion/startstate.py),
-fitted after a_g of eq. (9) with a_g and g held, then k again (fitted before a_g and again in each of its passes, it
-moved a_g from 0.926 to 0.953 on the 128-day Heston model and the one-year calls 0.3-1 point richer; session 40). Stitched chunks and draws from a
-real context get no c; k_s (6) is then estimated on chunks that follow c-scaled windows.
+window of the training series, grouped by the filter variance on its first day
+(:func:`~findiffusion.startstate.start_targets`: fitted with the model, or computed from the training returns passed
+to :func:`calibrate`). With ``start_moment="r2"`` c matches the decoded *returns'* E r^2 instead (the filter carries
+a wider day into the later days' variance, so residuals of the right width can still give returns that are not;
+findiffusion/startstate.py), fitted after a_g of eq. (9) with a_g and g held, then k again (fitted before a_g and
+again in each of its passes, it moved a_g from 0.926 to 0.953 on the 128-day Heston model and the one-year calls
+0.3-1 point richer; session 40). Stitched chunks and draws from a real context get no c; k_s (6) is then estimated
+on chunks that follow c-scaled windows.
 
 **Shock correlation** (``by_correlation``, off by default). Matching each day's width leaves how the days move
 together to the network, and it misses a small but priced part of it: on the 128-day Heston model the shock parts

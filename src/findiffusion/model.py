@@ -300,12 +300,11 @@ class DiffusionModel:
                   steps: int | None = None, progress: bool = False, by_position: bool = False, by_start: bool = False,
                   returns: np.ndarray | None = None, by_correlation: bool = False, by_leverage: bool = False,
                   by_stitch: bool = False, start_moment: str = "z2") -> float:
-        """Set k, g and k_s (eqs. (4)-(6)), with ``by_start`` c (eq. (7), matching ``start_moment``), with ``by_leverage`` the decoding asymmetry
-        (eq. (9)), with ``by_correlation`` the shock map (eq. (8)) and with ``by_stitch`` the view at the stitch and k_s
-        (eq. (10)), the targets of (8)-(10) from ``returns``,
-        from ``n_windows`` unconditional windows
-        of ``sampler``/``steps`` (default: the model's own) drawn with ``seed``; returns k. See
-        :func:`findiffusion.calibration.calibrate`."""
+        """Set k, g and k_s (eqs. (4)-(6)), with ``by_start`` c (eq. (7), matching ``start_moment``), with
+        ``by_leverage`` the decoding asymmetry (eq. (9)), with ``by_correlation`` the shock map (eq. (8)) and with
+        ``by_stitch`` the view at the stitch and k_s (eq. (10)), the targets of (8)-(10) from ``returns``, from
+        ``n_windows`` unconditional windows of ``sampler``/``steps`` (default: the model's own) drawn with ``seed``;
+        returns k. See :func:`findiffusion.calibration.calibrate`."""
         return calibration.calibrate(self, n_windows, seed=seed, sampler=sampler, steps=steps, progress=progress,
                                      by_position=by_position, by_start=by_start, returns=returns,
                                      by_correlation=by_correlation, by_leverage=by_leverage, by_stitch=by_stitch,

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from findiffusion.volatility import VolatilityFilter
 
 #: start-state groups (quantiles of the training start variances) of the two moments, and the day-range cuts
-START_QUANTILES, START_QUANTILES_R2, START_CUTS = (0.2, 0.4, 0.6, 0.8, 0.95), (0.2, 0.4, 0.6, 0.8, 0.95, 0.99), (5, 21, 63)
+START_QUANTILES, START_QUANTILES_R2 = (0.2, 0.4, 0.6, 0.8, 0.95), (0.2, 0.4, 0.6, 0.8, 0.95, 0.99)
+START_CUTS = (5, 21, 63)
 #: what eq. (7) matches: the residuals' E z^2 or the decoded returns' E r^2, and the damping of each one's step
 MOMENTS, DAMPING = ("z2", "r2"), {"z2": 1.0, "r2": 0.5}
 #: passes of the fixed-point iteration, generated days a cell needs to be rescaled, range of c (as g of eq. (5))
