@@ -138,3 +138,31 @@ def test_calibration_by_start_matches_the_returns_e_r2_and_keeps_m(tmp_path):
         model.calibrate(100, seed=1, sampler="ddim", steps=10, by_start=True, start_moment="r4")
     with pytest.raises(InputError, match="of r2, not z2"):  # the held targets are of E r^2: returns needed for z2
         model.calibrate(100, seed=1, sampler="ddim", steps=10, by_start=True)
+
+
+def test_fit_can_calibrate_by_start_on_the_returns_moment(tmp_path, capsys):
+    """FitConfig.calibrate_start_moment="r2": the fit stores E r^2 targets computed from its own series (what
+    start_targets(model, r, "r2") gives) and fits c to them as calibrate(by_start=True, start_moment="r2") does on the
+    same windows; the moment survives save/load; an unknown moment is refused, and so is the CLI flag without
+    --calibrate-by-start (one line, exit 2)."""
+    import dataclasses
+
+    import findiffusion as fd
+    from findiffusion.cli import main
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config(steps=5)
+    cfg = dataclasses.replace(cfg, calibration_windows=500, calibrate_by_start=True, calibrate_start_moment="r2",
+                              train=dataclasses.replace(cfg.train, vol_filter="garch", vol_fit_alpha=False))
+    r = np.random.default_rng(0).normal(0, 0.01, 400)
+    model = fd.fit(r, cfg, out_dir=tmp_path / "m")
+    assert model.start_targets == start_targets(model, r, "r2") and model.start_factors is not None
+    ref = load(tmp_path / "m")
+    assert ref.start_targets.moment == "r2" and ref.config.calibrate_start_moment == "r2"
+    ref.calibrate(500, seed=cfg.seed, by_start=True, start_moment="r2")
+    assert ref.start_factors == model.start_factors
+    with pytest.raises(InputError, match="calibrate_start_moment"):
+        dataclasses.replace(cfg, calibrate_start_moment="r3")
+    code = main(["fit", "--data", "sp500", "--out", str(tmp_path / "x"), "--calibrate-start-moment", "r2"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "--calibrate-by-start" in err and len(err.splitlines()) == 1

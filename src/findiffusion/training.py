@@ -33,7 +33,7 @@ from findiffusion.files import atomic_write, atomic_write_text
 from findiffusion.networks import DilatedResNet, NetworkConfig
 from findiffusion.progress import progress_bar
 from findiffusion.schedules import NoiseSchedule, ScheduleConfig
-from findiffusion.startstate import start_targets_from
+from findiffusion.startstate import MOMENTS, START_QUANTILES_R2, start_targets_from
 from findiffusion.volatility import VolatilityFilter
 
 
@@ -160,6 +160,8 @@ class FitConfig:
             window (``calibrate(by_start=True)``, :mod:`findiffusion.calibration`; off by default, measured on
             simulated Heston only, docs/pricing.md). Needs a series of at least two windows; ignored without a
             filter or with ``calibration_windows = 0``.
+        calibrate_start_moment: what c of eq. (7) matches and the stored start targets hold: the residuals' E z^2
+            ("z2", default) or the decoded returns' E r^2 ("r2", :mod:`findiffusion.startstate`).
     """
 
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
@@ -169,8 +171,12 @@ class FitConfig:
     seed: int = 0
     calibration_windows: int = 20000
     calibrate_by_start: bool = False
+    calibrate_start_moment: str = "z2"
 
     def __post_init__(self) -> None:
+        if self.calibrate_start_moment not in MOMENTS:
+            raise InputError(f"calibrate_start_moment is one of {', '.join(MOMENTS)} (the residuals' E z^2 or the "
+                             f"returns' E r^2), got {self.calibrate_start_moment!r}")
         if self.calibration_windows < 0:
             raise InputError(f"calibration_windows must be 0 (off) or a positive number of windows, "
                              f"got {self.calibration_windows}")
@@ -409,11 +415,16 @@ def fit(
     )
     model.to(dev)
     if vol_filter.active and len(r) >= 2 * tc.window:  # the targets of eq. (7), for calibrate(by_start=True)
-        model.start_targets = start_targets_from(z, s2 / vol_filter.var, tc.window)  # the series filtered in step 1
+        if cfg.calibrate_start_moment == "r2":  # E r^2 of the returns themselves, with the top-1 % group
+            model.start_targets = start_targets_from(r, s2 / vol_filter.var, tc.window, START_QUANTILES_R2,
+                                                     moment="r2")
+        else:
+            model.start_targets = start_targets_from(z, s2 / vol_filter.var, tc.window)  # the series filtered in step 1
     # 4. calibrate the residual scale of a filter model (DiffusionModel.calibrate: the filter compounds
     #    a residual-variance error over long paths), with its own generator so training is unchanged
     if vol_filter.active and cfg.calibration_windows:
-        model.calibrate(cfg.calibration_windows, seed=cfg.seed, progress=progress, by_start=cfg.calibrate_by_start)
+        model.calibrate(cfg.calibration_windows, seed=cfg.seed, progress=progress, by_start=cfg.calibrate_by_start,
+                        start_moment=cfg.calibrate_start_moment)
     if out is not None:
         model.save(out)
     return model

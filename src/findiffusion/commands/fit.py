@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibrate-by-start", action="store_true",
                    help="the calibration also fits one factor per start state and day range of a window (eq. (7); "
                         "off by default; docs/pricing.md)")
+    p.add_argument("--calibrate-start-moment", choices=("z2", "r2"), default=None,
+                   help="with --calibrate-by-start: match the residuals' E z^2 (z2, default) or the decoded returns' "
+                        "E r^2 (r2) per start state and day range (findiffusion/startstate.py)")
     p.add_argument("--config", help="JSON file with a full FitConfig (overrides the defaults)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
@@ -87,6 +90,10 @@ def make_config(args: argparse.Namespace):
         cfg = dataclasses.replace(cfg, calibration_windows=args.calibration_windows)
     if args.calibrate_by_start:
         cfg = dataclasses.replace(cfg, calibrate_by_start=True)
+    if args.calibrate_start_moment is not None:
+        if not cfg.calibrate_by_start:
+            raise InputError("--calibrate-start-moment is what --calibrate-by-start matches: add --calibrate-by-start")
+        cfg = dataclasses.replace(cfg, calibrate_start_moment=args.calibrate_start_moment)
     return dataclasses.replace(cfg, train=train, seed=args.seed)
 
 
