@@ -271,16 +271,13 @@ def _with_alpha(model, alpha: float):
     return out
 
 
-def test_calibration_by_start_matches_the_targets_by_start_state_and_day_range(tmp_path):
-    """An oracle network 1.4 times too wide on days 1-5 after calm starts (state < 0): calibrate(by_start=True) makes
-    fresh draws' E z^2 match the training targets in every start group and day range (without it the calm groups'
-    first days are far off); decoding applies c by hand-checked rule, sample() tracks the same states, stitched days
-    and conditional draws see no c, and the factors survive save/load."""
+def _calm_wide_model(tmp_path):
+    """An exact oracle network (:func:`_exact_filter_model`) whose first windows are 1.4 times too wide on days 1-5
+    after calm starts (filter state < 0): what eq. (7) is for."""
     import torch
 
     model = _exact_filter_model(tmp_path, 1.0)
-    L, f = model.window, model.vol_filter
-    inner = model._generate
+    L, inner = model.window, model._generate
 
     def oracle(*a, **kw):  # a[4]: the context (None for a path's first window); kw["state"]: 0.5 log(s2 / v)
         x = inner(*a, **kw)
@@ -289,6 +286,18 @@ def test_calibration_by_start_matches_the_targets_by_start_state_and_day_range(t
         return x
 
     model._generate = oracle
+    return model
+
+
+def test_calibration_by_start_matches_the_targets_by_start_state_and_day_range(tmp_path):
+    """An oracle network 1.4 times too wide on days 1-5 after calm starts (state < 0): calibrate(by_start=True) makes
+    fresh draws' E z^2 match the training targets in every start group and day range (without it the calm groups'
+    first days are far off); decoding applies c by hand-checked rule, sample() tracks the same states, stitched days
+    and conditional draws see no c, and the factors survive save/load."""
+    import torch
+
+    model = _calm_wide_model(tmp_path)
+    L, f = model.window, model.vol_filter
     r = np.random.default_rng(7).normal(0, 0.01, 6000)  # training returns for the targets (i.i.d.: z^2 by start
     with pytest.raises(InputError, match="start-state targets"):  # state differs through the filter only)
         model.start_targets = None
