@@ -117,6 +117,7 @@ def _recalibration_key(model: Any, options: dict, n_windows: int, returns: Any) 
     import numpy as np
 
     import findiffusion.calibration as cal
+    import findiffusion.startstate as startstate
 
     h = hashlib.sha256()
     for name, t in sorted(model.denoiser.state_dict().items()):
@@ -126,7 +127,7 @@ def _recalibration_key(model: Any, options: dict, n_windows: int, returns: Any) 
     h.update(b"" if returns is None else np.ascontiguousarray(returns, dtype=float).tobytes())
     h.update(Path(cal.__file__).read_bytes())
     if options.get("by_start"):  # eq. (7) lives in findiffusion/startstate.py
-        h.update(Path(cal.fit_start_factors.__code__.co_filename).read_bytes())
+        h.update(Path(startstate.__file__).read_bytes())
     if options.get("by_stitch"):  # eq. (10) lives in findiffusion/stitching.py
         h.update(Path(cal.stitching.__file__).read_bytes())
     return h.hexdigest()[:16]

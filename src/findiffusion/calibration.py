@@ -135,7 +135,7 @@ import torch
 
 from findiffusion import stitching
 from findiffusion.errors import InputError
-from findiffusion.startstate import MOMENTS, filtered_training, fit_start_factors, start_rows, start_targets
+from findiffusion.startstate import check_moment, filtered_training, fit_start_factors, start_rows, start_targets
 from findiffusion.stylized_facts import skew_parts
 
 if TYPE_CHECKING:
@@ -320,9 +320,7 @@ def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, s
             targets of that moment or ``returns``, or ``by_correlation``, ``by_leverage`` or ``by_stitch`` without
             ``returns``.
     """
-    if start_moment not in MOMENTS:
-        raise InputError(f"start_moment is one of {', '.join(MOMENTS)} (eq. (7) matches the residuals' E z^2 or the "
-                         f"decoded returns' E r^2), got {start_moment!r}")
+    check_moment(start_moment, "start_moment")
     if returns is not None:
         model.start_targets = start_targets(model, returns, start_moment)
     if by_start and model.start_targets is None:

@@ -40,6 +40,8 @@ START_QUANTILES, START_QUANTILES_R2 = (0.2, 0.4, 0.6, 0.8, 0.95), (0.2, 0.4, 0.6
 START_CUTS = (5, 21, 63)
 #: what eq. (7) matches: the residuals' E z^2 or the decoded returns' E r^2, and the damping of each one's step
 MOMENTS, DAMPING = ("z2", "r2"), {"z2": 1.0, "r2": 0.5}
+#: the start-state groups of each moment
+MOMENT_QUANTILES = {"z2": START_QUANTILES, "r2": START_QUANTILES_R2}
 #: passes of the fixed-point iteration, generated days a cell needs to be rescaled, range of c (as g of eq. (5))
 START_ITERS, START_MIN_DAYS, START_RANGE = 12, 100, (0.5, 2.0)
 
@@ -71,8 +73,7 @@ class StartTargets:
         if not ok:
             raise InputError("start targets need increasing positive edges and cuts and one positive E z^2 per "
                              f"group and range, got edges {self.edges}, cuts {self.cuts}, z2 {self.z2}")
-        if self.moment not in MOMENTS:
-            raise InputError(f"the moment of start targets is one of {', '.join(MOMENTS)}, got {self.moment!r}")
+        check_moment(self.moment, "the moment of start targets")
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -116,21 +117,34 @@ def filtered_training(model: DiffusionModel, returns: np.ndarray, what: str) -> 
     return f.filter(r)
 
 
+def check_moment(moment: str, name: str) -> None:
+    """Raise InputError unless ``moment`` (called ``name`` in the message) is one of :data:`MOMENTS`."""
+    if moment not in MOMENTS:
+        raise InputError(f"{name} is one of {', '.join(MOMENTS)} (eq. (7) matches the residuals' E z^2 or the "
+                         f"decoded returns' E r^2), got {moment!r}")
+
+
 def start_targets(model: DiffusionModel, returns: np.ndarray, moment: str = "z2",
                   quantiles: tuple[float, ...] | None = None, cuts: tuple[int, ...] = START_CUTS) -> StartTargets:
     """The targets of eq. (7) from the training returns: the model's filter run over the whole series gives the
-    residuals z_t and variances sigma^2_t, then :func:`start_targets_from` with z (``moment`` "z2") or the returns
-    ("r2"); ``quantiles`` default to those of the moment.
+    residuals z_t and variances sigma^2_t, then :func:`moment_targets`.
 
     Raises:
         InputError: an unknown moment, no active filter, or a series shorter than two windows. Shape: returns (T,).
     """
-    if moment not in MOMENTS:
-        raise InputError(f"the moment of eq. (7) is one of {', '.join(MOMENTS)} (residuals or returns), got {moment!r}")
+    check_moment(moment, "the moment of eq. (7)")
     z, s2 = filtered_training(model, returns, "start-state targets need")  # (T,), (T + 1,)
+    return moment_targets(moment, z, returns, s2 / model.vol_filter.var, model.window, quantiles, cuts)
+
+
+def moment_targets(moment: str, z: np.ndarray, returns: np.ndarray, h: np.ndarray, window: int,
+                   quantiles: tuple[float, ...] | None = None, cuts: tuple[int, ...] = START_CUTS) -> StartTargets:
+    """:func:`start_targets_from` for ``moment`` on a filtered training series: z (``moment`` "z2") or the returns
+    ("r2"), with the moment's groups (:data:`MOMENT_QUANTILES`) unless ``quantiles`` are given.
+    Shape: z, returns (T,), h (T + 1,)."""
     x = z if moment == "z2" else np.asarray(returns, dtype=float).ravel()
-    q = (START_QUANTILES if moment == "z2" else START_QUANTILES_R2) if quantiles is None else quantiles
-    return start_targets_from(x, s2 / model.vol_filter.var, model.window, q, cuts, moment)
+    q = MOMENT_QUANTILES[moment] if quantiles is None else quantiles
+    return start_targets_from(x, h, window, q, cuts, moment)
 
 
 def start_targets_from(x: np.ndarray, h: np.ndarray, window: int, quantiles: tuple[float, ...] = START_QUANTILES,

@@ -33,7 +33,7 @@ from findiffusion.files import atomic_write, atomic_write_text
 from findiffusion.networks import DilatedResNet, NetworkConfig
 from findiffusion.progress import progress_bar
 from findiffusion.schedules import NoiseSchedule, ScheduleConfig
-from findiffusion.startstate import MOMENTS, START_QUANTILES_R2, start_targets_from
+from findiffusion.startstate import check_moment, moment_targets
 from findiffusion.volatility import VolatilityFilter
 
 
@@ -174,9 +174,7 @@ class FitConfig:
     calibrate_start_moment: str = "z2"
 
     def __post_init__(self) -> None:
-        if self.calibrate_start_moment not in MOMENTS:
-            raise InputError(f"calibrate_start_moment is one of {', '.join(MOMENTS)} (the residuals' E z^2 or the "
-                             f"returns' E r^2), got {self.calibrate_start_moment!r}")
+        check_moment(self.calibrate_start_moment, "calibrate_start_moment")
         if self.calibration_windows < 0:
             raise InputError(f"calibration_windows must be 0 (off) or a positive number of windows, "
                              f"got {self.calibration_windows}")
@@ -415,11 +413,8 @@ def fit(
     )
     model.to(dev)
     if vol_filter.active and len(r) >= 2 * tc.window:  # the targets of eq. (7), for calibrate(by_start=True)
-        if cfg.calibrate_start_moment == "r2":  # E r^2 of the returns themselves, with the top-1 % group
-            model.start_targets = start_targets_from(r, s2 / vol_filter.var, tc.window, START_QUANTILES_R2,
-                                                     moment="r2")
-        else:
-            model.start_targets = start_targets_from(z, s2 / vol_filter.var, tc.window)  # the series filtered in step 1
+        model.start_targets = moment_targets(cfg.calibrate_start_moment, z, r, s2 / vol_filter.var,
+                                             tc.window)  # the series filtered in step 1
     # 4. calibrate the residual scale of a filter model (DiffusionModel.calibrate: the filter compounds
     #    a residual-variance error over long paths), with its own generator so training is unchanged
     if vol_filter.active and cfg.calibration_windows:

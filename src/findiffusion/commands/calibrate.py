@@ -15,6 +15,7 @@ from findiffusion.commands.common import (
     positive_int,
     require,
 )
+from findiffusion.startstate import MOMENTS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="then one factor per start-state group and day range of a window (eq. (7), docs/pricing.md): "
                         "short-dated option prices see a window's first days, where the network's width error depends "
                         "on the start state; models fitted before 2026-12-05 need --data with their training series")
-    p.add_argument("--start-moment", choices=("z2", "r2"), default="z2",
+    p.add_argument("--start-moment", choices=MOMENTS, default="z2",
                    help="with --by-start: what the factors match in every start group and day range, the residuals' "
                         "E z^2 (z2, default) or the decoded returns' E r^2 (r2: the filter carries a wider day into "
                         "the later days' variance, so matching z^2 can leave the returns' width wrong after volatile "

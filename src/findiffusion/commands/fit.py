@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from findiffusion.commands.common import add_data_args, load_data, positive_int
+from findiffusion.startstate import MOMENTS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibrate-by-start", action="store_true",
                    help="the calibration also fits one factor per start state and day range of a window (eq. (7); "
                         "off by default; docs/pricing.md)")
-    p.add_argument("--calibrate-start-moment", choices=("z2", "r2"), default=None,
+    p.add_argument("--calibrate-start-moment", choices=MOMENTS, default=None,
                    help="with --calibrate-by-start: match the residuals' E z^2 (z2, default) or the decoded returns' "
                         "E r^2 (r2) per start state and day range (findiffusion/startstate.py)")
     p.add_argument("--config", help="JSON file with a full FitConfig (overrides the defaults)")
