@@ -11,13 +11,20 @@ import pytest
 from findiffusion import load
 from findiffusion.errors import InputError
 from findiffusion.volatility import VolatilityFilter
-from tests.test_calibration import _assert_contexts_ignore, _assert_field_checked, _chunk_states, _exact_filter_model
+from tests.test_calibration import (
+    _assert_contexts_ignore,
+    _assert_field_checked,
+    _calm_wide_model,
+    _chunk_states,
+    _exact_filter_model,
+)
 
 
-def _gjr_model(tmp_path, a_true: float):
+def _gjr_model(tmp_path, a_true: float, calm_wide: bool = False):
     """The oracle of eq. (9): a model whose network draws i.i.d. normal residuals, its filter fitted on returns that
-    filter rebuilt from i.i.d. normal residuals with asymmetry ``a_true``, then set symmetric. (model, returns)."""
-    model = _exact_filter_model(tmp_path, 1.0)
+    filter rebuilt from i.i.d. normal residuals with asymmetry ``a_true``, then set symmetric; ``calm_wide``: the
+    network 1.4 times too wide on days 1-5 after calm starts (tests/test_calibration.py). (model, returns)."""
+    model = _calm_wide_model(tmp_path) if calm_wide else _exact_filter_model(tmp_path, 1.0)
     f = dataclasses.replace(model.vol_filter, alpha=0.15, beta=0.8, asym=a_true, alpha_max=None, asym_max=None)
     r = f.unfilter(np.random.default_rng(8).standard_normal(40_000))  # (T,): the GJR process (3)
     model.vol_filter = dataclasses.replace(f.fit(r), asym=0.0)
@@ -175,3 +182,29 @@ def test_early_asymmetry_of_the_filter_is_recursion_3_day_by_day():
     for bad in ((1.5, 5), (0.5, 0), (0.5, 2.0)):
         with pytest.raises(InputError, match="early asymmetry"):
             dataclasses.replace(f, early_asym=bad[0], early_days=bad[1])
+
+
+def test_leverage_split_is_fitted_again_after_c_of_returns(tmp_path):
+    """With c of eq. (7) on the returns' E r^2 (fitted after eq. (9)), eq. (9b) is solved again on the windows as c
+    decodes them: on a network too wide after calm starts (which c narrows) the calibration's own windows, decoded by
+    the calibrated model, have the training leverage of D-day and L-day sums to within what the last refit of g and k
+    moves it, and still the training M (k last)."""
+    import torch
+
+    from findiffusion.calibration import leverage_target
+    from findiffusion.stylized_facts import skew_parts
+
+    model, r = _gjr_model(tmp_path, 0.6, calm_wide=True)
+    L = model.window
+    D = L // 2
+    model.calibrate(3000, seed=2, sampler="ddim", steps=10, by_leverage=True, returns=r, leverage_split=D,
+                    by_start=True, start_moment="r2")
+    assert model.start_factors is not None and model.leverage_early[1] == D
+    gen = torch.Generator().manual_seed(2)  # the calibration's own windows, as calibrate draws them
+    var0 = model.start_variance(3000, gen)
+    u = model.sample_model_space(3000, L, var=var0, sampler="ddim", steps=10, generator=gen)
+    x = model.decode_generated(u, var0, sampler="ddim", steps=10)
+    assert skew_parts(x[:, :D])["leverage"] == pytest.approx(leverage_target(model, r, days=D), abs=0.02)
+    assert skew_parts(x)["leverage"] == pytest.approx(leverage_target(model, r), abs=0.02)
+    fg = model.filter_for("ddim", 10)
+    assert fg.reaction_moment(*fg.filter(x, var0)) == pytest.approx(model.vol_filter.reaction, rel=1e-8)

@@ -443,19 +443,15 @@ def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, s
         c, m, k = start_pass(k, rows)  # (groups, ranges), (n, L)
         z = z * m
     if by_leverage:  # LEVERAGE_PASSES times: eq. (9) with k, g and c held, then g and k again at a_g (c held)
-        target = leverage_target(model, returns)
-        early_target = None if leverage_split is None else leverage_target(model, returns, days=leverage_split)
-        for _ in range(LEVERAGE_PASSES):
-            if leverage_split is not None:  # eq. (9b): a_e of the first D days with a_g held, then a_g with a_e held
-                a_e = fit_early_asym(model, z, var0, rows, early_target, leverage_split)
-                model.leverage_early = (a_e, leverage_split)
-            model.leverage_asym = fit_leverage_asym(model, z, var0, rows, target, early=model.leverage_early)
-            g, g_late, rows = _state_factors(model, model.transform.inverse(k * u) * m, var0, by_position)
-            k = estimate_scale(model, u, var0, rows, post=lambda x: x * m)
-            z = model.transform.inverse(k * u) * m  # (n, L)
+        lev_targets = (leverage_target(model, returns),
+                       None if leverage_split is None else leverage_target(model, returns, days=leverage_split))
+        g, g_late, rows, k, z = _leverage_passes(model, u, var0, rows, m, k, lev_targets, leverage_split, by_position)
     if returns_moment:  # eq. (7) on E r^2, on the windows as a_g, g and k decode them; then k again
         c, m, k = start_pass(k, rows)
         z = model.transform.inverse(k * u) * m
+        if by_leverage and leverage_split is not None:  # eq. (9b) again, on the windows as c decodes them
+            g, g_late, rows, k, z = _leverage_passes(model, u, var0, rows, m, k, lev_targets, leverage_split,
+                                                     by_position)
     shock = None
     if by_correlation:  # SHOCK_PASSES times: eq. (8) with k, g and c held, then g and k again with the map (c held)
         target = shock_correlation(model, returns)
@@ -485,6 +481,23 @@ def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, s
     model.shock_map, model.shock_mean = (None, None) if shock is None else shock
     model.history["calibration"] = {"windows": int(n_windows), "seed": int(seed)}
     return k
+
+
+def _leverage_passes(model: DiffusionModel, u: np.ndarray, var0: np.ndarray, rows: Any, m: Any, k: float,
+                     targets: tuple[float, float | None], split: int | None, by_position: bool) -> tuple[Any, ...]:
+    """``LEVERAGE_PASSES`` passes of eq. (9) (with ``split``, (9b): a_e with a_g held, then a_g with a_e held) on the
+    windows u decoded with k, the state factors ``rows`` and c's rows m (1 without c), then g and k again; sets
+    ``leverage_asym`` (and ``leverage_early``) on the model. ``targets``: the leverage parts of L-day and D-day
+    training sums. Returns (g, g_late, rows, k, z). Shape: u (n, L), var0 (n,), m (n, L) or a float."""
+    g = g_late = None
+    for _ in range(LEVERAGE_PASSES):
+        z = model.transform.inverse(k * u) * m  # (n, L)
+        if split is not None:
+            model.leverage_early = (fit_early_asym(model, z, var0, rows, targets[1], split), split)
+        model.leverage_asym = fit_leverage_asym(model, z, var0, rows, targets[0], early=model.leverage_early)
+        g, g_late, rows = _state_factors(model, model.transform.inverse(k * u) * m, var0, by_position)
+        k = estimate_scale(model, u, var0, rows, post=lambda x: x * m)
+    return g, g_late, rows, k, model.transform.inverse(k * u) * m
 
 
 def _state_factors(model: DiffusionModel, z: np.ndarray, var0: np.ndarray, by_position: bool
