@@ -47,7 +47,7 @@ def unfilter_sloped(f: VolatilityFilter, z: np.ndarray, var0: np.ndarray, b: flo
     for t in range(z.shape[1]):
         zt = z[:, t] * np.exp(b * 0.5 * np.log(s2 / f.var))
         r[:, t] = f.mean + np.sqrt(s2) * zt
-        s2 = f._next_var(s2, zt, t)
+        s2 = f._next_var(s2, zt)
     return r
 
 

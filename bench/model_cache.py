@@ -67,13 +67,11 @@ def _with_stitch_scale(model, cache: Path, cfg: Any, progress: bool):
 def recalibrate(model: Any, *, by_position: bool = False, by_start: bool = False, returns: Any = None,
                 progress: bool = False, by_correlation: bool = False, n_windows: int | None = None,
                 cache: Path | None = None, by_leverage: bool = False, by_stitch: bool = False,
-                sampler: str | None = None, steps: int | None = None, start_moment: str = "z2",
-                leverage_split: int | None = None) -> tuple[int, float]:
+                sampler: str | None = None, steps: int | None = None, start_moment: str = "z2") -> tuple[int, float]:
     """Recalibrate ``model`` in place (:meth:`DiffusionModel.calibrate`) on ``n_windows`` windows (default as many as
     it was calibrated on, the fit's count if it never was), with its fit seed; ``returns`` are the training returns
     (the targets of eq. (7) for ``by_start``, of eq. (8) for ``by_correlation``, of eq. (9) for ``by_leverage``, of
-    eq. (10) for ``by_stitch``); ``start_moment``: what eq. (7) matches ("z2" or "r2"); ``leverage_split``: D of eq.
-    (9b); ``sampler``/``steps`` the draws it calibrates (default the model's own: a bench that
+    eq. (10) for ``by_stitch``); ``start_moment``: what eq. (7) matches ("z2" or "r2"); ``sampler``/``steps`` the draws it calibrates (default the model's own: a bench that
     samples with another sampler must pass it, or its draws decode uncalibrated).
     Returns (windows, seconds).
 
@@ -87,7 +85,6 @@ def recalibrate(model: Any, *, by_position: bool = False, by_start: bool = False
     kw = {"by_position": by_position, "by_start": by_start, "by_correlation": by_correlation,
           "by_leverage": by_leverage, "by_stitch": by_stitch}
     kw |= {"start_moment": start_moment} if start_moment != "z2" else {}  # named only when not the default
-    kw |= {"leverage_split": leverage_split} if leverage_split is not None else {}
     used = model.resolve_sampler(sampler, steps)  # named in the key only when not the model's own: default keys stay
     drawn = {} if used == model.default_sampler else {"sampler": used[0], "steps": used[1]}
     path = None if cache is None else cache / f"recalibrated-{_recalibration_key(model, kw | drawn, n_cal, returns)}"
@@ -107,7 +104,7 @@ def recalibrate(model: Any, *, by_position: bool = False, by_start: bool = False
 #: what DiffusionModel.calibrate sets
 CALIBRATION_ATTRS = ("residual_scale", "calibrated_for", "state_factors", "state_factors_late", "stitch_scale",
                      "start_targets", "start_factors", "shock_map", "shock_mean", "leverage_asym",
-                     "stitch_asym", "leverage_early")
+                     "stitch_asym")
 
 
 def _recalibration_key(model: Any, options: dict, n_windows: int, returns: Any) -> str:

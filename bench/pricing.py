@@ -371,9 +371,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calibrate-by-leverage", action="store_true",
                     help="re-estimate the models' residual calibration with the decoding asymmetry of eq. (9), target "
                          "the training windows' leverage (DiffusionModel.calibrate(by_leverage=True); in memory)")
-    ap.add_argument("--calibrate-leverage-split", type=int, default=None, metavar="D",
-                    help="with --calibrate-by-leverage: the first D days of the window get their own asymmetry, "
-                         "fitted to the training windows' leverage of D-day sums (eq. (9b); e.g. 21)")
     ap.add_argument("--calibrate-by-stitch", action="store_true",
                     help="re-estimate the models' residual calibration with the view at the stitch of eq. (10): the "
                          "pairs of days across the stitch get the training leverage and the stitched days the training "
@@ -453,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
                                   n_windows=a.calibration_windows, cache=None if a.quick else out,
                                   by_leverage=a.calibrate_by_leverage, by_stitch=a.calibrate_by_stitch,
                                   sampler=a.sampler, steps=steps,  # the draws it prices
-                                  start_moment=a.calibrate_start_moment, leverage_split=a.calibrate_leverage_split)
+                                  start_moment=a.calibrate_start_moment)
         fmt = lambda g: "/".join(f"{v:.3f}" for v in g or ())  # noqa: E731
         start = f"start state ({a.calibrate_start_moment})"
         ways = " and ".join(w for w, on in (("position", a.calibrate_by_position), (start, a.calibrate_by_start),
@@ -462,8 +459,6 @@ def main(argv: list[str] | None = None) -> int:
                                             ("stitch view", a.calibrate_by_stitch)) if on)
         c = "" if model.start_factors is None else ", c " + "; ".join(fmt(row) for row in model.start_factors)
         c += "" if model.leverage_asym is None else f", a_g {model.leverage_asym:.4f}"
-        c += "" if model.leverage_early is None else (f", a_e {model.leverage_early[0]:.4f} on days "
-                                                      f"1-{model.leverage_early[1]}")
         c += "" if model.stitch_asym is None else f", a_s {model.stitch_asym:.4f}"
         when = "loaded from the recalibration cache" if secs == 0 else f"in {secs:.0f} s"
         return (f"{how}; recalibrated by {ways} on {n_cal} windows {when} (k "

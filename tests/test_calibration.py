@@ -191,7 +191,7 @@ def test_calibration_by_position_fits_a_window_s_first_days_and_the_rest_apart(t
     for t in range(L):
         zt = z[:, t] * (g if t < C else g_late)[f.state_bin(v)]
         expect.append(f.mean_return(v) + np.sqrt(v) * zt)
-        v = f._next_var(v, zt, t)
+        v = f._next_var(v, zt)
     r = model.decode_generated(u, var0, sampler="ddim", steps=10)
     np.testing.assert_allclose(r, np.stack(expect, 1), rtol=1e-12)
     # the states sample() tracks chunk by chunk (extend_variances on row slices) are those of the decoded days
@@ -334,7 +334,7 @@ def test_calibration_by_start_matches_the_targets_by_start_state_and_day_range(t
     for t in range(L + 8):
         zt = z[:, t] * g[f.state_bin(v)]
         expect.append(f.mean_return(v) + np.sqrt(v) * zt)
-        v = f._next_var(v, zt, t)
+        v = f._next_var(v, zt)
     decoded = model.decode_generated(u, var0, sampler="ddim", steps=10)
     np.testing.assert_allclose(decoded, np.stack(expect, 1), rtol=1e-12)
     # sample() tracks those states chunk by chunk, and draws the same paths decode_generated gives

@@ -275,16 +275,6 @@ def test_calibrate_re_estimates_k_and_g_in_place(tmp_path, capsys):
         np.testing.assert_allclose(getattr(got, attr), getattr(ref, attr), rtol=1e-12)
         assert got.stitch_scale == pytest.approx(ref.stitch_scale, rel=1e-12)
         before = attr
-    # --leverage-split D: a_e of eq. (9b) on the first D days as well; one line without --by-leverage or out of range
-    _one_line_error(*_run(capsys, "calibrate", "--model", str(d), "--leverage-split", "5")[::2], "--by-leverage")
-    _one_line_error(*_run(capsys, "calibrate", "--model", str(d), "--by-leverage", "--leverage-split", "999", "--data",
-                          "sp500", "--end", str(r.index[1499].date()))[::2], "--leverage-split")
-    code, out, _ = _run(capsys, "calibrate", "--model", str(d), "--windows", "300", "--seed", "5", "--by-leverage",
-                        "--leverage-split", "5", "--data", "sp500", "--end", str(r.index[1499].date()), "--quiet")
-    got, ref = fd.load(d), fd.load(d)
-    ref.calibrate(300, seed=5, returns=r.iloc[:1500].to_numpy(), by_leverage=True, leverage_split=5)
-    assert code == 0 and " a_e " in out.splitlines()[1] and got.leverage_early[1] == 5
-    np.testing.assert_allclose(got.leverage_early[0], ref.leverage_early[0], rtol=1e-12)
 
     _one_line_error(*_run(capsys, "calibrate", "--model", str(d), "--windows", "0")[::2], "--windows")
     _one_line_error(*_run(capsys, "calibrate", "--model", str(d), "--sampler", "warp")[::2], "warp")

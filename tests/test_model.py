@@ -119,7 +119,7 @@ def test_conditional_sample_is_decoded_from_the_filter_state(tmp_path):
     for t in range(z.shape[1]):
         zt = z[:, t] * g[np.searchsorted(f.state_edges, v / f.var, side="right")]
         expect.append(f.mean + np.sqrt(v) * zt)
-        v = f._next_var(v, zt, t)
+        v = f._next_var(v, zt)
     np.testing.assert_allclose(model.decode_generated(u_new[0], s2[-1]), np.stack(expect, 1), rtol=1e-12)
     assert model.factors_for(steps=3) is None and model.factors_for() == model.state_factors
     # given a real context the default sampler's draws get k but not g (calibrated on unconditional windows)

@@ -110,17 +110,6 @@ stitched chunks with a_g too made one-year calls 1.5-3.5 points rich on the 128-
 excess leverage is a property of the window it was measured on.) Needs the training returns; before the shock map
 (8), which is then fitted on windows decoded with a_g.
 
-**Leverage split by day** (``leverage_split`` D, with ``by_leverage``; off by default). One a_g fitted to L-day sums
-can leave the short sums' leverage wrong: on the 128-day Heston model with a_g = 0.926, the leverage part of 21-day
-sums was 5 % short (-0.692 against the training windows' -0.730) and the 21-day 80 put 9 % cheap (docs/pricing.md,
-session 41). With a split, the first D days of the first window decode with their own asymmetry a_e,
-
-(9b) a_e such that the leverage part of D-day sums equals the training windows', a_g (days D + 1 .. L) such that
-     that of L-day sums does (each by bisection with the other held, within every pass of (9)),
-
-so a fall in the first D days raises the volatility of the days after it by what the short sums need, and the later
-days' reaction is fitted for the whole window. M of eq. (4) keeps a_g's weights (the later days').
-
 **The view at the stitch** (``by_stitch``, off by default): the stitched days of unconditional paths start from the
 variance a filter with asymmetry a_s gives after the first window, and a_s and k_s are solved so that the pairs of
 days across the stitch carry the training leverage and the stitched days the training variance, eq. (10) of
@@ -168,8 +157,6 @@ SHOCK_ITERS = 3
 LEVERAGE_PASSES = 2
 #: bisection steps of eq. (9) on [-1, 1] (2^-30: far below the asymmetry's sampling error)
 LEVERAGE_BISECTIONS = 30
-#: the split of eq. (9b) the CLI and benches suggest: a trading month
-LEVERAGE_SPLIT = 21
 
 
 def shock_correlation(model: DiffusionModel, returns: np.ndarray, max_windows: int = SHOCK_MAX_WINDOWS) -> np.ndarray:
@@ -253,46 +240,14 @@ def apply_shock_map(z: np.ndarray, m: np.ndarray, mu: np.ndarray) -> np.ndarray:
 
 def decoding_filter(model: DiffusionModel) -> VolatilityFilter:
     """The filter the calibration decodes generated days with: the fitted one, with the asymmetry a_g of eq. (9) when
-    the model holds one (:attr:`~findiffusion.model.DiffusionModel.leverage_asym`) and a_e on the first D days with
-    (a_e, D) = ``leverage_early`` of eq. (9b)."""
+    the model holds one (:attr:`~findiffusion.model.DiffusionModel.leverage_asym`)."""
     f = model.vol_filter
-    if model.leverage_asym is None:
-        return f
-    early = getattr(model, "leverage_early", None)
-    return dataclasses.replace(f, asym=model.leverage_asym, early_asym=None if early is None else early[0],
-                               early_days=0 if early is None else early[1])
+    return f if model.leverage_asym is None else dataclasses.replace(f, asym=model.leverage_asym)
 
 
-def check_leverage_early(early: Any, leverage_asym: float | None, window: int) -> tuple[float, int] | None:
-    """(a_e, D) of eq. (9b) as floats and ints, or None; raises InputError unless a_e is in [-1, 1], D a day inside
-    the window (1 <= D < ``window``) and a_g (``leverage_asym``) set."""
-    if early is None:
-        return None
-    try:
-        a, d = float(early[0]), early[1]
-        ok = len(early) == 2 and -1 <= a <= 1 and isinstance(d, int | np.integer) and not isinstance(d, bool)
-        ok = ok and 1 <= d < window and leverage_asym is not None
-    except (TypeError, ValueError, IndexError):
-        ok = False
-    if not ok:
-        raise InputError(f"leverage_early must be (a_e, D): an asymmetry in [-1, 1] for the first D days of a window, "
-                         f"1 <= D < {window}, with leverage_asym set; got {early!r}")
-    return a, int(d)
-
-
-def check_leverage_split(split: Any, window: int) -> None:
-    """Raise InputError unless ``split`` (eq. (9b)'s D) is None or a day inside the window, 1 <= D < ``window``."""
-    if split is not None and (isinstance(split, bool) or not isinstance(split, int | np.integer)
-                              or not 1 <= split < window):
-        raise InputError(f"leverage_split is the number of first days of a window with their own asymmetry (eq. (9b)): "
-                         f"a whole number from 1 to {window - 1} (e.g. {min(LEVERAGE_SPLIT, window - 1)}), got {split!r}")
-
-
-def leverage_target(model: DiffusionModel, returns: np.ndarray, max_windows: int = SHOCK_MAX_WINDOWS,
-                    days: int | None = None) -> float:
+def leverage_target(model: DiffusionModel, returns: np.ndarray, max_windows: int = SHOCK_MAX_WINDOWS) -> float:
     """The target of eq. (9): the leverage part of the skewness of L-day sums (:func:`skew_parts`) over the windows of
-    the training returns (at most ``max_windows`` evenly spaced starts, all of them when there are fewer); of the
-    sums of their first ``days`` days (eq. (9b)) when given.
+    the training returns (at most ``max_windows`` evenly spaced starts, all of them when there are fewer).
 
     Raises:
         InputError: a series shorter than two windows or with NaN. Shape: returns (T,) -> float.
@@ -302,42 +257,19 @@ def leverage_target(model: DiffusionModel, returns: np.ndarray, max_windows: int
         raise InputError(f"the leverage target of eq. (9) needs at least two windows ({2 * L} days) of finite training "
                          f"returns, got {len(r)} days: pass the series the model was fitted on")
     starts = _window_starts(len(r) - L + 1, max_windows)
-    return skew_parts(np.lib.stride_tricks.sliding_window_view(r, L)[starts][:, :days])["leverage"]
+    return skew_parts(np.lib.stride_tricks.sliding_window_view(r, L)[starts])["leverage"]
 
 
 def fit_leverage_asym(model: DiffusionModel, z: np.ndarray, var0: np.ndarray, g: np.ndarray | tuple[float, ...] | None,
-                      target: float, *, early: tuple[float, int] | None = None) -> float:
+                      target: float) -> float:
     """a_g of eq. (9) for generated residual windows z (k, c applied) with start variances var0 and state factors g,
     by bisection on [-1, 1]: a stronger reaction to falls makes the leverage part more negative. A target beyond what
-    [-1, 1] reaches gives the end that comes closest. ``early`` = (a_e, D): the first D days decode with a_e (held).
-    Shape: z (n, L), var0 (n,)."""
-    a_e, d = (None, 0) if early is None else early
+    [-1, 1] reaches gives the end that comes closest. Shape: z (n, L), var0 (n,)."""
+    f = model.vol_filter
 
     def leverage(a: float) -> float:  # the leverage part of the L-day sums decoded with asymmetry a
-        return skew_parts(dataclasses.replace(model.vol_filter, asym=a, early_asym=a_e, early_days=d)
-                          .unfilter(z, var0, g))["leverage"]
+        return skew_parts(dataclasses.replace(f, asym=a).unfilter(z, var0, g))["leverage"]
 
-    return _bisect_leverage(leverage, target)
-
-
-def fit_early_asym(model: DiffusionModel, z: np.ndarray, var0: np.ndarray, g: np.ndarray | tuple[float, ...] | None,
-                   target: float, split: int) -> float:
-    """a_e of eq. (9b): the asymmetry of the first ``split`` days D of generated residual windows z (as
-    :func:`fit_leverage_asym`) with which the D-day sums have the leverage part ``target``, a_g held at
-    ``model.leverage_asym`` (the fitted filter's a when None). Shape: z (n, L), var0 (n,)."""
-    f = model.vol_filter
-    a_g = f.asym if model.leverage_asym is None else model.leverage_asym
-    rows = g if g is None or np.ndim(g) == 1 else np.asarray(g)[:split]  # factors by day: the first D rows
-
-    def leverage(a: float) -> float:  # the leverage part of the D-day sums decoded with a on their days
-        return skew_parts(dataclasses.replace(f, asym=a_g, early_asym=a, early_days=split)
-                          .unfilter(z[:, :split], var0, rows))["leverage"]
-
-    return _bisect_leverage(leverage, target)
-
-
-def _bisect_leverage(leverage: Callable[[float], float], target: float) -> float:
-    """The asymmetry in [-1, 1] at which ``leverage`` (decreasing in it) hits ``target`` (eqs. (9), (9b))."""
     # leverage(-1) > leverage(1) for a market whose falls raise volatility
     return bisect(leverage, -1.0, 1.0, target, increasing=False, steps=LEVERAGE_BISECTIONS)
 
@@ -360,7 +292,7 @@ def bisect(fn: Callable[[float], float], lo: float, hi: float, target: float, *,
 def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, sampler: str | None = None,
               steps: int | None = None, progress: bool = False, by_position: bool = False, by_start: bool = False,
               returns: np.ndarray | None = None, by_correlation: bool = False, by_leverage: bool = False,
-              by_stitch: bool = False, start_moment: str = "z2", leverage_split: int | None = None) -> float:
+              by_stitch: bool = False, start_moment: str = "z2") -> float:
     """Set the model's state factors g (eq. (5)), residual scale k (eq. (4)) and stitched-chunk scale k_s
     (eq. (6)) from ``n_windows`` unconditional windows; returns k.
 
@@ -379,21 +311,16 @@ def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, s
     the residuals' E z^2 ("z2", the targets stored with a fit) or the decoded returns' E r^2 ("r2", needs ``returns``
     or targets of that moment; c is then fitted after a_g of eq. (9) and g, and followed by k, so that k comes
     last). ``by_leverage``: then the
-    decoding asymmetry of eq. (9) (``leverage_asym``), its target from ``returns`` (required); with ``leverage_split``
-    D also a_e of the first D days, eq. (9b) (``leverage_early``). ``by_correlation``:
+    decoding asymmetry of eq. (9) (``leverage_asym``), its target from ``returns`` (required). ``by_correlation``:
     then the map of eq. (8) (``shock_map``, ``shock_mean``), its target from ``returns`` (required). ``by_stitch``:
     last, the view asymmetry a_s and k_s of eq. (10) (``stitch_asym``), their targets from ``returns`` (required).
 
     Raises:
         InputError: ``n_windows`` is not a positive integer, an unknown ``start_moment``, ``by_start`` without
             targets of that moment or ``returns``, or ``by_correlation``, ``by_leverage`` or ``by_stitch`` without
-            ``returns``, or a ``leverage_split`` outside the window or without ``by_leverage``.
+            ``returns``.
     """
     check_moment(start_moment, "start_moment")
-    check_leverage_split(leverage_split, model.window)
-    if leverage_split is not None and not by_leverage:
-        raise InputError("leverage_split splits the decoding asymmetry of eq. (9): pass by_leverage=True with it "
-                         "(findiffusion calibrate --by-leverage --leverage-split D --data ...)")
     if returns is not None:
         model.start_targets = start_targets(model, returns, start_moment)
     if by_start and model.start_targets is None:
@@ -412,7 +339,7 @@ def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, s
             raise InputError(f"the {what} needs the training returns: calibrate(..., returns=r, by_{flag}=True); "
                              f"findiffusion calibrate --by-{flag} --data ...")
     model.start_factors, model.shock_map, model.shock_mean, model.leverage_asym = None, None, None, None
-    model.stitch_asym, model.leverage_early = None, None
+    model.stitch_asym = None
     model.residual_scale, model.calibrated_for, model.state_factors, model.stitch_scale = 1.0, None, None, None
     model.state_factors_late = None
     model.history.pop("calibration", None)
@@ -443,15 +370,15 @@ def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, s
         c, m, k = start_pass(k, rows)  # (groups, ranges), (n, L)
         z = z * m
     if by_leverage:  # LEVERAGE_PASSES times: eq. (9) with k, g and c held, then g and k again at a_g (c held)
-        lev_targets = (leverage_target(model, returns),
-                       None if leverage_split is None else leverage_target(model, returns, days=leverage_split))
-        g, g_late, rows, k, z = _leverage_passes(model, u, var0, rows, m, k, lev_targets, leverage_split, by_position)
+        target = leverage_target(model, returns)
+        for _ in range(LEVERAGE_PASSES):
+            model.leverage_asym = fit_leverage_asym(model, z, var0, rows, target)
+            g, g_late, rows = _state_factors(model, model.transform.inverse(k * u) * m, var0, by_position)
+            k = estimate_scale(model, u, var0, rows, post=lambda x: x * m)
+            z = model.transform.inverse(k * u) * m  # (n, L)
     if returns_moment:  # eq. (7) on E r^2, on the windows as a_g, g and k decode them; then k again
         c, m, k = start_pass(k, rows)
         z = model.transform.inverse(k * u) * m
-        if by_leverage and leverage_split is not None:  # eq. (9b) again, on the windows as c decodes them
-            g, g_late, rows, k, z = _leverage_passes(model, u, var0, rows, m, k, lev_targets, leverage_split,
-                                                     by_position)
     shock = None
     if by_correlation:  # SHOCK_PASSES times: eq. (8) with k, g and c held, then g and k again with the map (c held)
         target = shock_correlation(model, returns)
@@ -481,23 +408,6 @@ def calibrate(model: DiffusionModel, n_windows: int = 20000, *, seed: int = 0, s
     model.shock_map, model.shock_mean = (None, None) if shock is None else shock
     model.history["calibration"] = {"windows": int(n_windows), "seed": int(seed)}
     return k
-
-
-def _leverage_passes(model: DiffusionModel, u: np.ndarray, var0: np.ndarray, rows: Any, m: Any, k: float,
-                     targets: tuple[float, float | None], split: int | None, by_position: bool) -> tuple[Any, ...]:
-    """``LEVERAGE_PASSES`` passes of eq. (9) (with ``split``, (9b): a_e with a_g held, then a_g with a_e held) on the
-    windows u decoded with k, the state factors ``rows`` and c's rows m (1 without c), then g and k again; sets
-    ``leverage_asym`` (and ``leverage_early``) on the model. ``targets``: the leverage parts of L-day and D-day
-    training sums. Returns (g, g_late, rows, k, z). Shape: u (n, L), var0 (n,), m (n, L) or a float."""
-    g = g_late = None
-    for _ in range(LEVERAGE_PASSES):
-        z = model.transform.inverse(k * u) * m  # (n, L)
-        if split is not None:
-            model.leverage_early = (fit_early_asym(model, z, var0, rows, targets[1], split), split)
-        model.leverage_asym = fit_leverage_asym(model, z, var0, rows, targets[0], early=model.leverage_early)
-        g, g_late, rows = _state_factors(model, model.transform.inverse(k * u) * m, var0, by_position)
-        k = estimate_scale(model, u, var0, rows, post=lambda x: x * m)
-    return g, g_late, rows, k, model.transform.inverse(k * u) * m
 
 
 def _state_factors(model: DiffusionModel, z: np.ndarray, var0: np.ndarray, by_position: bool

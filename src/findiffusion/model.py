@@ -69,8 +69,6 @@ class DiffusionModel:
             ``calibrate(by_correlation=True)``). Shape: (L, L), (L,).
         leverage_asym: the filter asymmetry a_g of eq. (9) with which the first window of unconditional draws of
             ``calibrated_for`` is decoded (``None``: the filter's own; set by ``calibrate(by_leverage=True)``).
-        leverage_early: (a_e, D) of eq. (9b): the first D days of that window decode with asymmetry a_e instead
-            (``None``: a_g on every day; set by ``calibrate(by_leverage=True, leverage_split=D)``).
         stitch_asym: the view asymmetry a_s of eq. (10) (:mod:`findiffusion.stitching`): the stitched days of
             unconditional draws of ``calibrated_for`` start from the variance a filter with it gives after the first
             window (``None``: the fitted filter's; set by ``calibrate(by_stitch=True)``).
@@ -94,8 +92,7 @@ class DiffusionModel:
                  start_targets: StartTargets | None = None,
                  start_factors: tuple[tuple[float, ...], ...] | None = None,
                  shock_map: np.ndarray | None = None, shock_mean: np.ndarray | None = None,
-                 leverage_asym: float | None = None, stitch_asym: float | None = None,
-                 leverage_early: tuple[float, int] | None = None) -> None:
+                 leverage_asym: float | None = None, stitch_asym: float | None = None) -> None:
         if not (residual_scale > 0 and math.isfinite(residual_scale)):
             raise InputError(f"residual_scale must be a positive number, got {residual_scale}")
         if stitch_scale is not None and not (stitch_scale > 0 and math.isfinite(stitch_scale)):
@@ -117,8 +114,6 @@ class DiffusionModel:
                                           or not -1 <= leverage_asym <= 1):
             raise InputError(f"leverage_asym must be a filter asymmetry in [-1, 1] (or None), got {leverage_asym}")
         self.leverage_asym = None if leverage_asym is None else float(leverage_asym)
-        self.leverage_early = calibration.check_leverage_early(leverage_early, self.leverage_asym,
-                                                               int(config.train.window))
         if stitch_asym is not None and (isinstance(stitch_asym, bool) or not isinstance(stitch_asym, int | float)
                                         or not -1 <= stitch_asym <= f.asym_bound):
             raise InputError(f"stitch_asym must be a view asymmetry in [-1, {f.asym_bound:.4g}] (where the filter's "
@@ -304,17 +299,16 @@ class DiffusionModel:
     def calibrate(self, n_windows: int = 20000, *, seed: int = 0, sampler: str | None = None,
                   steps: int | None = None, progress: bool = False, by_position: bool = False, by_start: bool = False,
                   returns: np.ndarray | None = None, by_correlation: bool = False, by_leverage: bool = False,
-                  by_stitch: bool = False, start_moment: str = "z2", leverage_split: int | None = None) -> float:
+                  by_stitch: bool = False, start_moment: str = "z2") -> float:
         """Set k, g and k_s (eqs. (4)-(6)), with ``by_start`` c (eq. (7), matching ``start_moment``), with
-        ``by_leverage`` the decoding asymmetry (eq. (9); two of them, split at day ``leverage_split``, (9b)), with
-        ``by_correlation`` the shock map (eq. (8)) and with
+        ``by_leverage`` the decoding asymmetry (eq. (9)), with ``by_correlation`` the shock map (eq. (8)) and with
         ``by_stitch`` the view at the stitch and k_s (eq. (10)), the targets of (8)-(10) from ``returns``, from
         ``n_windows`` unconditional windows of ``sampler``/``steps`` (default: the model's own) drawn with ``seed``;
         returns k. See :func:`findiffusion.calibration.calibrate`."""
         return calibration.calibrate(self, n_windows, seed=seed, sampler=sampler, steps=steps, progress=progress,
                                      by_position=by_position, by_start=by_start, returns=returns,
                                      by_correlation=by_correlation, by_leverage=by_leverage, by_stitch=by_stitch,
-                                     start_moment=start_moment, leverage_split=leverage_split)
+                                     start_moment=start_moment)
 
     def estimate_calibration(self, u: np.ndarray, var0: np.ndarray) -> tuple[float, tuple[float, ...] | None]:
         """(k, g) of eqs. (4), (5) from generated windows u with start variances var0, without setting them

@@ -68,7 +68,6 @@ def save(model: DiffusionModel, directory: str | Path) -> Path:
         "shock_map": None if model.shock_map is None else [row[:i + 1].tolist() for i, row in enumerate(model.shock_map)],
         "shock_mean": None if model.shock_mean is None else model.shock_mean.tolist(),
         "leverage_asym": model.leverage_asym,
-        "leverage_early": None if model.leverage_early is None else list(model.leverage_early),
         "stitch_asym": model.stitch_asym,
         "data": model.data_info.to_dict() if model.data_info else None,
         "history": model.history,
@@ -158,7 +157,7 @@ def load(directory: str | Path, device: str = "cpu") -> DiffusionModel:
                                vol_filter=vol_filter, residual_scale=float(k), calibrated_for=cal, state_factors=g,
                                stitch_scale=ks, state_factors_late=g_late, start_targets=targets, start_factors=c,
                                shock_map=shock_map, shock_mean=shock_mean,
-                               leverage_asym=meta.get("leverage_asym"), leverage_early=meta.get("leverage_early"),
+                               leverage_asym=meta.get("leverage_asym"),
                                stitch_asym=meta.get("stitch_asym"))  # older files: none; checked by the model
     except InputError as exc:
         raise ModelFileError(f"{str(mj)!r}: {exc}; refit the model") from None

@@ -140,7 +140,7 @@ def extend_variances(model: DiffusionModel, s2: np.ndarray, u_new: torch.Tensor,
     for t in range(z.shape[1]):
         zt = f.scale_by_state(z[:, t], last, None if rows is None else rows[t])  # eq. (5), as decode_generated
         r[:, t] = f.mean_return(last) + np.sqrt(last) * zt
-        last = f._next_var(last, zt, t)  # eq. (3), day t of the first chunk
+        last = f._next_var(last, zt)  # eq. (3)
         cols.append(last[:, None])
     if f is model.vol_filter and view is None:
         return np.concatenate(cols, axis=1)

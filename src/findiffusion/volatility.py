@@ -84,10 +84,6 @@ class VolatilityFilter:
         winsor: c in (3) (default 4; ``None``: no winsorizing, c = inf).
         mean, var: m and v, estimated on the training returns.
         var_drift: \lambda of (3c) (default 0: a constant mean; 1/2: the Ito term).
-        early_asym, early_days: the asymmetry of (3) on the first ``early_days`` days of every sequence
-            :meth:`filter` and :meth:`unfilter` run over, ``asym`` after (default ``None``: ``asym`` on every day).
-            Never fitted nor saved: the filter that decodes a generated first window with the asymmetries a_e and
-            a_g of eq. (9b) of :mod:`findiffusion.calibration`.
         var_max: cap on \sigma^2_t in (3), ``CAP`` times the largest filtered training
             variance (a volatility about three times the worst in the data): a generated
             run of large shocks cannot feed back into ever larger variances.
@@ -126,8 +122,6 @@ class VolatilityFilter:
     asym_max: float | None = None
     start_probs: tuple[float, ...] = field(default=(), repr=False)
     var_drift: float = 0.0
-    early_asym: float | None = None
-    early_days: int = 0
 
     KINDS = ("garch", "none")
     _FIELDS = ("kind", "alpha", "beta", "winsor", "mean", "var", "var_max", "start_quantiles", "reaction",
@@ -162,10 +156,6 @@ class VolatilityFilter:
             raise InputError(f"volatility filter asymmetry must be in [-1, 1] (0: symmetric), got {self.asym}")
         if self.asym_max is not None and not 0 <= self.asym_max <= 1:
             raise InputError(f"volatility filter asym_max must be in [0, 1], got {self.asym_max}")
-        if self.early_asym is not None and not (-1 <= self.early_asym <= 1 and isinstance(self.early_days, int)
-                                                and self.early_days >= 1):
-            raise InputError(f"an early asymmetry must be in [-1, 1] for a positive whole number of early days, got "
-                             f"{self.early_asym} for {self.early_days} days")
         q = self.state_quantiles
         if not all(0 < v < 1 for v in q) or np.any(np.diff(q) <= 0):
             raise InputError(f"volatility-state quantiles must be increasing and strictly between 0 and 1, got {q}")
@@ -338,7 +328,7 @@ class VolatilityFilter:
         s2[..., 0] = self.var if var0 is None else var0
         for t in range(r.shape[-1]):
             z[..., t] = (r[..., t] - self.mean_return(s2[..., t])) / np.sqrt(s2[..., t])
-            s2[..., t + 1] = self._next_var(s2[..., t], z[..., t], t)
+            s2[..., t + 1] = self._next_var(s2[..., t], z[..., t])
         return z, s2
 
     def unfilter(self, z: np.ndarray, var0: np.ndarray | float | None = None,
@@ -361,7 +351,7 @@ class VolatilityFilter:
         for t in range(z.shape[-1]):
             zt = self.scale_by_state(z[..., t], s2, g if g is None or g.ndim == 1 else g[t])
             r[..., t] = self.mean_return(s2) + np.sqrt(s2) * zt
-            s2 = self._next_var(s2, zt, t)
+            s2 = self._next_var(s2, zt)
         return r
 
     def mean_return(self, s2: np.ndarray | float) -> np.ndarray:
@@ -370,11 +360,9 @@ class VolatilityFilter:
         s2 = np.asarray(s2, dtype=float)
         return self.mean - self.var_drift * s2 if self.var_drift else np.full_like(s2, self.mean)
 
-    def _next_var(self, s2: np.ndarray, z: np.ndarray, t: int) -> np.ndarray:
-        """Eq. (3), one day: sigma^2_{t+1} from sigma^2_t and z_t of day t (0-based) of the sequence (the one update
-        both directions share; the early asymmetry on days t < ``early_days``)."""
-        a = self.asym if self.early_asym is None or t >= self.early_days else self.early_asym
-        return np.minimum(self._update(s2, z, self.alpha, a), self.var_max)
+    def _next_var(self, s2: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Eq. (3), one day: sigma^2_{t+1} from sigma^2_t and z_t (the one update both directions share)."""
+        return np.minimum(self._update(s2, z, self.alpha, self.asym), self.var_max)
 
     def _update(self, s2: np.ndarray, z: np.ndarray, alpha: float | np.ndarray, asym: float | np.ndarray) -> np.ndarray:
         """The right-hand side of (3) before the cap, for this filter's (alpha, a) or for K candidates at once

@@ -50,10 +50,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="then decode the first window of unconditional paths with the filter asymmetry that gives "
                         "window sums the training windows' leverage, the part of their skewness from an earlier fall "
                         "with a later square (eq. (9), docs/pricing.md); needs --data with the training series")
-    p.add_argument("--leverage-split", type=int, metavar="D",
-                   help="with --by-leverage: the first D days of the window get their own asymmetry, fitted so that "
-                        "D-day sums have the training leverage, and the later days the one that gives window sums "
-                        "theirs (eq. (9b), docs/pricing.md; e.g. 21, a trading month)")
     p.add_argument("--by-stitch", action="store_true",
                    help="then start the stitched days of unconditional paths from the view of a filter whose asymmetry "
                         "gives the pairs of days across the stitch the training leverage, and scale them to the "
@@ -79,8 +75,6 @@ def _describe(model) -> str:
         g += f"  shock map (eq. (8); diagonal {model.shock_map.diagonal().min():.3f}-{model.shock_map.diagonal().max():.3f})"
     if model.leverage_asym is not None:
         g += f"  a_g {model.leverage_asym:.3f} (eq. (9); the filter's a {model.vol_filter.asym:.3f})"
-    if model.leverage_early is not None:
-        g += f"  a_e {model.leverage_early[0]:.3f} on days 1-{model.leverage_early[1]} (eq. (9b))"
     if model.stitch_asym is not None:
         g += f"  a_s {model.stitch_asym:.3f} k_s {model.stitch_scale:.4f} (eq. (10))"
     return (f"k {model.residual_scale:.4f}{g}  ({model.calibrated_for[0]} {model.calibrated_for[1]}, "
@@ -105,11 +99,6 @@ def run(args: argparse.Namespace) -> int:
             f"the model in {args.model!r} holds no start-state targets (fitted before they were stored): pass its "
             "training series with --data (and the fit's --start/--end/--column)")
     require(args.start_moment == "z2" or args.by_start, "--start-moment is what --by-start matches: add --by-start")
-    require(args.leverage_split is None or args.by_leverage,
-            "--leverage-split splits the asymmetry --by-leverage fits: add --by-leverage")
-    require(args.leverage_split is None or 1 <= args.leverage_split < model.window,
-            f"--leverage-split is a number of first days of the window, 1 to {model.window - 1}, got "
-            f"{args.leverage_split}")
     held = None if model.start_targets is None else model.start_targets.moment
     require(not args.by_start or args.data is not None or held == args.start_moment,
             f"the model in {args.model!r} holds start-state targets of {held}, not {args.start_moment}: pass its "
@@ -123,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     model.calibrate(args.windows, seed=seed, sampler=sampler, steps=steps, progress=not args.quiet,
                     by_position=args.by_position, by_start=args.by_start, returns=returns,
                     by_correlation=args.by_correlation, by_leverage=args.by_leverage, by_stitch=args.by_stitch,
-                    start_moment=args.start_moment, leverage_split=args.leverage_split)
+                    start_moment=args.start_moment)
     model.save(args.model)
     print(f"before: {before}\nafter:  {_describe(model)}\nsaved {args.model}  ({time.time() - t0:.1f} s)")
     return 0
