@@ -13,16 +13,6 @@ from findiffusion.errors import InputError
 from tests.test_calibration import _assert_contexts_ignore, _assert_field_checked, _chunk_states, _exact_filter_model
 
 
-def _gjr_model(tmp_path, a_true: float):
-    """The oracle of eq. (9): a model whose network draws i.i.d. normal residuals, its filter fitted on returns that
-    filter rebuilt from i.i.d. normal residuals with asymmetry ``a_true``, then set symmetric. (model, returns)."""
-    model = _exact_filter_model(tmp_path, 1.0)
-    f = dataclasses.replace(model.vol_filter, alpha=0.15, beta=0.8, asym=a_true, alpha_max=None, asym_max=None)
-    r = f.unfilter(np.random.default_rng(8).standard_normal(40_000))  # (T,): the GJR process (3)
-    model.vol_filter = dataclasses.replace(f.fit(r), asym=0.0)
-    return model, r
-
-
 def test_calibration_by_leverage_gives_fresh_draws_the_training_leverage(tmp_path):
     """Eq. (9) on an oracle network whose residuals are i.i.d. normal, against training returns rebuilt by the same
     filter with asymmetry 0.6 from i.i.d. normal residuals: the decoding asymmetry found is 0.6 (the law that made the
@@ -34,9 +24,13 @@ def test_calibration_by_leverage_gives_fresh_draws_the_training_leverage(tmp_pat
     from findiffusion.calibration import fit_leverage_asym, leverage_target
     from findiffusion.stylized_facts import skew_parts
 
-    a_true = 0.6
-    model, r = _gjr_model(tmp_path, a_true)  # decoding i.i.d. residuals with a = 0.6 gives exactly the training law,
-    f, L, C = model.vol_filter, model.window, model.config.stitch_context  # with the fitted a = 0 none of its leverage
+    model = _exact_filter_model(tmp_path, 1.0)
+    L, C, a_true = model.window, model.config.stitch_context, 0.6
+    f = dataclasses.replace(model.vol_filter, alpha=0.15, beta=0.8, asym=a_true, alpha_max=None, asym_max=None)
+    r = f.unfilter(np.random.default_rng(8).standard_normal(40_000))  # (T,): the GJR process (3) with a = 0.6
+    # the filter fitted on them (start states, bins, M) with the asymmetry set to 0: decoding i.i.d. residuals with
+    # a = 0.6 gives exactly the training law, with the fitted a = 0 none of its leverage
+    f = model.vol_filter = dataclasses.replace(f.fit(r), asym=0.0)
     target = leverage_target(model, r)
     assert target < -0.3
     with pytest.raises(InputError, match="training returns"):
